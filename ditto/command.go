@@ -1,0 +1,163 @@
+package ditto
+
+import (
+	"strings"
+	"time"
+)
+
+// Action is what a command does to its resource.
+type Action string
+
+// The actions of things and policies commands.
+const (
+	ActionCreate   Action = "create"
+	ActionRetrieve Action = "retrieve"
+	ActionModify   Action = "modify"
+	ActionMerge    Action = "merge"
+	ActionDelete   Action = "delete"
+)
+
+// Channel of a things signal.
+const (
+	ChannelTwin = "twin"
+	ChannelLive = "live"
+)
+
+// Auth is the authenticated requester: its authorization subjects in order.
+// The first subject is the default one (default policy, request:subjectId,
+// ditto-originator, whoami).
+type Auth struct {
+	Subjects []string
+}
+
+// Default returns the default (first) subject, or "".
+func (a Auth) Default() string {
+	if len(a.Subjects) == 0 {
+		return ""
+	}
+	return a.Subjects[0]
+}
+
+// Headers are Ditto headers with lower-case names. HTTP request headers and
+// their query-parameter equivalents, Ditto Protocol headers and MQTT user
+// properties all arrive here.
+type Headers map[string]string
+
+// Get returns the header with the given (case-insensitive) name.
+func (h Headers) Get(name string) string { return h[strings.ToLower(name)] }
+
+// Set sets a header; the name is lower-cased.
+func (h Headers) Set(name, v string) { h[strings.ToLower(name)] = v }
+
+// Clone returns a copy of h.
+func (h Headers) Clone() Headers {
+	c := make(Headers, len(h))
+	for k, v := range h {
+		c[k] = v
+	}
+	return c
+}
+
+// Header names dittonode interprets.
+const (
+	HeaderCorrelationID      = "correlation-id"
+	HeaderIfMatch            = "if-match"
+	HeaderIfNoneMatch        = "if-none-match"
+	HeaderIfEqual            = "if-equal"
+	HeaderCondition          = "condition"
+	HeaderResponseRequired   = "response-required"
+	HeaderTimeout            = "timeout"
+	HeaderAllowPolicyLockout = "allow-policy-lockout"
+	HeaderChannel            = "channel"
+	HeaderRequestedAcks      = "requested-acks"
+	HeaderContentType        = "content-type"
+	HeaderOriginator         = "ditto-originator"
+	HeaderConsistency        = "consistency"
+	HeaderReplyTo            = "reply-to"
+)
+
+// Command is one things or policies command, whatever carried it (HTTP,
+// WebSocket, MQTT, a connection). Path addresses the resource inside the
+// entity (empty = the whole entity), exactly like HTTP sub-resource URLs and
+// Ditto Protocol paths.
+type Command struct {
+	Action Action
+	// Entity is the thing or policy ID as given; services validate it.
+	Entity string
+	Path   Pointer
+	// Value is the payload of create, modify and merge (a decoded JSON value).
+	Value any
+	// Fields is the field selector of a retrieve ("" = all).
+	Fields  string
+	Headers Headers
+	Auth    Auth
+	// Timeout bounds the whole command; zero means the default (60 s).
+	Timeout time.Duration
+}
+
+// Result is a successful command's outcome.
+type Result struct {
+	// Status is the Ditto status: 200 retrieve, 201 created, 204 modified or
+	// deleted.
+	Status int
+	// Value is the response value (the retrieved or created resource); nil
+	// when there is none.
+	Value any
+	// ETag is the entity tag of the addressed resource after the command,
+	// quoted as Ditto sends it ("\"rev:3\"" or "\"hash:…\""); "" for none.
+	ETag string
+	// Revision is the entity's revision after the command.
+	Revision int64
+	// Entity is the entity ID the command addressed (for POST-created things
+	// the generated ID).
+	Entity string
+}
+
+// Permissions of policy statements.
+const (
+	PermRead    = "READ"
+	PermWrite   = "WRITE"
+	PermExecute = "EXECUTE"
+)
+
+// Resource types of policy resources.
+const (
+	ResourceThing   = "thing"
+	ResourcePolicy  = "policy"
+	ResourceMessage = "message"
+)
+
+// Enforcer answers authorization questions for one policy. Implemented by
+// services/policies; consumers (things, search, gateway, mqtt) use this
+// interface.
+type Enforcer interface {
+	// Unrestricted reports whether subjects have every perm at resource
+	// (type, path) and no revoke of them anywhere below it.
+	Unrestricted(resType string, path Pointer, subjects []string, perms ...string) bool
+	// Partial reports whether subjects have every perm at resource or at any
+	// resource below it.
+	Partial(resType string, path Pointer, subjects []string, perms ...string) bool
+	// View returns the part of v (located at resource (type, path)) the
+	// subjects may READ, and false when nothing of it is readable. v is not
+	// modified.
+	View(resType string, path Pointer, v any, subjects []string) (any, bool)
+}
+
+// Signal is an applied change or other signal travelling on the node-local
+// bus: a Ditto Protocol envelope plus what subscribers need to authorize and
+// enrich it without another lookup.
+type Signal struct {
+	Envelope Envelope
+	// EntityID is the thing or policy ID.
+	EntityID string
+	// PolicyID is the policy governing the thing after the change.
+	PolicyID string
+	// Revision of the entity after the change.
+	Revision int64
+	// State is the entity's full JSON after the change (nil once deleted).
+	// It is immutable: subscribers must not modify it.
+	State []byte
+	// Index is the Raft log index that produced the change (0 for signals
+	// that did not come from a state machine).
+	Index uint64
+}
