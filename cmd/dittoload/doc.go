@@ -1,0 +1,22 @@
+// Command dittoload is dittonode's own HTTP load generator. It benchmarks a
+// node through the Eclipse Ditto HTTP API on the local machine:
+//
+//	dittoload put-property -url http://127.0.0.1:8080 -user ditto:ditto -things 100000 -clients 64 -duration 20s -prepare
+//	dittoload get-thing    -url http://127.0.0.1:8080 -user ditto:ditto -things 100000 -clients 64 -duration 20s
+//	dittoload get          -url http://127.0.0.1:9090/ -clients 64 -duration 10s
+//	dittoload hello        -listen 127.0.0.1:9090
+//
+// With -prepare, put-property and get-thing first create the things
+// load:thing-0 … load:thing-<N-1>, shaped like Ditto's benchmark thing. The
+// load phase is a closed loop of -clients workers, or an open loop at -rate
+// requests per second (latency then counts from the scheduled start, so
+// queueing is not hidden). It ends after -duration or on interrupt and prints
+// one summary, human-readable or as JSON with -json: requests, successes,
+// errors by status, throughput and latency percentiles taken from a
+// fixed-size log-linear histogram. hello serves a fixed thing-like JSON body
+// as a plain net/http baseline for get.
+//
+// dittoload talks only to loopback (127.0.0.0/8, ::1, localhost): targets are
+// checked when parsed and again on every dial. It imports only the standard
+// library.
+package main
