@@ -1,0 +1,31 @@
+// Package gateway is dittonode's HTTP API v2: /api/2/things and
+// /api/2/policies with Eclipse Ditto's exact routes, statuses, headers and
+// error JSON, plus /api/2/whoami and /health.
+//
+// The gateway holds no thing or policy logic. It authenticates the request
+// (HTTP basic users, optionally a trusted proxy's x-ditto-pre-authenticated
+// header), enforces the request limits (header and body sizes, concurrency,
+// timeouts), translates the request into a ditto.Command, hands it to the
+// services through the consumer-side interfaces Things and Policies, and
+// translates the ditto.Result or error back into HTTP.
+//
+// Decisions where Ditto leaves room:
+//   - Internal headers sent by clients (ditto-*, read-subjects, subject,
+//     raw-request-url, timeout-access) are stripped silently, as Ditto's
+//     header translator does; they never reach a command.
+//   - x-ditto-pre-authenticated is ignored (not rejected) unless
+//     Config.PreAuthentication is on; the request must then authenticate
+//     another way.
+//   - response-required=false and timeout=0 run the command to completion in
+//     the request goroutine (nothing is lost, and the client gets
+//     back-pressure) and then answer 202 with an empty body. A retrieve with
+//     response-required=false is dropped, as in Ditto.
+//   - Errors the services return that are not *ditto.Error: a context
+//     deadline maps to 408 command.timeout, ErrUnavailable (or an error with
+//     an Unavailable() bool method reporting true) to 503, anything else to
+//     500 gateway:internal.error, logged with its correlation-id.
+//
+// Imports: the standard library and ditto only. It must not import any other
+// dittonode package (services/things, services/policies, consensus, node...):
+// node plugs the concrete services in through Deps.
+package gateway

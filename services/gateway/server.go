@@ -1,0 +1,324 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dittonode/dittonode/ditto"
+)
+
+// Things is what the gateway needs of the things service
+// (services/things.Service implements it).
+type Things interface {
+	Handle(ctx context.Context, cmd ditto.Command) (ditto.Result, error)
+	// RetrieveMany retrieves the things with the given IDs the requester may
+	// read (others are omitted) with cmd's fields and headers.
+	RetrieveMany(ctx context.Context, ids []string, cmd ditto.Command) ([]any, error)
+}
+
+// Policies is what the gateway needs of the policies service
+// (services/policies.Service implements it).
+type Policies interface {
+	Handle(ctx context.Context, cmd ditto.Command) (ditto.Result, error)
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	Things   Things
+	Policies Policies
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// Health reports the node's status for /health: details and whether the
+	// node is up. Nil means always up.
+	Health func(ctx context.Context) (map[string]any, bool)
+	// NewUUID generates IDs for POST /things and correlation IDs; defaults
+	// to a crypto/rand version 4 UUID.
+	NewUUID func() string
+}
+
+// Log keys.
+const (
+	logKeyCorrelationID = "correlation-id"
+	logKeyError         = "error"
+	logKeyAddr          = "addr"
+	logKeyPanic         = "panic"
+)
+
+const (
+	apiPrefix     = "/api/2"
+	healthPath    = "/health"
+	healthTimeout = 5 * time.Second
+)
+
+// Server is the HTTP gateway.
+type Server struct {
+	cfg        Config
+	deps       Deps
+	log        *slog.Logger
+	mechanisms []mechanism
+	sem        chan struct{}
+	handler    http.Handler
+
+	mu      sync.Mutex
+	srv     *http.Server
+	ln      net.Listener
+	started bool
+	closed  bool
+
+	done      chan struct{} // closed by Close; stops the ctx watcher
+	stopOnce  sync.Once
+	closeErr  error
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// New builds a gateway; it allocates only (Start listens). Zero Config
+// fields take their defaults.
+func New(cfg Config, deps Deps) *Server {
+	cfg = cfg.withDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.NewUUID == nil {
+		deps.NewUUID = newUUID
+	}
+	s := &Server{
+		cfg:  cfg,
+		deps: deps,
+		log:  deps.Logger,
+		sem:  make(chan struct{}, cfg.MaxConcurrentRequests),
+		done: make(chan struct{}),
+	}
+	if cfg.PreAuthentication {
+		s.mechanisms = append(s.mechanisms, preAuth{})
+	}
+	s.mechanisms = append(s.mechanisms, newBasicAuth(cfg.Users))
+	s.handler = http.HandlerFunc(s.serveHTTP)
+	return s
+}
+
+// Handler returns the gateway's HTTP handler (for tests and for embedding
+// into another server).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start listens on Config.Addr and serves in a goroutine the Server owns.
+// Cancelling ctx shuts the server down like Close.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("gateway: start after close")
+	}
+	if s.started {
+		return errors.New("gateway: already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen %s: %w", s.cfg.Addr, err)
+	}
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		// Generous transport limit: the Ditto limit (431 with Ditto JSON) is
+		// checked in the handler; this only stops abuse.
+		MaxHeaderBytes: 4 * s.cfg.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.ln = ln
+	s.started = true
+	srv := s.srv
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("gateway: serve", logKeyAddr, ln.Addr().String(), logKeyError, err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+			s.stop()
+		case <-s.done:
+		}
+	}()
+	s.log.Info("gateway: listening", logKeyAddr, ln.Addr().String())
+	return nil
+}
+
+// Addr returns the listening address, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close shuts the server down gracefully: it stops accepting, lets requests
+// in flight finish for up to Config.ShutdownTimeout, then closes what is
+// left. It is idempotent and safe without or after a failed Start.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.done)
+		s.stop()
+		s.wg.Wait()
+	})
+	return s.closeErr
+}
+
+// stop shuts the http.Server down once (from Close or the ctx watcher).
+func (s *Server) stop() {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		srv := s.srv
+		s.mu.Unlock()
+		if srv == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			if cerr := srv.Close(); cerr != nil {
+				s.closeErr = fmt.Errorf("gateway: close: %w", cerr)
+			}
+		}
+	})
+}
+
+// serveHTTP is the whole request pipeline: correlation-id, header limit,
+// routing of /health, /api/2 concurrency limit, authentication, then the
+// resource.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	var q url.Values
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
+	cid := q.Get(ditto.HeaderCorrelationID)
+	if cid == "" {
+		cid = r.Header.Get(correlationKey)
+	}
+	if cid == "" {
+		cid = s.deps.NewUUID()
+	}
+	w.Header()[correlationKey] = []string{cid}
+	defer s.recoverPanic(w, cid)
+
+	if n := headerBytes(r.Header); n > s.cfg.MaxHeaderBytes {
+		writeDittoError(w, ditto.ErrHeadersTooLarge.New("The headers of the request are %d bytes long, more than the allowed %d bytes.", n, s.cfg.MaxHeaderBytes))
+		return
+	}
+	path := r.URL.Path
+	switch {
+	case path == healthPath:
+		s.serveHealth(w, r)
+		return
+	case path != apiPrefix && !strings.HasPrefix(path, apiPrefix+"/"):
+		writeDittoError(w, ditto.ErrResourceNotFound.New("The resource '%s' does not exist.", path))
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		writeDittoError(w, ditto.ErrTooManyRequests.New("Too many requests are in flight; try again later."))
+		return
+	}
+	auth, aerr := s.authenticate(r)
+	if aerr != nil {
+		if aerr.Status == http.StatusUnauthorized {
+			w.Header()[wwwAuthKey] = hdrBasicRealm
+		}
+		writeDittoError(w, aerr)
+		return
+	}
+	escaped := r.URL.EscapedPath()
+	if !strings.HasPrefix(escaped, apiPrefix) {
+		writeDittoError(w, ditto.ErrResourceNotFound.New("The resource '%s' does not exist.", escaped))
+		return
+	}
+	escaped = escaped[len(apiPrefix):]
+	if escaped == "/whoami" || escaped == "/whoami/" {
+		s.serveWhoami(w, r, auth, cid)
+		return
+	}
+	rt, derr := parseRoute(escaped)
+	if derr != nil {
+		writeDittoError(w, derr)
+		return
+	}
+	s.serveResource(w, r, q, cid, auth, rt)
+}
+
+// recoverPanic turns a panic below the handler into a logged 500 instead of
+// a dropped connection. http.ErrAbortHandler keeps its meaning.
+func (s *Server) recoverPanic(w http.ResponseWriter, cid string) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+		panic(v)
+	}
+	s.log.Error("gateway: panic in handler", logKeyCorrelationID, cid, logKeyPanic, fmt.Sprint(v))
+	writeDittoError(w, ditto.ErrInternal.New("An unexpected error occurred while processing the request with correlation-id '%s'.", cid))
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allowed methods) {
+	w.Header()[allowKey] = []string{allowed.allow()}
+	writeDittoError(w, ditto.ErrMethodNotAllowed.New("The method '%s' is not allowed for the resource '%s'.", r.Method, r.URL.EscapedPath()))
+}
+
+func (s *Server) serveWhoami(w http.ResponseWriter, r *http.Request, auth ditto.Auth, cid string) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r, mGet)
+		return
+	}
+	subjects := auth.Subjects
+	if subjects == nil {
+		subjects = []string{}
+	}
+	s.writeValue(w, http.StatusOK, map[string]any{"defaultSubject": auth.Default(), "subjects": subjects}, cid)
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r, mGet)
+		return
+	}
+	body := map[string]any{}
+	up := true
+	if s.deps.Health != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		details, ok := s.deps.Health(ctx)
+		cancel()
+		for k, v := range details {
+			body[k] = v
+		}
+		up = ok
+	}
+	status := http.StatusOK
+	body["status"] = "UP"
+	if !up {
+		status = http.StatusServiceUnavailable
+		body["status"] = "DOWN"
+	}
+	s.writeValue(w, status, body, w.Header().Get(correlationKey))
+}
