@@ -103,6 +103,9 @@ type Result struct {
 	// Value is the response value (the retrieved or created resource); nil
 	// when there is none.
 	Value any
+	// Raw, when non-nil, is Value already encoded as JSON; readers that can
+	// answer from stored bytes set it instead of Value.
+	Raw []byte
 	// ETag is the entity tag of the addressed resource after the command,
 	// quoted as Ditto sends it ("\"rev:3\"" or "\"hash:…\""); "" for none.
 	ETag string
@@ -161,3 +164,11 @@ type Signal struct {
 	// that did not come from a state machine).
 	Index uint64
 }
+
+// TimeFormat is how dittonode writes timestamps (_created, _modified, event
+// timestamps): ISO-8601 in UTC with milliseconds, so that the strings sort
+// in time order.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// FormatTime formats t in TimeFormat (converted to UTC).
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }

@@ -121,45 +121,45 @@ var (
 	ErrThingMetadataConflict     = ErrorDef{"things:metadata.headersconflict", 400, "Give only one of put-metadata, get-metadata and delete-metadata."}
 
 	// Policies.
-	ErrPolicyIDInvalid           = ErrorDef{"policies:id.invalid", 400, "It must conform to the namespaced entity ID notation (see Ditto documentation)."}
-	ErrPolicyIDNotSettable       = ErrorDef{"policies:id.notsettable", 400, "Either delete the Policy ID from the resource or change it to match the ID in the URL."}
-	ErrPolicyNotFound            = ErrorDef{"policies:policy.notfound", 404, "Check if the ID of your requested Policy was correct and you have sufficient permissions."}
-	ErrPolicyConflict            = ErrorDef{"policies:policy.conflict", 409, "Choose another Policy ID or modify the existing Policy instead."}
-	ErrPolicyNotCreatable        = ErrorDef{"policies:policy.notcreatable", 403, "Check if you have sufficient permissions."}
-	ErrPolicyNotModifiable       = ErrorDef{"policies:policy.notmodifiable", 403, "Check if the ID of the Policy was correct and you have sufficient permissions."}
-	ErrPolicyNotDeletable        = ErrorDef{"policies:policy.notdeletable", 403, "Check if the ID of the Policy was correct and you have sufficient permissions."}
-	ErrPolicyModInvalid          = ErrorDef{"policies:policy.modificationinvalid", 403, "At least one subject without expiry must keep WRITE permission on 'policy:/'. Set 'allow-policy-lockout' to override."}
-	ErrPolicyTooLarge            = ErrorDef{"policies:policy.toolarge", 413, "Reduce the size of the Policy to at most 100 kB."}
-	ErrPolicyInvalid             = ErrorDef{"policies:policy.invalid", 400, "Check the structure of the Policy."}
-	ErrPolicyPreconditionFailed  = ErrorDef{"policies:precondition.failed", 412, "The comparison of the provided precondition header with the current ETag value of the requested Policy resource evaluated to false. Check the value of your conditional header value."}
-	ErrPolicyPreconditionNotMod  = ErrorDef{"policies:precondition.notmodified", 304, "The comparison of the provided precondition header with the current ETag value of the requested Policy resource evaluated to false. Check the value of your conditional header value."}
-	ErrPolicyEntriesNotFound     = ErrorDef{"policies:entries.notfound", 404, "Check if the ID of the Policy was correct and you have sufficient permissions."}
-	ErrPolicyEntriesNotMod       = ErrorDef{"policies:entries.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrPolicyEntryNotFound       = ErrorDef{"policies:entry.notfound", 404, "Check if the ID of the Policy and the label of the entry was correct and you have sufficient permissions."}
-	ErrPolicyEntryNotModifiable  = ErrorDef{"policies:entry.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrPolicyEntryModInvalid     = ErrorDef{"policies:entry.modificationinvalid", 403, "At least one subject without expiry must keep WRITE permission on 'policy:/'. Set 'allow-policy-lockout' to override."}
-	ErrPolicyEntryInvalid        = ErrorDef{"policies:entry.invalid", 400, "Check the structure of the policy entry."}
-	ErrPolicyLabelInvalid        = ErrorDef{"policies:label.invalid", 400, "Labels must not be empty, contain '/' or control characters, be longer than 256 characters or start with 'imported' or 'nsimported-'."}
-	ErrPolicySubjectsNotFound    = ErrorDef{"policies:subjects.notfound", 404, "Check if the ID of the Policy and the label of the entry was correct and you have sufficient permissions."}
-	ErrPolicySubjectsNotMod      = ErrorDef{"policies:subjects.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrPolicySubjectNotFound     = ErrorDef{"policies:subject.notfound", 404, "Check if the ID of the Policy, the label of the entry and the subject ID was correct and you have sufficient permissions."}
-	ErrPolicySubjectNotMod       = ErrorDef{"policies:subject.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrPolicySubjectIDInvalid    = ErrorDef{"policies:subjectid.invalid", 400, "Subject IDs have the form '<issuer>:<subject>' without control characters."}
-	ErrPolicyResourcesNotFound   = ErrorDef{"policies:resources.notfound", 404, "Check if the ID of the Policy and the label of the entry was correct and you have sufficient permissions."}
-	ErrPolicyResourcesNotMod     = ErrorDef{"policies:resources.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrPolicyResourceNotFound    = ErrorDef{"policies:resource.notfound", 404, "Check if the ID of the Policy, the label of the entry and the resource key was correct and you have sufficient permissions."}
-	ErrPolicyResourceNotMod      = ErrorDef{"policies:resource.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrPolicyResourceInvalid     = ErrorDef{"policies:resource.invalid", 400, "Resource keys have the form '<type>:<path>' with type thing, policy or message, and grant/revoke contain only READ, WRITE and EXECUTE."}
-	ErrPolicyImportsNotFound     = ErrorDef{"policies:imports.notfound", 404, "Check if the ID of the Policy was correct and you have sufficient permissions."}
-	ErrPolicyImportsNotMod       = ErrorDef{"policies:imports.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrPolicyImportNotFound      = ErrorDef{"policies:import.notfound", 404, "Check if the ID of the Policy and of the imported Policy was correct and you have sufficient permissions."}
-	ErrPolicyImportNotMod        = ErrorDef{"policies:import.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrPolicyImportInvalid       = ErrorDef{"policies:import.invalid", 400, "Check the import: a policy cannot import itself and entries must be labels."}
-	ErrPolicyImportsTooLarge     = ErrorDef{"policies:imports.toolarge", 400, "A policy may have at most 10 imports."}
-	ErrPolicyUnavailable         = ErrorDef{"policies:policy.unavailable", 503, "The Policy is currently not available. Try again later."}
-	ErrPolicyEntryNamespacesBad  = ErrorDef{"policies:entry.namespaces.invalid", 400, "Namespaces are namespace names, optionally ending in '.*'."}
-	ErrPolicyImportableInvalid   = ErrorDef{"policies:entry.importable.invalid", 400, "'importable' is one of implicit, explicit, never."}
-	ErrPolicyActionNotAllowed    = ErrorDef{"policies:action.notallowed", 403, "Check if you have EXECUTE permission on the action."}
+	ErrPolicyIDInvalid          = ErrorDef{"policies:id.invalid", 400, "It must conform to the namespaced entity ID notation (see Ditto documentation)."}
+	ErrPolicyIDNotSettable      = ErrorDef{"policies:id.notsettable", 400, "Either delete the Policy ID from the resource or change it to match the ID in the URL."}
+	ErrPolicyNotFound           = ErrorDef{"policies:policy.notfound", 404, "Check if the ID of your requested Policy was correct and you have sufficient permissions."}
+	ErrPolicyConflict           = ErrorDef{"policies:policy.conflict", 409, "Choose another Policy ID or modify the existing Policy instead."}
+	ErrPolicyNotCreatable       = ErrorDef{"policies:policy.notcreatable", 403, "Check if you have sufficient permissions."}
+	ErrPolicyNotModifiable      = ErrorDef{"policies:policy.notmodifiable", 403, "Check if the ID of the Policy was correct and you have sufficient permissions."}
+	ErrPolicyNotDeletable       = ErrorDef{"policies:policy.notdeletable", 403, "Check if the ID of the Policy was correct and you have sufficient permissions."}
+	ErrPolicyModInvalid         = ErrorDef{"policies:policy.modificationinvalid", 403, "At least one subject without expiry must keep WRITE permission on 'policy:/'. Set 'allow-policy-lockout' to override."}
+	ErrPolicyTooLarge           = ErrorDef{"policies:policy.toolarge", 413, "Reduce the size of the Policy to at most 100 kB."}
+	ErrPolicyInvalid            = ErrorDef{"policies:policy.invalid", 400, "Check the structure of the Policy."}
+	ErrPolicyPreconditionFailed = ErrorDef{"policies:precondition.failed", 412, "The comparison of the provided precondition header with the current ETag value of the requested Policy resource evaluated to false. Check the value of your conditional header value."}
+	ErrPolicyPreconditionNotMod = ErrorDef{"policies:precondition.notmodified", 304, "The comparison of the provided precondition header with the current ETag value of the requested Policy resource evaluated to false. Check the value of your conditional header value."}
+	ErrPolicyEntriesNotFound    = ErrorDef{"policies:entries.notfound", 404, "Check if the ID of the Policy was correct and you have sufficient permissions."}
+	ErrPolicyEntriesNotMod      = ErrorDef{"policies:entries.notmodifiable", 403, "Check if you have sufficient permissions."}
+	ErrPolicyEntryNotFound      = ErrorDef{"policies:entry.notfound", 404, "Check if the ID of the Policy and the label of the entry was correct and you have sufficient permissions."}
+	ErrPolicyEntryNotModifiable = ErrorDef{"policies:entry.notmodifiable", 403, "Check if you have sufficient permissions."}
+	ErrPolicyEntryModInvalid    = ErrorDef{"policies:entry.modificationinvalid", 403, "At least one subject without expiry must keep WRITE permission on 'policy:/'. Set 'allow-policy-lockout' to override."}
+	ErrPolicyEntryInvalid       = ErrorDef{"policies:entry.invalid", 400, "Check the structure of the policy entry."}
+	ErrPolicyLabelInvalid       = ErrorDef{"policies:label.invalid", 400, "Labels must not be empty, contain '/' or control characters, be longer than 256 characters or start with 'imported' or 'nsimported-'."}
+	ErrPolicySubjectsNotFound   = ErrorDef{"policies:subjects.notfound", 404, "Check if the ID of the Policy and the label of the entry was correct and you have sufficient permissions."}
+	ErrPolicySubjectsNotMod     = ErrorDef{"policies:subjects.notmodifiable", 403, "Check if you have sufficient permissions."}
+	ErrPolicySubjectNotFound    = ErrorDef{"policies:subject.notfound", 404, "Check if the ID of the Policy, the label of the entry and the subject ID was correct and you have sufficient permissions."}
+	ErrPolicySubjectNotMod      = ErrorDef{"policies:subject.notmodifiable", 403, "Check if you have sufficient permissions."}
+	ErrPolicySubjectIDInvalid   = ErrorDef{"policies:subjectid.invalid", 400, "Subject IDs have the form '<issuer>:<subject>' without control characters."}
+	ErrPolicyResourcesNotFound  = ErrorDef{"policies:resources.notfound", 404, "Check if the ID of the Policy and the label of the entry was correct and you have sufficient permissions."}
+	ErrPolicyResourcesNotMod    = ErrorDef{"policies:resources.notmodifiable", 403, "Check if you have sufficient permissions."}
+	ErrPolicyResourceNotFound   = ErrorDef{"policies:resource.notfound", 404, "Check if the ID of the Policy, the label of the entry and the resource key was correct and you have sufficient permissions."}
+	ErrPolicyResourceNotMod     = ErrorDef{"policies:resource.notmodifiable", 403, "Check if you have sufficient permissions."}
+	ErrPolicyResourceInvalid    = ErrorDef{"policies:resource.invalid", 400, "Resource keys have the form '<type>:<path>' with type thing, policy or message, and grant/revoke contain only READ, WRITE and EXECUTE."}
+	ErrPolicyImportsNotFound    = ErrorDef{"policies:imports.notfound", 404, "Check if the ID of the Policy was correct and you have sufficient permissions."}
+	ErrPolicyImportsNotMod      = ErrorDef{"policies:imports.notmodifiable", 403, "Check if you have sufficient permissions."}
+	ErrPolicyImportNotFound     = ErrorDef{"policies:import.notfound", 404, "Check if the ID of the Policy and of the imported Policy was correct and you have sufficient permissions."}
+	ErrPolicyImportNotMod       = ErrorDef{"policies:import.notmodifiable", 403, "Check if you have sufficient permissions."}
+	ErrPolicyImportInvalid      = ErrorDef{"policies:import.invalid", 400, "Check the import: a policy cannot import itself and entries must be labels."}
+	ErrPolicyImportsTooLarge    = ErrorDef{"policies:imports.toolarge", 400, "A policy may have at most 10 imports."}
+	ErrPolicyUnavailable        = ErrorDef{"policies:policy.unavailable", 503, "The Policy is currently not available. Try again later."}
+	ErrPolicyEntryNamespacesBad = ErrorDef{"policies:entry.namespaces.invalid", 400, "Namespaces are namespace names, optionally ending in '.*'."}
+	ErrPolicyImportableInvalid  = ErrorDef{"policies:entry.importable.invalid", 400, "'importable' is one of implicit, explicit, never."}
+	ErrPolicyActionNotAllowed   = ErrorDef{"policies:action.notallowed", 403, "Check if you have EXECUTE permission on the action."}
 
 	// Search, messages, acknowledgements, connectivity.
 	ErrSearchOptionInvalid  = ErrorDef{"thing-search:search.option.invalid", 400, "Check the search options: sort(+f,-g), size(1..200), cursor(c); limit cannot be combined with size or cursor."}
@@ -177,6 +177,8 @@ var (
 	ErrConnectionIDInvalid  = ErrorDef{"connectivity:connection.id.invalid", 400, "Connection IDs match [a-zA-Z0-9-_:]{1,100}."}
 	ErrPlaceholderNotFound  = ErrorDef{"placeholder:placeholder.notfound", 400, "Check the placeholder name."}
 	ErrPlaceholderFnInvalid = ErrorDef{"placeholder:function.invalid", 400, "Check the placeholder function."}
+	ErrTopicInvalid         = ErrorDef{"protocoladapter:unknown.topicpath", 400, "Check if the topic path is correct."}
+	ErrPathUnknown          = ErrorDef{"protocoladapter:unknown.path", 400, "Check if the path is correct: it must address a resource of the entity."}
 )
 
 // Catalogue lists every ErrorDef above; a test checks codes, prefixes and
@@ -210,5 +212,5 @@ var Catalogue = []ErrorDef{
 	ErrSearchOptionInvalid, ErrSearchCursorInvalid, ErrSearchTimeout, ErrSearchProtocol, ErrMessageSendDenied,
 	ErrMessageTooLarge, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrConnectionNotFound,
 	ErrConnectionConflict, ErrConnectionInvalid, ErrConnectionIDInvalid, ErrPlaceholderNotFound,
-	ErrPlaceholderFnInvalid,
+	ErrPlaceholderFnInvalid, ErrTopicInvalid, ErrPathUnknown,
 }
