@@ -1,0 +1,320 @@
+package things
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/dittonode/dittonode/ditto"
+	"github.com/dittonode/dittonode/ditto/rql"
+)
+
+// if-equal header values.
+const (
+	ifEqualUpdate       = "update"
+	ifEqualSkip         = "skip"
+	ifEqualSkipMinimize = "skip-minimizing-merge"
+)
+
+const contentTypeMergePatch = "application/merge-patch+json"
+
+func jsonInt(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
+
+// change is the outcome of one applied entry before it is published.
+type change struct {
+	rec     *Record // the new record (a tombstone after a delete)
+	action  string  // event action: created, modified, merged, deleted
+	value   any     // event value (none for deleted)
+	status  int
+	resVal  any // response value (201 only)
+	resPath ditto.Pointer
+	etag    string
+}
+
+// applyLocked applies one entry to the state; s.mu is held. It returns the
+// command result (ditto.Result or *ditto.Error) and the event to publish.
+// It is deterministic: everything comes from the entry and the state.
+func (s *Service) applyLocked(index uint64, e *entry) (any, *ditto.Signal) {
+	r, cerr := classify(e.path)
+	if cerr != nil {
+		return cerr, nil
+	}
+	var val any
+	if e.value != nil {
+		v, err := decodeTrusted(e.value)
+		if err != nil {
+			panic(fmt.Sprintf("things: entry value at index %d does not decode: %v", index, err))
+		}
+		val = v
+	}
+	ts := time.UnixMilli(e.time).UTC()
+	rec := s.things[e.id]
+	var tomb *Record
+	if rec != nil && rec.deleted() {
+		rec, tomb = nil, rec
+	}
+	var c *change
+	var err *ditto.Error
+	if rec == nil {
+		c, err = s.applyCreate(e, r, val, ts, tomb)
+	} else {
+		c, err = s.applyExisting(e, r, val, ts, rec)
+	}
+	if err != nil {
+		return err, nil
+	}
+	s.things[e.id] = c.rec
+	res := ditto.Result{Status: c.status, Value: c.resVal, ETag: c.etag, Revision: c.rec.Revision, Entity: e.id}
+	return res, s.event(index, e, c)
+}
+
+// applyCreate handles an entry for a thing that does not exist.
+func (s *Service) applyCreate(e *entry, r resource, val any, ts time.Time, tomb *Record) (*change, *ditto.Error) {
+	creates := e.op == opCreate || (e.mayCreate && r.kind == kindThing && (e.op == opModify || e.op == opMerge))
+	if !creates {
+		return nil, thingNotFound(e.id)
+	}
+	if err := checkETags(e, "", false); err != nil {
+		return nil, err
+	}
+	if e.condition != "" {
+		return nil, conditionFailed(e.id)
+	}
+	v := validator{id: e.id, merge: e.op == opMerge}
+	if e.op == opMerge {
+		val = ditto.MergePatch(map[string]any{}, val)
+	}
+	thing, verr := v.thing(val)
+	if verr != nil {
+		return nil, verr
+	}
+	pid, _ := thing[keyPolicyID].(string)
+	if pid == "" {
+		return nil, ditto.ErrThingNotCreatable.New("The Thing with ID '%s' could not be created because it has no policyId.", e.id)
+	}
+	b := encodeTree(thing)
+	if len(b) > s.cfg.MaxThingBytes {
+		return nil, tooLarge(e.id, len(b), s.cfg.MaxThingBytes)
+	}
+	rev := int64(1)
+	if tomb != nil {
+		rev = tomb.Revision + 1
+	}
+	rec := &Record{ID: e.id, PolicyID: pid, Revision: rev, Created: ts, Modified: ts, JSON: b}
+	return &change{rec: rec, action: "created", value: thing, status: 201, resVal: thing, etag: ditto.RevisionETag(rev)}, nil
+}
+
+// applyExisting handles an entry for an existing thing.
+func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec *Record) (*change, *ditto.Error) {
+	if e.op == opCreate || (e.mayCreate && r.kind == kindThing) {
+		if err := checkETags(e, ditto.RevisionETag(rec.Revision), true); err != nil {
+			return nil, err
+		}
+		return nil, ditto.ErrThingConflict.New("The Thing with ID '%s' already exists", e.id)
+	}
+	doc, _ := decodeTrusted(rec.JSON)
+	thing := doc.(map[string]any)
+	if r.inFeature() && (e.op != opMerge) {
+		if _, ok := ditto.GetAt(thing, r.featurePath()); !ok {
+			return nil, featureNotFound(r.feature, e.id)
+		}
+	}
+	cur, exists := ditto.GetAt(thing, r.path)
+	if r.kind == kindThing {
+		exists = true
+	}
+	if err := checkETags(e, currentETag(r, rec, cur, exists), exists); err != nil {
+		return nil, err
+	}
+	if e.condition != "" {
+		if err := evalCondition(e, rec); err != nil {
+			return nil, err
+		}
+	}
+	c := &change{status: 204}
+	switch e.op {
+	case opDelete:
+		if r.kind == kindPolicyID {
+			return nil, policyIDNotDeletable(e.id)
+		}
+		if r.kind == kindThing {
+			tomb := &Record{ID: rec.ID, PolicyID: rec.PolicyID, Revision: rec.Revision + 1, Created: rec.Created, Modified: ts}
+			return &change{rec: tomb, action: "deleted", status: 204}, nil
+		}
+		if !exists {
+			return nil, r.notFound(e.id)
+		}
+		ditto.DeleteAt(thing, r.path)
+		c.action = "deleted"
+	case opModify:
+		if r.kind == kindThing {
+			nt := val.(map[string]any)
+			if _, ok := nt[keyPolicyID]; !ok {
+				nt[keyPolicyID] = rec.PolicyID
+			}
+			if e.ifEqual == ifEqualSkip && ditto.JSONEqual(thing, nt) {
+				return nil, skipped(e.id)
+			}
+			thing = nt
+		} else {
+			if e.ifEqual == ifEqualSkip && exists && ditto.JSONEqual(cur, val) {
+				return nil, skipped(e.id)
+			}
+			ditto.SetAt(thing, r.path, val)
+		}
+		c.value = val
+		if r.kind == kindThing {
+			c.value = thing
+		}
+		c.action = "modified"
+		if !exists {
+			c.action, c.status, c.resVal = "created", 201, val
+		}
+	case opMerge:
+		patch := val
+		if e.ifEqual == ifEqualSkip || e.ifEqual == ifEqualSkipMinimize {
+			min := ditto.MergeMinimize(cur, patch)
+			if min == nil {
+				return nil, skipped(e.id)
+			}
+			if e.ifEqual == ifEqualSkipMinimize {
+				patch = min
+			}
+		}
+		if patch == nil {
+			if r.kind == kindThing {
+				return nil, ditto.ErrThingMergeInvalid.New("The Thing with ID '%s' cannot be merged with null.", e.id)
+			}
+			ditto.DeleteAt(thing, r.path)
+		} else {
+			merged := ditto.MergePatch(cur, patch)
+			if r.kind == kindThing {
+				m, ok := merged.(map[string]any)
+				if !ok {
+					return nil, ditto.ErrThingMergeInvalid.New("The Thing with ID '%s' must be merged with a JSON object.", e.id)
+				}
+				thing = m
+			} else {
+				ditto.SetAt(thing, r.path, merged)
+			}
+		}
+		canon, verr := validator{id: e.id, merge: true}.thing(thing)
+		if verr != nil {
+			return nil, verr
+		}
+		if _, ok := canon[keyPolicyID]; !ok {
+			return nil, ditto.ErrThingMergeInvalid.New("The policyId of the Thing with ID '%s' cannot be removed.", e.id)
+		}
+		thing = canon
+		c.action, c.value = "merged", patch
+	}
+	b := encodeTree(thing)
+	if len(b) > s.cfg.MaxThingBytes {
+		return nil, tooLarge(e.id, len(b), s.cfg.MaxThingBytes)
+	}
+	pid, _ := thing[keyPolicyID].(string)
+	c.rec = &Record{ID: rec.ID, PolicyID: pid, Revision: rec.Revision + 1, Created: rec.Created, Modified: ts, JSON: b}
+	if r.kind == kindThing {
+		c.etag = ditto.RevisionETag(c.rec.Revision)
+	} else if after, ok := ditto.GetAt(thing, r.path); ok {
+		c.etag = ditto.HashETag(after)
+	}
+	return c, nil
+}
+
+// currentETag is the entity tag of the addressed resource: the revision for
+// the thing, a hash of the value for sub-resources.
+func currentETag(r resource, rec *Record, cur any, exists bool) string {
+	if r.kind == kindThing {
+		return ditto.RevisionETag(rec.Revision)
+	}
+	if !exists {
+		return ""
+	}
+	return ditto.HashETag(cur)
+}
+
+// checkETags evaluates If-Match and If-None-Match of a write.
+func checkETags(e *entry, etag string, exists bool) *ditto.Error {
+	if e.ifMatch != "" && !ditto.MatchETag(e.ifMatch, etag, exists) {
+		return preconditionFailed(ditto.HeaderIfMatch, e.ifMatch, etag)
+	}
+	if e.ifNone != "" && ditto.MatchETag(e.ifNone, etag, exists) {
+		return preconditionFailed(ditto.HeaderIfNoneMatch, e.ifNone, etag)
+	}
+	return nil
+}
+
+func preconditionFailed(header, want, actual string) *ditto.Error {
+	return ditto.ErrThingPreconditionFailed.New("The comparison of precondition header '%s' for the requested Thing resource evaluated to false. Header value: '%s', actual ETag: '%s'.", header, want, actual)
+}
+
+func skipped(id string) *ditto.Error {
+	return ditto.ErrThingPreconditionFailed.New("The previous value was equal to the new value and the 'if-equal' header was set to 'skip' for the Thing with ID '%s'.", id)
+}
+
+func conditionFailed(id string) *ditto.Error {
+	return ditto.ErrThingConditionFailed.New("The specified condition does not match the state of the requested Thing with ID '%s'.", id)
+}
+
+func tooLarge(id string, n, max int) *ditto.Error {
+	return ditto.ErrThingTooLarge.New("The size of '%d' bytes of the Thing with ID '%s' exceeds the limit of '%d' bytes.", n, id, max)
+}
+
+func policyIDNotDeletable(id string) *ditto.Error {
+	return ditto.ErrThingPolicyIDNotDeletable.New("The policyId of the Thing with ID '%s' cannot be deleted.", id)
+}
+
+// evalCondition evaluates the RQL condition of e on the current thing.
+func evalCondition(e *entry, rec *Record) *ditto.Error {
+	n, err := rql.Parse(e.condition)
+	if err != nil {
+		return asDittoError(err)
+	}
+	if !rql.Match(n, rec.specialDoc(), rql.Env{Now: time.UnixMilli(e.time).UTC()}) {
+		return conditionFailed(e.id)
+	}
+	return nil
+}
+
+// asDittoError returns err as a *ditto.Error (a 400 condition.invalid for
+// anything else).
+func asDittoError(err error) *ditto.Error {
+	if de, ok := err.(*ditto.Error); ok {
+		return de
+	}
+	return ditto.ErrThingConditionInvalid.New("The condition is invalid: %v", err)
+}
+
+// event builds the Ditto event of an applied change.
+func (s *Service) event(index uint64, e *entry, c *change) *ditto.Signal {
+	id, _ := ditto.ParseEntityID(e.id)
+	env := ditto.Envelope{
+		Topic:     id.Namespace + "/" + id.Name + "/things/twin/events/" + c.action,
+		Headers:   ditto.Headers{},
+		Path:      e.path.String(),
+		Revision:  c.rec.Revision,
+		Timestamp: ditto.FormatTime(c.rec.Modified),
+	}
+	if e.corrID != "" {
+		env.Headers[ditto.HeaderCorrelationID] = e.corrID
+	}
+	if e.origin != "" {
+		env.Headers[ditto.HeaderOriginator] = e.origin
+	}
+	if c.action == "merged" {
+		env.Headers[ditto.HeaderContentType] = contentTypeMergePatch
+	}
+	if c.action != "deleted" {
+		env.Value = encodeTree(c.value)
+	}
+	return &ditto.Signal{
+		Envelope: env,
+		EntityID: e.id,
+		PolicyID: c.rec.PolicyID,
+		Revision: c.rec.Revision,
+		State:    c.rec.JSON,
+		Index:    index,
+	}
+}

@@ -1,0 +1,166 @@
+package things
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/dittonode/dittonode/ditto"
+)
+
+// Record is the applied state of one thing. Records are immutable: Apply
+// replaces a thing's record, it never changes one, so a reader may keep and
+// use a Record without locks.
+type Record struct {
+	ID       string
+	PolicyID string
+	// Revision is the thing's revision: 1 after the create, +1 per change.
+	Revision int64
+	Created  time.Time
+	Modified time.Time
+	// JSON is the canonical thing JSON without special fields (thingId,
+	// policyId, definition, attributes, features; keys sorted). It must not
+	// be modified.
+	JSON []byte
+}
+
+// deleted reports whether r is the tombstone of a deleted thing; tombstones
+// keep the revision so that a re-created thing continues the history.
+func (r *Record) deleted() bool { return r.JSON == nil }
+
+// specialDoc decodes the record and adds the special fields, as RQL
+// conditions and field selection see the thing.
+func (r *Record) specialDoc() map[string]any {
+	v, err := decodeTrusted(r.JSON)
+	if err != nil {
+		panic(fmt.Sprintf("things: stored JSON of %s does not decode: %v", r.ID, err))
+	}
+	m := v.(map[string]any)
+	addSpecial(m, r)
+	return m
+}
+
+// addSpecial sets _namespace, _revision, _created and _modified in m.
+func addSpecial(m map[string]any, r *Record) {
+	ns := ""
+	if id, ok := ditto.ParseEntityID(r.ID); ok {
+		ns = id.Namespace
+	}
+	m["_namespace"] = ns
+	m["_revision"] = jsonInt(r.Revision)
+	m["_created"] = ditto.FormatTime(r.Created)
+	m["_modified"] = ditto.FormatTime(r.Modified)
+}
+
+// Snapshot stream: magic, then per record a uvarint length and the record
+// bytes, then a zero length as the end marker.
+var snapshotMagic = []byte("DNTHINGS1\n")
+
+func appendRecord(b []byte, r *Record) []byte {
+	b = appendString(b, r.ID)
+	if r.PolicyID == r.ID {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+		b = appendString(b, r.PolicyID)
+	}
+	b = binary.AppendVarint(b, r.Revision)
+	b = binary.AppendVarint(b, r.Created.UnixMilli())
+	b = binary.AppendVarint(b, r.Modified.UnixMilli())
+	if r.JSON == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	return append(b, r.JSON...)
+}
+
+func writeRecords(w io.Writer, recs []*Record) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	if _, err := bw.Write(snapshotMagic); err != nil {
+		return err
+	}
+	var buf, lenBuf []byte
+	for _, r := range recs {
+		buf = appendRecord(buf[:0], r)
+		lenBuf = binary.AppendUvarint(lenBuf[:0], uint64(len(buf)))
+		if _, err := bw.Write(lenBuf); err != nil {
+			return err
+		}
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+	}
+	if err := bw.WriteByte(0); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// maxRecordBytes bounds one snapshot record, so a corrupt length cannot make
+// Restore allocate unbounded memory.
+const maxRecordBytes = 64 << 20
+
+func readRecords(r io.Reader) (map[string]*Record, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil {
+		return nil, fmt.Errorf("read snapshot header: %w", err)
+	}
+	if string(magic) != string(snapshotMagic) {
+		return nil, errors.New("not a things snapshot")
+	}
+	out := make(map[string]*Record)
+	var buf []byte
+	for {
+		n, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, fmt.Errorf("read snapshot record length: %w", err)
+		}
+		if n == 0 {
+			return out, nil
+		}
+		if n > maxRecordBytes {
+			return nil, fmt.Errorf("snapshot record of %d bytes is too large", n)
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil, fmt.Errorf("read snapshot record: %w", err)
+		}
+		rec, err := parseRecord(buf)
+		if err != nil {
+			return nil, err
+		}
+		out[rec.ID] = rec
+	}
+}
+
+func parseRecord(b []byte) (*Record, error) {
+	rd := &reader{b: b}
+	rec := &Record{ID: rd.string()}
+	if rd.err != nil || len(rd.b) == 0 {
+		return nil, errors.New("corrupt snapshot record")
+	}
+	same := rd.b[0]
+	rd.b = rd.b[1:]
+	if same == 1 {
+		rec.PolicyID = rec.ID
+	} else {
+		rec.PolicyID = rd.string()
+	}
+	rec.Revision = rd.varint()
+	rec.Created = time.UnixMilli(rd.varint()).UTC()
+	rec.Modified = time.UnixMilli(rd.varint()).UTC()
+	if rd.err != nil || len(rd.b) == 0 {
+		return nil, errors.New("corrupt snapshot record")
+	}
+	if rd.b[0] == 1 {
+		rec.JSON = append(make([]byte, 0, len(rd.b)-1), rd.b[1:]...)
+	}
+	return rec, nil
+}
