@@ -1,0 +1,502 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/dittonode/dittonode/ditto"
+	"github.com/dittonode/dittonode/ditto/rql"
+)
+
+// Query is one search request.
+type Query struct {
+	// Filter is an RQL expression ("" = every thing).
+	Filter string
+	// Namespaces restricts the search to things in these namespaces.
+	Namespaces []string
+	// Fields is a field selector projecting each item ("" = the thing's
+	// default fields: thingId, policyId, definition, attributes, features).
+	Fields string
+	// Options is "sort(+thingId),size(25),cursor(x)" or "limit(0,10)".
+	Options string
+	Auth    ditto.Auth
+}
+
+// Page is one page of results. Items are fresh JSON values owned by the
+// caller.
+type Page struct {
+	Items []any `json:"items"`
+	// Cursor continues with the next page; "" on the last page.
+	Cursor string `json:"cursor,omitempty"`
+	// NextPageOffset is the offset of the next page of a limit(off,n)
+	// query; nil on the last page and without limit.
+	NextPageOffset *int `json:"nextPageOffset,omitempty"`
+}
+
+// Explain describes how a query ran.
+type Explain struct {
+	// Plan names the index access ("eq:attributes/x~1", "scan", ...).
+	Plan string
+	// Scan is true when the plan could not use the index.
+	Scan bool
+	// Candidates is the number of things the index returned (with Scan, the
+	// number of things visited).
+	Candidates int
+	// Examined is the number of things verified with rql.Match.
+	Examined int
+}
+
+var rootPtr = ditto.Pointer{}
+
+// prepared is a validated query.
+type prepared struct {
+	node     rql.Node // filter and namespaces
+	hash     string
+	sort     []sortKey
+	sortStr  string
+	size     int
+	limit    bool
+	off      int
+	after    []any // cursor: sort values of the last item
+	afterID  string
+	hasAfter bool
+	sel      ditto.FieldSelector
+	hasSel   bool
+	env      rql.Env
+	subjects []string
+}
+
+// prepare validates q. count skips options and fields.
+func (s *Service) prepare(q Query, count bool) (*prepared, error) {
+	p := &prepared{env: rql.Env{Now: s.clock()}, subjects: q.Auth.Subjects}
+	var filter rql.Node
+	canon := ""
+	if strings.TrimSpace(q.Filter) != "" {
+		n, err := rql.Parse(q.Filter)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range rql.Fields(n) {
+			if f.Placeholder != "" {
+				return nil, ditto.ErrRQLInvalid.New("The RQL expression '%s' is invalid: the placeholder '%s' cannot be used in a search.", q.Filter, f.Placeholder)
+			}
+		}
+		filter, canon = n, n.String()
+	}
+	nss := slices.Clone(q.Namespaces)
+	slices.Sort(nss)
+	nss = slices.Compact(nss)
+	p.node = filter
+	if len(nss) > 0 {
+		in := rql.In{Field: rql.Field{Path: ditto.Pointer{"_namespace"}}}
+		for _, ns := range nss {
+			in.Values = append(in.Values, rql.Value{Kind: rql.String, Str: ns})
+		}
+		if filter == nil {
+			p.node = in
+		} else {
+			p.node = rql.And{Children: []rql.Node{filter, in}}
+		}
+	}
+	if count {
+		return p, nil
+	}
+	o, err := parseOptions(q.Options, s.cfg.MaxPageSize)
+	if err != nil {
+		return nil, err
+	}
+	if o.sort == nil {
+		o.sort, o.sortStr = []sortKey{{path: ditto.Pointer{"thingId"}, isID: true}}, "+thingId"
+	}
+	if o.hasCursor {
+		cd, keys, err := decodeCursor(o.cursor)
+		if err != nil {
+			return nil, err
+		}
+		if q.Options != "" && strings.Contains(q.Options, "sort(") && cd.Sort != o.sortStr {
+			return nil, cursorErr()
+		}
+		if cd.Sort != o.sortStr {
+			ks, _, err := parseSort(cd.Sort)
+			if err != nil {
+				return nil, cursorErr()
+			}
+			o.sort, o.sortStr = ks, cd.Sort
+		}
+		if len(keys) != len(o.sort) || cd.Hash != queryHash(canon, nss, o.sortStr) {
+			return nil, cursorErr()
+		}
+		p.after, p.afterID, p.hasAfter = keys, cd.ID, true
+	}
+	p.sort, p.sortStr = o.sort, o.sortStr
+	p.hash = queryHash(canon, nss, p.sortStr)
+	p.size = s.cfg.DefaultPageSize
+	if o.size > 0 {
+		p.size = o.size
+	}
+	if o.limitGiven {
+		p.limit, p.off, p.size = true, o.limitOff, o.limitN
+	}
+	if strings.TrimSpace(q.Fields) != "" {
+		sel, err := ditto.ParseFieldSelector(q.Fields)
+		if err != nil {
+			return nil, err
+		}
+		p.sel, p.hasSel = sel, true
+	}
+	return p, nil
+}
+
+// enfCache remembers the last enforcer looked up within one query.
+type enfCache struct {
+	enfs         Enforcers
+	policyID, ns string
+	enf          ditto.Enforcer
+	ok, valid    bool
+}
+
+func (c *enfCache) get(policyID, ns string) (ditto.Enforcer, bool) {
+	if !c.valid || c.policyID != policyID || c.ns != ns {
+		c.enf, c.ok = nil, false
+		if c.enfs != nil {
+			c.enf, c.ok = c.enfs.EnforcerFor(policyID, ns)
+		}
+		c.policyID, c.ns, c.valid = policyID, ns, true
+	}
+	return c.enf, c.ok
+}
+
+// view returns the part of d the subjects may read, as the filter sees it,
+// or false when they may read nothing of it. The result is read-only.
+func view(d *doc, subjects []string, ec *enfCache) (map[string]any, bool) {
+	enf, ok := ec.get(d.policyID, d.ns)
+	if !ok || enf == nil {
+		return nil, false
+	}
+	if enf.Unrestricted(ditto.ResourceThing, rootPtr, subjects, ditto.PermRead) {
+		return d.full, true
+	}
+	if !enf.Partial(ditto.ResourceThing, rootPtr, subjects, ditto.PermRead) {
+		return nil, false
+	}
+	v, ok := enf.View(ditto.ResourceThing, rootPtr, d.full, subjects)
+	if !ok {
+		return nil, false
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	m = maps.Clone(m)
+	m["thingId"] = d.id
+	m["_namespace"] = d.ns
+	return m, true
+}
+
+// hit is one verified result.
+type hit struct {
+	d    *doc
+	view map[string]any
+	keys []any
+}
+
+// runner verifies candidates for one query.
+type runner struct {
+	s        *Service
+	p        *prepared
+	ctx      context.Context
+	ec       enfCache
+	examined int
+}
+
+// check verifies d and returns its hit.
+func (r *runner) check(d *doc) (hit, bool, error) {
+	if r.examined&63 == 0 {
+		if err := r.ctx.Err(); err != nil {
+			return hit{}, false, timeoutErr(err)
+		}
+	}
+	r.examined++
+	v, ok := view(d, r.p.subjects, &r.ec)
+	if !ok || !rql.Match(r.p.node, v, r.p.env) {
+		return hit{}, false, nil
+	}
+	h := hit{d: d, view: v}
+	if r.p.sort != nil {
+		h.keys = make([]any, len(r.p.sort))
+		for i, k := range r.p.sort {
+			if k.isID {
+				h.keys[i] = d.id
+				continue
+			}
+			if x, ok := ditto.GetAt(v, k.path); ok {
+				h.keys[i] = x
+			} else {
+				h.keys[i] = missing{}
+			}
+		}
+	}
+	return h, true, nil
+}
+
+func timeoutErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ditto.ErrSearchTimeout.New("The search did not complete in time.")
+	}
+	return err
+}
+
+// afterCursor reports whether h comes after the cursor.
+func (r *runner) afterCursor(h hit) bool {
+	if !r.p.hasAfter {
+		return true
+	}
+	return cmpKeys(r.p.sort, h.keys, h.d.id, r.p.after, r.p.afterID) > 0
+}
+
+// Search returns one page of the things matching q that the requester may
+// read.
+func (s *Service) Search(ctx context.Context, q Query) (Page, error) {
+	page, _, err := s.SearchExplain(ctx, q)
+	return page, err
+}
+
+// SearchExplain is Search that also says how the query ran.
+func (s *Service) SearchExplain(ctx context.Context, q Query) (Page, Explain, error) {
+	p, err := s.prepare(q, false)
+	if err != nil {
+		return Page{}, Explain{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	r := &runner{s: s, p: p, ctx: ctx, ec: enfCache{enfs: s.deps.Enforcers}}
+	need := p.size + 1
+	if p.limit {
+		need += p.off
+	}
+	var hits []hit
+	var ex Explain
+	if len(p.sort) == 1 && p.sort[0].isID {
+		hits, ex, err = r.byID(need)
+	} else {
+		hits, ex, err = r.sorted(need)
+	}
+	if err != nil {
+		return Page{}, ex, err
+	}
+	ex.Examined = r.examined
+	page := Page{Items: []any{}}
+	if p.limit {
+		if len(hits) > p.off {
+			hits = hits[p.off:]
+		} else {
+			hits = nil
+		}
+		if len(hits) > p.size {
+			next := p.off + p.size
+			page.NextPageOffset = &next
+			hits = hits[:p.size]
+		}
+	} else if len(hits) > p.size {
+		hits = hits[:p.size]
+		last := hits[len(hits)-1]
+		page.Cursor = encodeCursor(p.hash, p.sortStr, last.keys, last.d.id)
+	}
+	for _, h := range hits {
+		page.Items = append(page.Items, p.project(h.view))
+	}
+	return page, ex, nil
+}
+
+// project renders an item: the selected fields, or the default ones.
+func (p *prepared) project(v map[string]any) any {
+	if p.hasSel {
+		return p.sel.Apply(v)
+	}
+	out := make(map[string]any, 5)
+	for _, k := range [...]string{"thingId", "policyId", "definition", "attributes", "features"} {
+		if x, ok := v[k]; ok {
+			out[k] = ditto.DeepCopy(x)
+		}
+	}
+	return out
+}
+
+// candidates plans the query and returns its candidate documents in slot
+// order, or all=true when it must scan.
+func (r *runner) candidates() (docs []*doc, slots []uint32, all bool, ex Explain) {
+	s := r.s
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	x := s.idx
+	c := planner{x: x, env: r.p.env}.plan(r.p.node, len(x.byID))
+	ex.Plan = c.String()
+	if c.all {
+		ex.Scan = true
+		return nil, nil, true, ex
+	}
+	slots = c.build()
+	docs = make([]*doc, 0, len(slots))
+	for _, sl := range slots {
+		if d := x.docs[sl]; d != nil {
+			docs = append(docs, d)
+		}
+	}
+	ex.Candidates = len(docs)
+	return docs, slots, false, ex
+}
+
+// byID collects up to need hits in thingId order after the cursor.
+func (r *runner) byID(need int) ([]hit, Explain, error) {
+	desc := r.p.sort[0].desc
+	docs, slots, all, ex := r.candidates()
+	var hits []hit
+	var member func(*doc) bool
+	if !all && len(docs) > 4096 {
+		// Many candidates: walking the thingId order and stopping after
+		// need hits beats sorting them all.
+		set := make([]uint64, (int(slices.Max(slots))+64)/64)
+		for _, sl := range slots {
+			set[sl>>6] |= 1 << (sl & 63)
+		}
+		member = func(d *doc) bool { return int(d.slot>>6) < len(set) && set[d.slot>>6]&(1<<(d.slot&63)) != 0 }
+		all = true
+	}
+	if !all {
+		slices.SortFunc(docs, func(a, b *doc) int {
+			if desc {
+				return strings.Compare(b.id, a.id)
+			}
+			return strings.Compare(a.id, b.id)
+		})
+		for _, d := range docs {
+			h, ok, err := r.check(d)
+			if err != nil {
+				return nil, ex, err
+			}
+			if ok && r.afterCursor(h) {
+				if hits = append(hits, h); len(hits) >= need {
+					break
+				}
+			}
+		}
+		return hits, ex, nil
+	}
+	// Scan in thingId order, a chunk at a time under the read lock, so the
+	// page stops after need hits and writers are not held up.
+	from, started := "", false
+	if r.p.hasAfter {
+		from, started = r.p.afterID, true
+	}
+	const chunk = 256
+	buf := make([]*doc, 0, chunk)
+	for {
+		buf = buf[:0]
+		r.s.mu.RLock()
+		visit := func(d *doc) bool {
+			if started && d.id == from {
+				return true
+			}
+			buf = append(buf, d)
+			return len(buf) < chunk
+		}
+		pivot := &doc{id: from}
+		switch {
+		case desc && !started:
+			r.s.idx.ids.Descend(visit)
+		case desc:
+			r.s.idx.ids.DescendLessOrEqual(pivot, visit)
+		default:
+			r.s.idx.ids.AscendGreaterOrEqual(pivot, visit)
+		}
+		r.s.mu.RUnlock()
+		if member == nil {
+			ex.Candidates += len(buf)
+		}
+		for _, d := range buf {
+			if member != nil && !member(d) {
+				continue
+			}
+			h, ok, err := r.check(d)
+			if err != nil {
+				return nil, ex, err
+			}
+			if ok && r.afterCursor(h) {
+				if hits = append(hits, h); len(hits) >= need {
+					return hits, ex, nil
+				}
+			}
+		}
+		if len(buf) < chunk {
+			return hits, ex, nil
+		}
+		from, started = buf[len(buf)-1].id, true
+	}
+}
+
+// sorted verifies every candidate and returns the first need hits after
+// the cursor in sort order.
+func (r *runner) sorted(need int) ([]hit, Explain, error) {
+	docs, _, all, ex := r.candidates()
+	if all {
+		docs = r.s.allDocs()
+		ex.Candidates = len(docs)
+	}
+	var hits []hit
+	for _, d := range docs {
+		h, ok, err := r.check(d)
+		if err != nil {
+			return nil, ex, err
+		}
+		if ok && r.afterCursor(h) {
+			hits = append(hits, h)
+		}
+	}
+	slices.SortFunc(hits, func(a, b hit) int { return cmpKeys(r.p.sort, a.keys, a.d.id, b.keys, b.d.id) })
+	if len(hits) > need {
+		hits = hits[:need]
+	}
+	return hits, ex, nil
+}
+
+func (s *Service) allDocs() []*doc {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	docs := make([]*doc, 0, len(s.idx.byID))
+	for _, d := range s.idx.docs {
+		if d != nil {
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
+// Count returns how many things match q's filter and namespaces that the
+// requester may read. Options and fields are ignored.
+func (s *Service) Count(ctx context.Context, q Query) (int, error) {
+	p, err := s.prepare(q, true)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	r := &runner{s: s, p: p, ctx: ctx, ec: enfCache{enfs: s.deps.Enforcers}}
+	docs, _, all, _ := r.candidates()
+	if all {
+		docs = s.allDocs()
+	}
+	n := 0
+	for _, d := range docs {
+		_, ok, err := r.check(d)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}

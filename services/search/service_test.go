@@ -1,0 +1,155 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dittonode/dittonode/ditto"
+)
+
+// dump renders an index as thingId -> document JSON, plus its key count.
+func dump(x *index) (map[string]string, Stats) {
+	out := map[string]string{}
+	for id, d := range x.byID {
+		out[id] = fmt.Sprintf("rev=%d policy=%s %s", d.rev, d.policyID, ditto.EncodeJSON(d.full))
+	}
+	st := x.stats()
+	st.IndexBytes = 0 // capacities differ with history
+	return out, st
+}
+
+func (s *Service) dumpIndex() (map[string]string, Stats) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return dump(s.idx)
+}
+
+func TestRebuildEqualsIncremental(t *testing.T) {
+	w := newWorld(t)
+	inc := w.start(t, DefaultConfig()) // empty at start: everything arrives as events
+	w.populate(11, 800)
+	w.populate(12, 400) // overwrites and new shapes for many of the same IDs
+	for i := 0; i < 800; i += 7 {
+		w.del(fmt.Sprintf("ns.a:thing-%04d", i))
+	}
+	fresh := New(DefaultConfig(), Deps{Source: w.src, Enforcers: w.enfs})
+	if err := fresh.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gotDocs, gotStats := inc.dumpIndex()
+	wantDocs, wantStats := fresh.dumpIndex()
+	if diff := cmp.Diff(wantDocs, gotDocs); diff != "" {
+		t.Fatalf("documents differ (-rebuilt +incremental):\n%s", diff)
+	}
+	if wantStats != gotStats {
+		t.Fatalf("stats: rebuilt %+v, incremental %+v", wantStats, gotStats)
+	}
+	for _, f := range testFilters[:20] {
+		q := Query{Filter: f, Auth: ditto.Auth{Subjects: []string{subjAll}}}
+		a, b := searchAll(t, inc, q, "size(200)"), searchAll(t, fresh, q, "size(200)")
+		if !sameJSON(a, b) {
+			t.Fatalf("%s: results differ", f)
+		}
+	}
+}
+
+// TestStartRaceWithWrites starts the service while things are written: the
+// index must end equal to a rebuild of the final state.
+func TestStartRaceWithWrites(t *testing.T) {
+	w := newWorld(t)
+	w.populate(21, 2000)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.populate(22, 1500)
+		for i := 0; i < 2000; i += 3 {
+			w.del(fmt.Sprintf("ns.b:thing-%04d", i))
+		}
+		w.populate(23, 1000)
+	}()
+	s := w.start(t, DefaultConfig())
+	wg.Wait()
+	fresh := New(DefaultConfig(), Deps{Source: w.src, Enforcers: w.enfs})
+	if err := fresh.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gotDocs, gotStats := s.dumpIndex()
+	wantDocs, wantStats := fresh.dumpIndex()
+	if diff := cmp.Diff(wantDocs, gotDocs); diff != "" {
+		t.Fatalf("documents differ (-rebuilt +live):\n%s", diff)
+	}
+	if wantStats != gotStats {
+		t.Fatalf("stats: rebuilt %+v, live %+v", wantStats, gotStats)
+	}
+}
+
+func TestRestoredSignalRebuilds(t *testing.T) {
+	w := newWorld(t)
+	w.populate(31, 300)
+	s := w.start(t, DefaultConfig())
+	// The FSM replaces its whole state, then announces it.
+	w.src.mu.Lock()
+	w.src.things = map[string]ThingState{
+		"ns.a:only": {ID: "ns.a:only", PolicyID: "pol:open", Revision: 9, Created: "2026-01-01T00:00:00.000Z",
+			Modified: "2026-01-02T00:00:00.000Z", JSON: []byte(`{"attributes":{"a":1}}`)},
+	}
+	w.src.mu.Unlock()
+	w.bus.Publish(ditto.Signal{Envelope: ditto.Envelope{Topic: restoredTopic}})
+	p, err := s.Search(context.Background(), Query{Auth: ditto.Auth{Subjects: []string{subjAdmin}}, Fields: "thingId,_revision,_created"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []any{map[string]any{"thingId": "ns.a:only", "_revision": jsonNum("9"), "_created": "2026-01-01T00:00:00.000Z"}}
+	if diff := cmp.Diff(want, p.Items); diff != "" {
+		t.Fatal(diff)
+	}
+}
+
+func jsonNum(s string) any { v, _ := ditto.DecodeJSON([]byte(s)); return v }
+
+func TestPolicyChangeTakesEffectImmediately(t *testing.T) {
+	w := newWorld(t)
+	w.put("ns.a:t1", "pol:x", map[string]any{"attributes": map[string]any{"a": 1}})
+	s := w.start(t, DefaultConfig())
+	q := Query{Filter: `eq(attributes/a,1)`, Auth: ditto.Auth{Subjects: []string{subjNobody}}}
+	count := func() int {
+		n, err := s.Count(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("count before the policy exists = %d", n)
+	}
+	w.enfs["pol:x"] = &testPolicy{rules: map[string]map[string]bool{subjNobody: grants("/attributes")}}
+	if n := count(); n != 1 {
+		t.Fatalf("count after grant = %d", n)
+	}
+	w.enfs["pol:x"] = &testPolicy{rules: map[string]map[string]bool{subjNobody: grants("/features")}}
+	if n := count(); n != 0 {
+		t.Fatalf("count after the grant moved = %d", n)
+	}
+}
+
+func TestIgnoresOtherSignals(t *testing.T) {
+	w := newWorld(t)
+	s := w.start(t, DefaultConfig())
+	for _, topic := range []string{"ns/p/policies/events/modified", "ns/t/things/live/events/modified", "ns/t/things/twin/commands/modify", "garbage"} {
+		w.bus.Publish(ditto.Signal{Envelope: ditto.Envelope{Topic: topic}, EntityID: "ns:t", State: []byte(`{}`), Revision: 1})
+	}
+	if st := s.IndexStats(); st.Things != 0 {
+		t.Fatalf("indexed %d things from non-event signals", st.Things)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
