@@ -1,0 +1,17 @@
+// Package consensus runs one hashicorp/raft instance per stateful service
+// (things, policies, connectivity): a Group. A Group owns its log and stable
+// store (raft-boltdb, <dir>/raft.db), its snapshot store (<dir>/snapshots)
+// and its transport, and drives a service's deterministic FSM.
+//
+// Writes go through Group.Propose, which returns the FSM's result once the
+// entry was applied on this node. Linearizable reads use Group.ReadBarrier
+// on the leader (concurrent callers share one leadership check) and
+// Group.WaitApplied on any node. The transport is pluggable through
+// StreamLayer; without one a Group is a single node on an in-memory
+// transport.
+//
+// No hashicorp/raft type appears in the exported API. This package imports
+// only the standard library, github.com/hashicorp/raft,
+// github.com/hashicorp/raft-boltdb/v2 and github.com/hashicorp/go-hclog;
+// it must not import any other dittonode package (see imports_test.go).
+package consensus

@@ -1,0 +1,435 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Deps are the collaborators of a Group.
+type Deps struct {
+	// Logger receives raft's logs; nil discards them.
+	Logger *slog.Logger
+	// Stream carries raft RPCs to and from other nodes; nil runs a single
+	// node on an in-memory transport.
+	Stream StreamLayer
+}
+
+// Group is one raft instance driving one FSM. Its methods are safe for
+// concurrent use.
+type Group struct {
+	cfg    Config
+	log    *slog.Logger
+	stream StreamLayer
+	fsm    *fsmAdapter
+
+	applied appliedTracker
+
+	// mu serialises Start and Close.
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	down    bool // resources released
+
+	// r is set by Start once raft runs; nil before.
+	r       atomic.Pointer[raft.Raft]
+	closing atomic.Bool
+	store   *raftboltdb.BoltStore
+	logs    raft.LogStore
+	snaps   *raft.FileSnapshotStore
+	trans   raft.Transport
+
+	// done is closed once raft has shut down; loops and waiters stop.
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	catchUpKick chan struct{}
+	reads       readBatcher
+	leaders     leaderFanout
+}
+
+// New allocates a Group for fsm; Start begins work.
+func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if fsm == nil {
+		return nil, errors.New("consensus: nil FSM")
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Group{
+		cfg:         cfg,
+		log:         logger.With(logKeyGroup, cfg.Name),
+		stream:      deps.Stream,
+		done:        make(chan struct{}),
+		catchUpKick: make(chan struct{}, 1),
+	}
+	g.fsm = newFSMAdapter(fsm, &g.applied)
+	g.reads.init()
+	g.leaders.init()
+	return g, nil
+}
+
+const (
+	logKeyGroup = "group"
+	logKeyError = "error"
+)
+
+// Start opens the stores, starts raft and, on first start with Bootstrap,
+// makes this node the single voter. It returns once raft runs, before any
+// leader is elected; a single node becomes leader about one to two
+// HeartbeatTimeouts later. Start restores the latest snapshot before it
+// returns.
+func (g *Group) Start(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.closed:
+		return ErrClosed
+	case g.started:
+		return fmt.Errorf("consensus group %s: already started", g.cfg.Name)
+	}
+	g.started = true
+	if err := g.start(ctx); err != nil {
+		err = errors.Join(err, g.teardown())
+		return fmt.Errorf("start consensus group %s: %w", g.cfg.Name, err)
+	}
+	return nil
+}
+
+func (g *Group) start(ctx context.Context) error {
+	cfg := g.cfg
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return err
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:   filepath.Join(cfg.Dir, "raft.db"),
+		NoSync: cfg.NoSync,
+	})
+	if err != nil {
+		return fmt.Errorf("open log store: %w", err)
+	}
+	g.store = store
+	// The cache serves recent entries to replication and to the apply
+	// loop of followers without a bolt read.
+	if g.logs, err = raft.NewLogCache(2*cfg.MaxAppendEntries, store); err != nil {
+		return err
+	}
+	hcl := newHCLog(g.log, "raft")
+	if g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hcl.Named("snapshot")); err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	if g.stream == nil {
+		_, g.trans = raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
+	} else {
+		g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  raftStream{g.stream},
+			MaxPool: 3,
+			Timeout: 10 * time.Second,
+			Logger:  hcl.Named("net"),
+		})
+	}
+	existing, err := raft.HasExistingState(g.logs, store, g.snaps)
+	if err != nil {
+		return fmt.Errorf("inspect raft state: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.MaxAppendEntries = cfg.MaxAppendEntries
+	// A buffered apply channel lets many proposers queue while the leader
+	// writes the previous batch, so concurrent proposals share one fsync.
+	rc.BatchApplyCh = true
+	rc.Logger = hcl
+	rc.NoLegacyTelemetry = true
+
+	r, err := raft.NewRaft(rc, g.fsm, g.logs, store, g.snaps, g.trans)
+	if err != nil {
+		return fmt.Errorf("new raft: %w", err)
+	}
+	g.r.Store(r)
+
+	g.wg.Add(3)
+	go g.catchUpLoop(r)
+	go g.reads.loop(g, r)
+	go g.leaders.loop(g, r)
+
+	if !existing && cfg.Bootstrap {
+		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter,
+			ID:       raft.ServerID(cfg.NodeID),
+			Address:  g.trans.LocalAddr(),
+		}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close stops raft and releases the stores. It is idempotent and safe
+// after a failed Start. Blocked calls return ErrClosed.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	return g.teardown()
+}
+
+// teardown releases whatever start acquired, in reverse order. Called with
+// mu held.
+func (g *Group) teardown() error {
+	if g.down {
+		return nil
+	}
+	g.down = true
+	g.closing.Store(true)
+	var errs []error
+	if r := g.r.Load(); r != nil {
+		// Shutdown also closes the transport.
+		errs = append(errs, r.Shutdown().Error())
+	} else if c, ok := g.trans.(raft.WithClose); ok {
+		errs = append(errs, c.Close())
+	}
+	close(g.done)
+	g.wg.Wait()
+	if g.store != nil {
+		if err := g.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close log store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// raft returns the running raft instance or ErrClosed.
+func (g *Group) raft() (*raft.Raft, error) {
+	r := g.r.Load()
+	if r == nil || g.closing.Load() {
+		return nil, ErrClosed
+	}
+	return r, nil
+}
+
+// await waits for f while honouring ctx and Close. Raft futures have no
+// channel, so a helper goroutine waits on the future; it ends when raft
+// answers the future, which it does for every future except one queued
+// in the instant raft shuts down (raft then drops it and that helper stays
+// blocked: a bounded leak that only shutdown can cause).
+func (g *Group) await(ctx context.Context, f raft.Future) error {
+	ch := make(chan error, 1)
+	go func() { ch <- f.Error() }()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctxError(ctx)
+	case <-g.done:
+		return ErrClosed
+	}
+}
+
+// timeoutOf is the raft enqueue timeout for ctx: its remaining time, or 0
+// (no limit) without a deadline.
+func timeoutOf(ctx context.Context) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, ctxError(ctx)
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0, nil
+	}
+	d := time.Until(dl)
+	if d <= 0 {
+		return 0, fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded)
+	}
+	return d, nil
+}
+
+// Propose replicates cmd through the leader and returns the FSM's result
+// once the entry was applied on this node. The result is whatever
+// FSM.Apply returned, including error values. It returns a
+// *NotLeaderError (ErrNotLeader) on a follower, ErrTimeout when ctx's
+// deadline passes first (the command may still apply), ErrLeadershipLost
+// when the outcome is unknown, and ErrClosed after Close.
+func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
+	r, err := g.raft()
+	if err != nil {
+		return nil, err
+	}
+	timeout, err := timeoutOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := r.Apply(cmd, timeout)
+	if err := g.await(ctx, f); err != nil {
+		return nil, raftError(r, err)
+	}
+	return f.Response(), nil
+}
+
+// AppliedIndex is the index through which this node's FSM state is
+// complete.
+func (g *Group) AppliedIndex() uint64 { return g.applied.load() }
+
+// CommitIndex is the highest index this node knows to be committed.
+func (g *Group) CommitIndex() uint64 {
+	if r := g.r.Load(); r != nil {
+		return r.CommitIndex()
+	}
+	return 0
+}
+
+// IsLeader reports whether this node is the group leader now.
+func (g *Group) IsLeader() bool {
+	r, err := g.raft()
+	return err == nil && r.State() == raft.Leader
+}
+
+// Leader returns the leader's server ID and transport address as this node
+// knows them; both are empty when no leader is known.
+func (g *Group) Leader() (id, addr string) {
+	r, err := g.raft()
+	if err != nil {
+		return "", ""
+	}
+	a, i := r.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Snapshot forces a snapshot now. It returns nil when nothing was applied
+// since the last one.
+func (g *Group) Snapshot() error {
+	r, err := g.raft()
+	if err != nil {
+		return err
+	}
+	err = g.await(context.Background(), r.Snapshot())
+	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil
+	}
+	return raftError(r, err)
+}
+
+// Server is one member of the group's configuration.
+type Server struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	// Suffrage is "Voter", "Nonvoter" or "Staging".
+	Suffrage string `json:"suffrage"`
+}
+
+// Servers returns the latest configuration, committed or not.
+func (g *Group) Servers() ([]Server, error) {
+	r, err := g.raft()
+	if err != nil {
+		return nil, err
+	}
+	f := r.GetConfiguration()
+	if err := g.await(context.Background(), f); err != nil {
+		return nil, raftError(r, err)
+	}
+	cfg := f.Configuration()
+	out := make([]Server, 0, len(cfg.Servers))
+	for _, s := range cfg.Servers {
+		out = append(out, Server{ID: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String()})
+	}
+	return out, nil
+}
+
+// AddVoter adds (or promotes) a voting member; leader only.
+func (g *Group) AddVoter(ctx context.Context, id, addr string) error {
+	return g.membership(ctx, func(r *raft.Raft, timeout time.Duration) raft.Future {
+		return r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+	})
+}
+
+// AddNonvoter adds a member that replicates the log without voting;
+// leader only.
+func (g *Group) AddNonvoter(ctx context.Context, id, addr string) error {
+	return g.membership(ctx, func(r *raft.Raft, timeout time.Duration) raft.Future {
+		return r.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+	})
+}
+
+// RemoveServer removes a member; leader only.
+func (g *Group) RemoveServer(ctx context.Context, id string) error {
+	return g.membership(ctx, func(r *raft.Raft, timeout time.Duration) raft.Future {
+		return r.RemoveServer(raft.ServerID(id), 0, timeout)
+	})
+}
+
+func (g *Group) membership(ctx context.Context, change func(*raft.Raft, time.Duration) raft.Future) error {
+	r, err := g.raft()
+	if err != nil {
+		return err
+	}
+	timeout, err := timeoutOf(ctx)
+	if err != nil {
+		return err
+	}
+	return raftError(r, g.await(ctx, change(r, timeout)))
+}
+
+// Status is a point-in-time view of a group for health and ops endpoints.
+type Status struct {
+	Name              string    `json:"name"`
+	NodeID            string    `json:"nodeID"`
+	State             string    `json:"state"` // Follower, Candidate, Leader, Shutdown
+	Term              uint64    `json:"term"`
+	LeaderID          string    `json:"leaderID"`
+	LeaderAddr        string    `json:"leaderAddr"`
+	CommitIndex       uint64    `json:"commitIndex"`
+	AppliedIndex      uint64    `json:"appliedIndex"`
+	LastLogIndex      uint64    `json:"lastLogIndex"`
+	LastSnapshotIndex uint64    `json:"lastSnapshotIndex"`
+	NumPeers          int       `json:"numPeers"` // voters other than this node
+	LastContact       time.Time `json:"lastContact"`
+}
+
+// Status reports the group's state; before Start or after Close, State is
+// "Shutdown".
+func (g *Group) Status() Status {
+	st := Status{Name: g.cfg.Name, NodeID: g.cfg.NodeID, State: raft.Shutdown.String(), AppliedIndex: g.applied.load()}
+	r, err := g.raft()
+	if err != nil {
+		return st
+	}
+	st.State = r.State().String()
+	st.Term = r.CurrentTerm()
+	addr, id := r.LeaderWithID()
+	st.LeaderID, st.LeaderAddr = string(id), string(addr)
+	st.CommitIndex = r.CommitIndex()
+	st.LastLogIndex = r.LastIndex()
+	st.LastContact = r.LastContact()
+	stats := r.Stats()
+	st.LastSnapshotIndex, _ = strconv.ParseUint(stats["last_snapshot_index"], 10, 64)
+	st.NumPeers, _ = strconv.Atoi(stats["num_peers"])
+	return st
+}
