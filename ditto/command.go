@@ -172,3 +172,9 @@ const TimeFormat = "2006-01-02T15:04:05.000Z"
 
 // FormatTime formats t in TimeFormat (converted to UTC).
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
+
+// RestoredTopic is the topic of the internal signal a things state machine
+// publishes after it replaced its whole state from a snapshot: local
+// projections (the search index) must rebuild from the applied state. It
+// never leaves the node.
+const RestoredTopic = "_/_/things/twin/restored"

@@ -92,6 +92,7 @@ func (f fsm) Restore(r io.Reader) error {
 	s.things = things
 	s.mu.Unlock()
 	s.logger.Info("things restored from snapshot", logKeyCount, len(things))
+	s.publish(&ditto.Signal{Envelope: ditto.Envelope{Topic: ditto.RestoredTopic, Headers: ditto.Headers{}, Path: "/"}})
 	return nil
 }
 

@@ -1,0 +1,54 @@
+# dittonode — make help lists the targets.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+BIN       := bin
+PKGS      := ./...
+FUZZTIME  ?= 30s
+SHORTFUZZ ?= 3s
+BENCHTIME ?= 1s
+
+.PHONY: help build run test test-short fuzz fuzz-short bench bench-http lint fmt verify clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/dittonode and bin/dittoload
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/dittonode ./cmd/dittonode
+	$(GO) build -o $(BIN)/dittoload ./cmd/dittoload
+
+run: build ## run a development node: data in ./data, HTTP on 127.0.0.1:8080, user ditto/ditto
+	$(BIN)/dittonode run --dev --data ./data --http 127.0.0.1:8080
+
+test: ## all tests with -race, then a short run of every fuzz target
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory fuzz-short
+
+test-short: ## quick tests without -race and without the multi-node/slow ones
+	$(GO) test -short -count=1 $(PKGS)
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@scripts/fuzz.sh $(FUZZTIME)
+
+fuzz-short: ## run every fuzz target briefly (SHORTFUZZ each, default 3s)
+	@scripts/fuzz.sh $(SHORTFUZZ)
+
+bench: ## Go benchmarks of every package
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+bench-http: build ## HTTP load benchmarks of a real node (see docs/BENCHMARKS.md)
+	@scripts/bench-http.sh
+
+lint: ## go vet and gofmt
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+verify: lint ## lint plus go.mod tidiness
+	$(GO) mod tidy -diff
+
+clean: ## remove build output (not ./data)
+	rm -rf $(BIN)

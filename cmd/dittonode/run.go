@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/dittonode/dittonode/node"
+)
+
+// fileConfig is the shape of the --config file (YAML). Every field is
+// optional; flags given on the command line win over the file, the file
+// wins over the environment's defaults.
+type fileConfig struct {
+	Data              string   `yaml:"data"`
+	HTTP              string   `yaml:"http"`
+	Users             []string `yaml:"users"`
+	Dev               bool     `yaml:"dev"`
+	PreAuthentication bool     `yaml:"pre-authentication"`
+	NodeName          string   `yaml:"node-name"`
+	LogLevel          string   `yaml:"log-level"`
+	DefaultNamespace  string   `yaml:"default-namespace"`
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func runNode(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, logLevel, err := parseRun(args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	n, err := node.New(cfg, node.Deps{Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := n.Run(ctx); err != nil {
+		return err
+	}
+	logger.Info("node stopped")
+	return nil
+}
+
+// parseRun builds the node configuration: defaults, then the config file,
+// then DITTONODE_USERS, then flags.
+func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node.Config, slog.Level, error) {
+	cfg := node.DefaultConfig()
+	fs := flag.NewFlagSet("dittonode run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configFile = fs.String("config", "", "YAML config file with the same settings as the flags")
+		data       = fs.String("data", "", "data directory (default ./data)")
+		httpAddr   = fs.String("http", "", "HTTP listen address (default 127.0.0.1:8080)")
+		dev        = fs.Bool("dev", false, "development mode: adds the user ditto:ditto")
+		preAuth    = fs.Bool("pre-authentication", false, "trust the x-ditto-pre-authenticated header (only behind a proxy that sets it)")
+		nodeName   = fs.String("node-name", "", "human-readable node name for logs and status")
+		logLevel   = fs.String("log-level", "", "debug, info, warn or error (default info)")
+		users      multiFlag
+	)
+	fs.Var(&users, "user", "HTTP basic auth user NAME:PASSWORD (repeatable; subject nginx:NAME); env DITTONODE_USERS=a:pw,b:pw")
+	if err := fs.Parse(args); err != nil {
+		return cfg, 0, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, 0, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+
+	var fc fileConfig
+	if *configFile != "" {
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return cfg, 0, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, 0, fmt.Errorf("config %s: %w", *configFile, err)
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	pick := func(flagName, flagVal, fileVal string) string {
+		if set[flagName] {
+			return flagVal
+		}
+		return fileVal
+	}
+
+	if v := pick("data", *data, fc.Data); v != "" {
+		cfg.DataDir = v
+	}
+	if v := pick("http", *httpAddr, fc.HTTP); v != "" {
+		cfg.HTTP.Addr = v
+	}
+	cfg.NodeName = pick("node-name", *nodeName, fc.NodeName)
+	if fc.DefaultNamespace != "" {
+		cfg.HTTP.DefaultNamespace = fc.DefaultNamespace
+	}
+	cfg.HTTP.PreAuthentication = fc.PreAuthentication || *preAuth
+
+	userList := append([]string{}, fc.Users...)
+	if env := getenv("DITTONODE_USERS"); env != "" {
+		userList = append(userList, strings.Split(env, ",")...)
+	}
+	userList = append(userList, users...)
+	if fc.Dev || *dev {
+		userList = append(userList, "ditto:ditto")
+	}
+	cfg.HTTP.Users = map[string]string{}
+	for _, u := range userList {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		name, pw, ok := strings.Cut(u, ":")
+		if !ok || name == "" || pw == "" {
+			return cfg, 0, fmt.Errorf("user %q: want NAME:PASSWORD", u)
+		}
+		cfg.HTTP.Users[name] = pw
+	}
+	if len(cfg.HTTP.Users) == 0 && !cfg.HTTP.PreAuthentication {
+		return cfg, 0, errors.New("no users configured: give --user NAME:PASSWORD, DITTONODE_USERS, or --dev for ditto:ditto")
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(orDefault(pick("log-level", *logLevel, fc.LogLevel), "info"))); err != nil {
+		return cfg, 0, fmt.Errorf("log level: %w", err)
+	}
+	return cfg, level, cfg.Validate()
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}

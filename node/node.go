@@ -1,0 +1,264 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dittonode/dittonode/consensus"
+	"github.com/dittonode/dittonode/ditto"
+	"github.com/dittonode/dittonode/services/connectivity"
+	"github.com/dittonode/dittonode/services/gateway"
+	"github.com/dittonode/dittonode/services/policies"
+	"github.com/dittonode/dittonode/services/things"
+)
+
+// Deps are the node's injected collaborators.
+type Deps struct {
+	Logger *slog.Logger
+	Clock  func() time.Time
+}
+
+// Group names of the stateful services; each is its own Raft group.
+const (
+	GroupPolicies     = "policies"
+	GroupThings       = "things"
+	GroupConnectivity = "connectivity"
+)
+
+// Node is one running dittonode.
+type Node struct {
+	cfg  Config
+	deps Deps
+
+	id  Identity
+	bus *ditto.Bus
+
+	policies     *policies.Service
+	things       *things.Service
+	connectivity *connectivity.Service
+	gateway      *gateway.Server
+
+	groups []*consensus.Group // in start order
+
+	closeOnce sync.Once
+	closeErr  error
+	started   time.Time
+}
+
+// New validates cfg and allocates a node; it starts nothing.
+func New(cfg Config, deps Deps) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = DefaultConfig().StartTimeout
+	}
+	return &Node{cfg: cfg, deps: deps, bus: ditto.NewBus()}, nil
+}
+
+// Start opens the data directory, starts the Raft groups and services and
+// finally the HTTP gateway. On error everything started is closed again.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.started = time.Now()
+	defer func() {
+		if err != nil {
+			_ = n.Close()
+		}
+	}()
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	// ctx bounds start-up only; the node's parts live until Close.
+	life := context.WithoutCancel(ctx)
+	if n.id, err = loadIdentity(n.cfg.DataDir); err != nil {
+		return err
+	}
+	if n.cfg.NodeName == "" {
+		n.cfg.NodeName = n.id.ID[len(n.id.ID)-8:]
+	}
+	log := n.deps.Logger.With("node", n.cfg.NodeName)
+
+	// Services and their groups refer to each other (a service proposes to
+	// its group, the group applies to the service's FSM), so the services
+	// get a reference that the group fills in.
+	policyLog := &groupRef{unavailable: ditto.ErrPolicyUnavailable}
+	thingLog := &groupRef{unavailable: ditto.ErrThingUnavailable}
+	connLog := &groupRef{unavailable: ditto.ErrUnavailable}
+	n.policies = policies.New(n.cfg.Policies, policies.Deps{
+		Log: policyLog, Bus: n.bus, Clock: n.deps.Clock, Logger: log.With("service", "policies"),
+	})
+	n.things = things.New(n.cfg.Things, things.Deps{
+		Log: thingLog, Policies: n.policies, Bus: n.bus, Clock: n.deps.Clock, Logger: log.With("service", "things"),
+	})
+	n.connectivity = connectivity.New(n.cfg.Connectivity, connectivity.Deps{
+		Log: connLog, Clock: n.deps.Clock, Logger: log.With("service", "connectivity"),
+	})
+	for _, s := range []struct {
+		name string
+		ref  *groupRef
+		fsm  consensus.FSM
+	}{
+		{GroupPolicies, policyLog, n.policies.FSM()},
+		{GroupThings, thingLog, n.things.FSM()},
+		{GroupConnectivity, connLog, n.connectivity.FSM()},
+	} {
+		g, err := n.newGroup(s.name, s.fsm, nil)
+		if err != nil {
+			return err
+		}
+		s.ref.g = g
+		n.groups = append(n.groups, g)
+		if err := g.Start(life); err != nil {
+			return fmt.Errorf("start raft group %s: %w", s.name, err)
+		}
+	}
+	if err := n.policies.Start(life); err != nil {
+		return err
+	}
+	n.waitLeaders(ctx)
+
+	n.gateway = gateway.New(n.cfg.HTTP, gateway.Deps{
+		Things:   n.things,
+		Policies: n.policies,
+		Logger:   log.With("service", "gateway"),
+		Health:   n.health,
+	})
+	if err := n.gateway.Start(life); err != nil {
+		return err
+	}
+	log.Info("node started", "id", n.id.ID, "http", n.gateway.Addr().String(), "data", n.cfg.DataDir,
+		"startup", time.Since(n.started).Round(time.Millisecond).String())
+	return nil
+}
+
+func (n *Node) newGroup(name string, fsm consensus.FSM, stream consensus.StreamLayer) (*consensus.Group, error) {
+	c := consensus.DefaultConfig()
+	c.Name = name
+	c.Dir = filepath.Join(n.cfg.DataDir, "raft", name)
+	c.NodeID = n.id.ID
+	c.Bootstrap = true
+	c.NoSync = n.cfg.Raft.NoSync
+	if n.cfg.Raft.SnapshotThreshold > 0 {
+		c.SnapshotThreshold = n.cfg.Raft.SnapshotThreshold
+	}
+	if n.cfg.Raft.SnapshotInterval > 0 {
+		c.SnapshotInterval = n.cfg.Raft.SnapshotInterval
+	}
+	if n.cfg.Raft.TrailingLogs > 0 {
+		c.TrailingLogs = n.cfg.Raft.TrailingLogs
+	}
+	return consensus.New(c, fsm, consensus.Deps{Logger: n.deps.Logger.With("group", name), Stream: stream})
+}
+
+// waitLeaders waits, bounded by StartTimeout, until every group has a
+// leader, so that the first requests do not meet an election.
+func (n *Node) waitLeaders(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.StartTimeout)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for _, g := range n.groups {
+		for {
+			if id, _ := g.Leader(); id != "" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				n.deps.Logger.Warn("raft group has no leader yet; serving anyway", "group", g.Status().Name)
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// groupRef lets a service be built before the Raft group that replicates
+// its state machine.
+// It also turns the group's availability errors into the Ditto 503 of the
+// service.
+type groupRef struct {
+	g           *consensus.Group
+	unavailable ditto.ErrorDef
+}
+
+func (r *groupRef) Propose(ctx context.Context, cmd []byte) (any, error) {
+	res, err := r.g.Propose(ctx, cmd)
+	return res, r.translate(err)
+}
+
+func (r *groupRef) ReadBarrier(ctx context.Context) error { return r.translate(r.g.ReadBarrier(ctx)) }
+
+func (r *groupRef) translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrClosed):
+		return r.unavailable.New("The %s service has no reachable leader right now (%v).", r.g.Status().Name, err)
+	case errors.Is(err, consensus.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return ditto.ErrCommandTimeout.New("The command did not complete in time.")
+	}
+	return err
+}
+
+func (n *Node) health(ctx context.Context) (map[string]any, bool) {
+	ok := true
+	groups := map[string]any{}
+	for _, g := range n.groups {
+		st := g.Status()
+		up := st.LeaderID != ""
+		ok = ok && up
+		groups[st.Name] = map[string]any{"state": st.State, "leader": up, "applied": st.AppliedIndex}
+	}
+	return map[string]any{"node": n.cfg.NodeName, "id": n.id.ID, "groups": groups}, ok
+}
+
+// HTTPAddr is the address the gateway listens on (useful with port 0).
+func (n *Node) HTTPAddr() net.Addr { return n.gateway.Addr() }
+
+// ID is the node's peer ID.
+func (n *Node) ID() string { return n.id.ID }
+
+// Bus is the node-local signal bus.
+func (n *Node) Bus() *ditto.Bus { return n.bus }
+
+// Run starts the node, serves until ctx ends, then shuts down.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return n.Close()
+}
+
+// Close stops the node in reverse start order: ingress first, then the
+// services, then the Raft groups. It is idempotent and safe after a failed
+// Start.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.gateway != nil {
+			errs = append(errs, n.gateway.Close())
+		}
+		if n.policies != nil {
+			errs = append(errs, n.policies.Close())
+		}
+		for i := len(n.groups) - 1; i >= 0; i-- {
+			errs = append(errs, n.groups[i].Close())
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
