@@ -74,9 +74,16 @@ var (
 	ErrDittoHeaderUnsup  = ErrorDef{"gateway:header.notsupported", 400, "Headers starting with 'ditto-' and other internal headers are not accepted from clients."}
 	ErrQueryParamInvalid = ErrorDef{"gateway:query.parameter.invalid", 400, "Check the query parameters of the request."}
 
+	// JWT/OIDC authentication (Ditto's GatewayJwt* exceptions).
+	ErrJWTInvalid              = ErrorDef{"gateway:jwt.invalid", 401, "Check if your JWT is correct."}
+	ErrJWTIssuerNotSupported   = ErrorDef{"gateway:jwt.issuer.notsupported", 401, "Check if your JWT is correct."}
+	ErrJWTConditionFailed      = ErrorDef{"gateway:jwt.condition.failed", 401, "Check if your JWT contains the required claims."}
+	ErrAuthProviderUnavailable = ErrorDef{"gateway:authentication.provider.unavailable", 503, "If after retry it is still unavailable, please contact the service team."}
+
 	// Things.
 	ErrThingIDInvalid            = ErrorDef{"things:id.invalid", 400, "It must conform to the namespaced entity ID notation (see Ditto documentation)."}
 	ErrThingIDNotSettable        = ErrorDef{"things:id.notsettable", 400, "Either delete the Thing ID from the resource or change it to match the ID in the URL."}
+	ErrThingIDNotDeletable       = ErrorDef{"things:id.notdeletable", 400, "The thingId of a Thing cannot be deleted."}
 	ErrThingNotFound             = ErrorDef{"things:thing.notfound", 404, "Check if the ID of your requested Thing was correct and you have sufficient permissions."}
 	ErrThingConflict             = ErrorDef{"things:thing.conflict", 409, "Choose another Thing ID or modify the existing Thing instead."}
 	ErrThingNotCreatable         = ErrorDef{"things:thing.notcreatable", 400, "Check if the referenced policy exists and you are allowed to use it."}
@@ -171,12 +178,16 @@ var (
 	ErrMessageTimeout       = ErrorDef{"messages:message.timeout", 408, "No response arrived in time."}
 	ErrAckTimeout           = ErrorDef{"acknowledgement:request.timeout", 408, "The acknowledgement did not arrive in time."}
 	ErrAckLabelNotUnique    = ErrorDef{"acknowledgement:label.not.unique", 409, "Acknowledgement labels must be unique."}
+	ErrAckLabelInvalid      = ErrorDef{"acknowledgement:label.invalid", 400, "Acknowledgement labels match [a-zA-Z0-9-_:]{3,100}; the built-in labels cannot be issued or declared."}
+	ErrAckLabelNotDeclared  = ErrorDef{"acknowledgement:label.not.declared", 400, "Declare the acknowledgement label (e.g. WebSocket declared-acks) before issuing acknowledgements with it."}
+	ErrEventNotAllowed      = ErrorDef{"things:event.notallowed", 403, "Check if you have WRITE permission on the thing resource of the live event."}
 	ErrConnectionNotFound   = ErrorDef{"connectivity:connection.notfound", 404, "Check if the ID of the connection was correct."}
 	ErrConnectionConflict   = ErrorDef{"connectivity:connection.conflict", 409, "Choose another connection ID."}
 	ErrConnectionInvalid    = ErrorDef{"connectivity:connection.configuration.invalid", 400, "Check the connection configuration."}
 	ErrConnectionIDInvalid  = ErrorDef{"connectivity:connection.id.invalid", 400, "Connection IDs match [a-zA-Z0-9-_:]{1,100}."}
 	ErrPlaceholderNotFound  = ErrorDef{"placeholder:placeholder.notfound", 400, "Check the placeholder name."}
 	ErrPlaceholderFnInvalid = ErrorDef{"placeholder:function.invalid", 400, "Check the placeholder function."}
+	ErrPlaceholderRefUnsup  = ErrorDef{"placeholder:placeholder.reference.notsupported", 400, "Only references of the form '{{ ref:things/<thingId>/policyId }}' are supported."}
 	ErrTopicInvalid         = ErrorDef{"protocoladapter:unknown.topicpath", 400, "Check if the topic path is correct."}
 	ErrPathUnknown          = ErrorDef{"protocoladapter:unknown.path", 400, "Check if the path is correct: it must address a resource of the entity."}
 )
@@ -187,8 +198,9 @@ var Catalogue = []ErrorDef{
 	ErrJSONInvalid, ErrJSONKeyInvalid, ErrJSONFieldMissing, ErrPointerInvalid, ErrHeaderInvalid, ErrRQLInvalid,
 	ErrTimeoutInvalid, ErrCommandTimeout, ErrNamespaceBlocked, ErrMediaTypeUnsup, ErrEntityIDInvalid,
 	ErrTooManyRequests, ErrHeadersTooLarge, ErrSubjectsTooLarge, ErrUnavailable, ErrInternal, ErrMethodNotAllowed,
-	ErrResourceNotFound, ErrAuthFailed, ErrRequestTooLarge, ErrDittoHeaderUnsup, ErrQueryParamInvalid,
-	ErrThingIDInvalid, ErrThingIDNotSettable, ErrThingNotFound, ErrThingConflict, ErrThingNotCreatable,
+	ErrResourceNotFound, ErrAuthFailed, ErrJWTInvalid, ErrJWTIssuerNotSupported, ErrJWTConditionFailed,
+	ErrAuthProviderUnavailable, ErrRequestTooLarge, ErrDittoHeaderUnsup, ErrQueryParamInvalid,
+	ErrThingIDInvalid, ErrThingIDNotSettable, ErrThingIDNotDeletable, ErrThingNotFound, ErrThingConflict, ErrThingNotCreatable,
 	ErrThingNotModifiable, ErrThingNotDeletable, ErrThingTooLarge, ErrThingPolicyIDNotFound, ErrThingPolicyIDNotMod,
 	ErrThingPolicyIDNotDeletable, ErrThingPolicyInvalid, ErrThingPolicyConflicting, ErrThingPolicyNotAllowed,
 	ErrThingDefinitionNotFound, ErrThingDefinitionNotMod, ErrThingDefinitionInvalid, ErrAttributesNotFound,
@@ -210,7 +222,8 @@ var Catalogue = []ErrorDef{
 	ErrPolicyImportsTooLarge, ErrPolicyUnavailable, ErrPolicyEntryNamespacesBad, ErrPolicyImportableInvalid,
 	ErrPolicyActionNotAllowed,
 	ErrSearchOptionInvalid, ErrSearchCursorInvalid, ErrSearchTimeout, ErrSearchProtocol, ErrMessageSendDenied,
-	ErrMessageTooLarge, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrConnectionNotFound,
+	ErrMessageTooLarge, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrAckLabelInvalid,
+	ErrAckLabelNotDeclared, ErrEventNotAllowed, ErrConnectionNotFound,
 	ErrConnectionConflict, ErrConnectionInvalid, ErrConnectionIDInvalid, ErrPlaceholderNotFound,
-	ErrPlaceholderFnInvalid, ErrTopicInvalid, ErrPathUnknown,
+	ErrPlaceholderFnInvalid, ErrPlaceholderRefUnsup, ErrTopicInvalid, ErrPathUnknown,
 }

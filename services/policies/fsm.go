@@ -168,6 +168,29 @@ func etagOf(rec *record, p ditto.Pointer, k kind) (string, bool) {
 	return ditto.HashETag(v), true
 }
 
+// etagError is a precondition failure (412, 304) that carries the current
+// entity tag of the resource: Ditto sends it as the ETag of the error
+// response. errors.As finds the *ditto.Error inside.
+type etagError struct {
+	err  *ditto.Error
+	etag string
+}
+
+func (e *etagError) Error() string { return e.err.Error() }
+func (e *etagError) Unwrap() error { return e.err }
+
+// ETag returns the current entity tag of the addressed resource.
+func (e *etagError) ETag() string { return e.etag }
+
+// withETag attaches the current entity tag to err; without a tag err is
+// returned as is.
+func withETag(err *ditto.Error, etag string) error {
+	if etag == "" {
+		return err
+	}
+	return &etagError{err: err, etag: etag}
+}
+
 // notFound is the 404 error of a missing or unreadable resource of kind k.
 func notFound(k kind, id string, p ditto.Pointer) *ditto.Error {
 	switch k {
@@ -278,10 +301,10 @@ func (s *Service) applyPolicy(index uint64, c *policyCmd) any {
 	// Conditional headers decide on the addressed resource.
 	cur, has := etagOf(rec, p, k)
 	if c.IfMatch != "" && !ditto.MatchETag(c.IfMatch, cur, has) {
-		return ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-match' for the requested Policy resource evaluated to false. Expected: '%s' not to match actual: '%s'.", c.IfMatch, cur)
+		return withETag(ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-match' for the requested Policy resource evaluated to false. Expected: '%s' to match actual: '%s'.", c.IfMatch, cur), cur)
 	}
 	if c.IfNoneMatch != "" && ditto.MatchETag(c.IfNoneMatch, cur, has) {
-		return ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-none-match' for the requested Policy resource evaluated to false. Expected: '%s' not to match actual: '%s'.", c.IfNoneMatch, cur)
+		return withETag(ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-none-match' for the requested Policy resource evaluated to false. Expected: '%s' not to match actual: '%s'.", c.IfNoneMatch, cur), cur)
 	}
 
 	if c.Action == ditto.ActionDelete {

@@ -346,10 +346,10 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 		cur = ditto.HashETag(v)
 	}
 	if h := cmd.Headers.Get(ditto.HeaderIfMatch); h != "" && !ditto.MatchETag(h, cur, true) {
-		return ditto.Result{}, ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-match' for the requested Policy resource evaluated to false. Expected: '%s' not to match actual: '%s'.", h, cur)
+		return ditto.Result{}, withETag(ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-match' for the requested Policy resource evaluated to false. Expected: '%s' to match actual: '%s'.", h, cur), cur)
 	}
 	if h := cmd.Headers.Get(ditto.HeaderIfNoneMatch); h != "" && ditto.MatchETag(h, cur, true) {
-		return ditto.Result{}, ditto.ErrPolicyPreconditionNotMod.New("The comparison of precondition header 'if-none-match' for the requested Policy resource evaluated to false. Expected: '%s' not to match actual: '%s'.", h, cur)
+		return ditto.Result{}, withETag(ditto.ErrPolicyPreconditionNotMod.New("The comparison of precondition header 'if-none-match' for the requested Policy resource evaluated to false. Expected: '%s' not to match actual: '%s'.", h, cur), cur)
 	}
 	view, ok := enf.View(ditto.ResourcePolicy, rp, v, subjects)
 	if k == kRoot {

@@ -55,7 +55,7 @@ func (s *Service) applyLocked(index uint64, e *entry) (any, *ditto.Signal) {
 		rec, tomb = nil, rec
 	}
 	var c *change
-	var err *ditto.Error
+	var err error
 	if rec == nil {
 		c, err = s.applyCreate(e, r, val, ts, tomb)
 	} else {
@@ -70,7 +70,7 @@ func (s *Service) applyLocked(index uint64, e *entry) (any, *ditto.Signal) {
 }
 
 // applyCreate handles an entry for a thing that does not exist.
-func (s *Service) applyCreate(e *entry, r resource, val any, ts time.Time, tomb *Record) (*change, *ditto.Error) {
+func (s *Service) applyCreate(e *entry, r resource, val any, ts time.Time, tomb *Record) (*change, error) {
 	creates := e.op == opCreate || (e.mayCreate && r.kind == kindThing && (e.op == opModify || e.op == opMerge))
 	if !creates {
 		return nil, thingNotFound(e.id)
@@ -106,7 +106,7 @@ func (s *Service) applyCreate(e *entry, r resource, val any, ts time.Time, tomb 
 }
 
 // applyExisting handles an entry for an existing thing.
-func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec *Record) (*change, *ditto.Error) {
+func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec *Record) (*change, error) {
 	if e.op == opCreate || (e.mayCreate && r.kind == kindThing) {
 		if err := checkETags(e, ditto.RevisionETag(rec.Revision), true); err != nil {
 			return nil, err
@@ -124,7 +124,8 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec
 	if r.kind == kindThing {
 		exists = true
 	}
-	if err := checkETags(e, currentETag(r, rec, cur, exists), exists); err != nil {
+	etag := currentETag(r, rec, cur, exists)
+	if err := checkETags(e, etag, exists); err != nil {
 		return nil, err
 	}
 	if e.condition != "" {
@@ -154,12 +155,12 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec
 				nt[keyPolicyID] = rec.PolicyID
 			}
 			if e.ifEqual == ifEqualSkip && ditto.JSONEqual(thing, nt) {
-				return nil, skipped(e.id)
+				return nil, withETag(skipped(e.id), etag)
 			}
 			thing = nt
 		} else {
 			if e.ifEqual == ifEqualSkip && exists && ditto.JSONEqual(cur, val) {
-				return nil, skipped(e.id)
+				return nil, withETag(skipped(e.id), etag)
 			}
 			ditto.SetAt(thing, r.path, val)
 		}
@@ -176,7 +177,7 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec
 		if e.ifEqual == ifEqualSkip || e.ifEqual == ifEqualSkipMinimize {
 			min := ditto.MergeMinimize(cur, patch)
 			if min == nil {
-				return nil, skipped(e.id)
+				return nil, withETag(skipped(e.id), etag)
 			}
 			if e.ifEqual == ifEqualSkipMinimize {
 				patch = min
@@ -204,7 +205,11 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec
 			return nil, verr
 		}
 		if _, ok := canon[keyPolicyID]; !ok {
-			return nil, ditto.ErrThingMergeInvalid.New("The policyId of the Thing with ID '%s' cannot be removed.", e.id)
+			// A merge that would delete the policyId is a bad request (the
+			// DELETE method on /policyId is not allowed at all: 405).
+			err := policyIDNotDeletable(e.id)
+			err.Status = 400
+			return nil, err
 		}
 		thing = canon
 		c.action, c.value = "merged", patch
@@ -235,15 +240,39 @@ func currentETag(r resource, rec *Record, cur any, exists bool) string {
 	return ditto.HashETag(cur)
 }
 
-// checkETags evaluates If-Match and If-None-Match of a write.
-func checkETags(e *entry, etag string, exists bool) *ditto.Error {
+// checkETags evaluates If-Match and If-None-Match of a write. A failure
+// carries the current entity tag (none if the resource is missing).
+func checkETags(e *entry, etag string, exists bool) error {
 	if e.ifMatch != "" && !ditto.MatchETag(e.ifMatch, etag, exists) {
-		return preconditionFailed(ditto.HeaderIfMatch, e.ifMatch, etag)
+		return withETag(preconditionFailed(ditto.HeaderIfMatch, e.ifMatch, etag), etag)
 	}
 	if e.ifNone != "" && ditto.MatchETag(e.ifNone, etag, exists) {
-		return preconditionFailed(ditto.HeaderIfNoneMatch, e.ifNone, etag)
+		return withETag(preconditionFailed(ditto.HeaderIfNoneMatch, e.ifNone, etag), etag)
 	}
 	return nil
+}
+
+// etagError is a precondition failure (412, 304) that carries the current
+// entity tag of the resource: Ditto sends it as the ETag of the error
+// response. errors.As finds the *ditto.Error inside.
+type etagError struct {
+	err  *ditto.Error
+	etag string
+}
+
+func (e *etagError) Error() string { return e.err.Error() }
+func (e *etagError) Unwrap() error { return e.err }
+
+// ETag returns the current entity tag of the addressed resource.
+func (e *etagError) ETag() string { return e.etag }
+
+// withETag attaches the current entity tag to err; without a tag err is
+// returned as is.
+func withETag(err *ditto.Error, etag string) error {
+	if etag == "" {
+		return err
+	}
+	return &etagError{err: err, etag: etag}
 }
 
 func preconditionFailed(header, want, actual string) *ditto.Error {

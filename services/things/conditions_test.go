@@ -142,10 +142,10 @@ func TestHandleMergePartialWrite(t *testing.T) {
 	}})
 	cases := []struct{ name, path, patch, want string }{
 		{"leaf allowed", "/attributes", `{"open":5}`, ""},
-		{"leaf revoked", "/attributes", `{"locked":5}`, "things:attributes.notmodifiable"},
+		{"leaf revoked", "/attributes", `{"locked":5}`, "things:thing.notmodifiable"},
 		{"root with allowed leaves", "/", `{"attributes":{"open":6}}`, ""},
 		{"root with a revoked leaf", "/", `{"attributes":{"open":7,"locked":1}}`, "things:thing.notmodifiable"},
-		{"regex needs the object", "/attributes", `{"{{ ~o.*~ }}":null}`, "things:attributes.notmodifiable"},
+		{"regex needs the object", "/attributes", `{"{{ ~o.*~ }}":null}`, "things:thing.notmodifiable"},
 		{"modify not allowed", "/attributes", ``, "things:attributes.notmodifiable"},
 	}
 	for _, tc := range cases {

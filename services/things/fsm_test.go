@@ -50,9 +50,13 @@ func TestFSMApply(t *testing.T) {
 			if st.code != "" || v.Status != st.status || v.Revision != st.rev {
 				t.Fatalf("%s: got %+v, want status %d rev %d code %q", st.name, v, st.status, st.rev, st.code)
 			}
-		case *ditto.Error:
-			if v.Code != st.code {
+		case error:
+			if errCode(v) != st.code {
 				t.Fatalf("%s: got %v, want %q", st.name, v, st.code)
+			}
+			// A precondition failure carries the current entity tag.
+			if et, ok := v.(interface{ ETag() string }); st.code == "things:precondition.failed" && (!ok || et.ETag() == "") {
+				t.Fatalf("%s: precondition failure without the current ETag", st.name)
 			}
 		default:
 			t.Fatalf("%s: result %T", st.name, out)
@@ -252,7 +256,7 @@ func TestApplyBatchEvents(t *testing.T) {
 	if outs[1] != nil {
 		t.Fatalf("ignored entry result %v", outs[1])
 	}
-	if _, ok := outs[3].(*ditto.Error); !ok {
+	if err, ok := outs[3].(error); !ok || errCode(err) != "things:precondition.failed" {
 		t.Fatalf("skip result %v", outs[3])
 	}
 	want := []struct {

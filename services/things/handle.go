@@ -2,6 +2,7 @@ package things
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/dittonode/dittonode/ditto"
@@ -186,16 +187,21 @@ func resultValue(res ditto.Result) (any, bool) {
 // retrieve.
 func checkRetrieveETags(h ditto.Headers, etag string, exists bool) error {
 	if m := h.Get(ditto.HeaderIfMatch); m != "" && !ditto.MatchETag(m, etag, exists) {
-		return preconditionFailed(ditto.HeaderIfMatch, m, etag)
+		return withETag(preconditionFailed(ditto.HeaderIfMatch, m, etag), etag)
 	}
 	if m := h.Get(ditto.HeaderIfNoneMatch); m != "" && ditto.MatchETag(m, etag, exists) {
-		return ditto.ErrThingPreconditionNotMod.New("The comparison of precondition header '%s' for the requested Thing resource evaluated to false. Header value: '%s', actual ETag: '%s'.", ditto.HeaderIfNoneMatch, m, etag)
+		return withETag(ditto.ErrThingPreconditionNotMod.New("The comparison of precondition header '%s' for the requested Thing resource evaluated to false. Header value: '%s', actual ETag: '%s'.", ditto.HeaderIfNoneMatch, m, etag), etag)
 	}
 	return nil
 }
 
+// maxListed is the most things a GET /things without ids returns (Ditto:
+// "the first 200 for the user available Things").
+const maxListed = 200
+
 // RetrieveMany returns the things of ids the requester may read, in the
-// order given; missing, unreadable and invalid IDs are omitted. cmd carries
+// order given; missing, unreadable and invalid IDs are omitted. A nil ids
+// lists the first maxListed readable things in thingId order. cmd carries
 // Fields, Auth and Headers.
 func (s *Service) RetrieveMany(ctx context.Context, ids []string, cmd ditto.Command) ([]any, error) {
 	fs, err := ditto.ParseFieldSelector(cmd.Fields)
@@ -205,8 +211,15 @@ func (s *Service) RetrieveMany(ctx context.Context, ids []string, cmd ditto.Comm
 	if err := s.barrier(ctx, cmd.Headers); err != nil {
 		return nil, err
 	}
-	out := make([]any, 0, len(ids))
+	limit := len(ids)
+	if ids == nil {
+		ids, limit = s.sortedIDs(), maxListed
+	}
+	out := make([]any, 0, min(limit, len(ids)))
 	for _, tid := range ids {
+		if len(out) == limit {
+			break
+		}
 		id, ok := ditto.ParseEntityID(tid)
 		if !ok {
 			continue
@@ -226,6 +239,20 @@ func (s *Service) RetrieveMany(ctx context.Context, ids []string, cmd ditto.Comm
 		}
 	}
 	return out, nil
+}
+
+// sortedIDs returns the IDs of all applied things in ascending order.
+func (s *Service) sortedIDs() []string {
+	s.mu.RLock()
+	ids := make([]string, 0, len(s.things))
+	for id, r := range s.things {
+		if !r.deleted() {
+			ids = append(ids, id)
+		}
+	}
+	s.mu.RUnlock()
+	slices.Sort(ids)
+	return ids
 }
 
 // checkCondition parses the condition header and checks that the requester

@@ -55,7 +55,8 @@ func TestHandleSubResources(t *testing.T) {
 				{"retrieve replaced", ditto.ActionRetrieve, owner, "", 200, "", tc.value2, "", `"hash:`},
 				{"stranger retrieve", ditto.ActionRetrieve, stranger, "", 0, tc.notFound, "", "", ""},
 				{"stranger modify", ditto.ActionModify, stranger, tc.value, 0, tc.notModifiable, "", "", ""},
-				{"stranger merge", ditto.ActionMerge, stranger, tc.value, 0, tc.notModifiable, "", "", ""},
+				// Ditto reports a denied merge at any path as the thing's (MergeIT).
+				{"stranger merge", ditto.ActionMerge, stranger, tc.value, 0, "things:thing.notmodifiable", "", "", ""},
 				{"stranger delete", ditto.ActionDelete, stranger, "", 0, tc.notModifiable, "", "", ""},
 				{"merge", ditto.ActionMerge, owner, tc.value, 204, "", "", "merged", `"hash:`},
 				{"delete", ditto.ActionDelete, owner, "", 204, "", "", "deleted", ""},
@@ -242,7 +243,10 @@ func TestHandleValidation(t *testing.T) {
 		{"bad policyId", ditto.ActionModify, tid, "/policyId", `"nope"`, "policies:id.invalid"},
 		{"policyId not deletable", ditto.ActionDelete, tid, "/policyId", ``, "things:policyId.notdeletable"},
 		{"merge makes attributes a string", ditto.ActionMerge, tid, "/", `{"attributes":"x"}`, "things:merge.invalid"},
-		{"merge removes policyId", ditto.ActionMerge, tid, "/", `{"policyId":null}`, "things:merge.invalid"},
+		{"merge removes policyId", ditto.ActionMerge, tid, "/", `{"policyId":null}`, "things:policyId.notdeletable"},
+		{"merge removes thingId", ditto.ActionMerge, tid, "/", `{"thingId":null}`, "things:id.notdeletable"},
+		{"merge invalid policyId", ditto.ActionMerge, tid, "/policyId", `"invalid"`, "policies:id.invalid"},
+		{"merge empty thing creates nothing", ditto.ActionMerge, "ns:new", "/", `{}`, "things:merge.invalid"},
 		{"value too large", ditto.ActionModify, tid, "/attributes/big", big, "things:thing.toolarge"},
 		{"result too large", ditto.ActionModify, tid, "/attributes/big", `"` + strings.Repeat("x", 350) + `"`, "things:thing.toolarge"},
 		{"bad if-equal", ditto.ActionModify, tid, "/attributes/a", `1`, "header.invalid"},
@@ -343,8 +347,14 @@ func TestHandlePolicyOnCreate(t *testing.T) {
 		if got := env.policies.policies[tid]; got == nil || got["policyId"] != tid || got["entries"] == nil {
 			t.Fatalf("copied policy %v", got)
 		}
-		if _, err := env.do(ditto.ActionCreate, "ns:t2", "/", mustJSON(t, `{"_copyPolicyFrom":"ns:missing"}`), owner); errCode(err) != "things:thing.notcreatable" {
+		if _, err := env.do(ditto.ActionCreate, "ns:t2", "/", mustJSON(t, `{"_copyPolicyFrom":"ns:missing"}`), owner); errCode(err) != "policies:policy.notfound" {
 			t.Fatalf("copy missing: %v", err)
+		}
+		if _, err := env.do(ditto.ActionCreate, "ns:t2", "/", mustJSON(t, `{"_copyPolicyFrom":"{{ ref:things/ns:missing/policyId }}"}`), owner); errCode(err) != "things:thing.notfound" {
+			t.Fatalf("copy from missing thing: %v", err)
+		}
+		if _, err := env.do(ditto.ActionCreate, "ns:t2", "/", mustJSON(t, `{"_copyPolicyFrom":"{{ ref:topologies/ns:x/policyId }}"}`), owner); errCode(err) != "placeholder:placeholder.reference.notsupported" {
+			t.Fatalf("unsupported reference: %v", err)
 		}
 	})
 	t.Run("given policyId", func(t *testing.T) {

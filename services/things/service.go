@@ -182,6 +182,8 @@ func (s *Service) propose(ctx context.Context, e *entry) (ditto.Result, error) {
 		return v, nil
 	case *ditto.Error:
 		return ditto.Result{}, v
+	case *etagError:
+		return ditto.Result{}, v
 	}
 	return ditto.Result{}, fmt.Errorf("things: unexpected apply result %T", out)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/dittonode/dittonode/ditto"
@@ -110,8 +111,8 @@ func (s *Service) write(ctx context.Context, cmd ditto.Command, id ditto.EntityI
 			return ditto.Result{}, thingNotFound(tid)
 		}
 		if cmd.Action == ditto.ActionMerge {
-			if body == nil {
-				return ditto.Result{}, ditto.ErrThingMergeInvalid.New("The Thing with ID '%s' must be created with a JSON object.", tid)
+			if len(body) == 0 {
+				return ditto.Result{}, ditto.ErrThingMergeInvalid.New("The Thing with ID '%s' must be created with a non-empty JSON object.", tid)
 			}
 			t, err := validator{id: tid, merge: true}.thing(ditto.MergePatch(map[string]any{}, body))
 			if err != nil {
@@ -150,6 +151,10 @@ func (s *Service) write(ctx context.Context, cmd ditto.Command, id ditto.EntityI
 			patchLeavesAllowed(enf, r.path, value, subjects)
 	}
 	if !allowed {
+		if cmd.Action == ditto.ActionMerge {
+			// Ditto reports every denied merge, at any path, as the thing's.
+			return ditto.Result{}, resource{}.notModifiable(tid, cmd.Action)
+		}
 		return ditto.Result{}, r.notModifiable(tid, cmd.Action)
 	}
 	if newPID, ok := newPolicyID(r, cmd.Action, value); ok && newPID != rec.PolicyID {
@@ -167,13 +172,21 @@ func (s *Service) write(ctx context.Context, cmd ditto.Command, id ditto.EntityI
 }
 
 // checkPatch validates a merge patch before it is proposed: keys, a thingId
-// that must equal the entity, and that the thing root is patched with an
-// object. The merged result is validated again in Apply.
+// that must equal the entity, a valid policyId, and that the thing root is
+// patched with an object. The merged result is validated again in Apply.
 func checkPatch(tid string, r resource, patch any) error {
+	if pid, ok := newPolicyID(r, ditto.ActionMerge, patch); ok {
+		if _, err := ditto.ParsePolicyID(pid); err != nil {
+			return err
+		}
+	}
 	if r.kind == kindThing {
 		m, ok := patch.(map[string]any)
 		if !ok {
 			return ditto.ErrThingMergeInvalid.New("The Thing with ID '%s' must be merged with a JSON object.", tid)
+		}
+		if t, ok := m[keyThingID]; ok && t == nil {
+			return ditto.ErrThingIDNotDeletable.New("The thingId of the Thing with ID '%s' cannot be deleted.", tid)
 		}
 		if t, ok := m[keyThingID]; ok && t != tid {
 			return ditto.ErrThingIDNotSettable.New("The Thing ID in the request body is not equal to the Thing ID '%s' in the request URL.", tid)
@@ -317,7 +330,7 @@ func (s *Service) create(ctx context.Context, cmd ditto.Command, id ditto.Entity
 	var policyRev int64
 	if policy != nil {
 		policy[keyPolicyID] = target
-		rev, err := s.createPolicy(ctx, cmd, tid, target, policy, hasInline || hasCopy)
+		rev, err := s.createPolicy(ctx, cmd, tid, target, policy, hasInline, hasCopy)
 		if err != nil {
 			var de *ditto.Error
 			if !hasInline && !hasCopy && errors.As(err, &de) && de.Code == ditto.ErrThingNotCreatable.Code {
@@ -357,7 +370,7 @@ func (s *Service) create(ctx context.Context, cmd ditto.Command, id ditto.Entity
 
 // createPolicy creates the policy of a new thing through the policies
 // service and returns its revision.
-func (s *Service) createPolicy(ctx context.Context, cmd ditto.Command, tid, pid string, policy map[string]any, explicit bool) (int64, error) {
+func (s *Service) createPolicy(ctx context.Context, cmd ditto.Command, tid, pid string, policy map[string]any, inline, copied bool) (int64, error) {
 	h := ditto.Headers{}
 	for _, k := range []string{ditto.HeaderCorrelationID, ditto.HeaderAllowPolicyLockout} {
 		if v := cmd.Headers.Get(k); v != "" {
@@ -375,8 +388,12 @@ func (s *Service) createPolicy(ctx context.Context, cmd ditto.Command, tid, pid 
 	switch {
 	case de.Code == ditto.ErrPolicyConflict.Code:
 		return 0, ditto.ErrThingNotCreatable.New("The Thing with ID '%s' could not be created because the Policy with ID '%s' already exists.", tid, pid)
-	case explicit && de.Status == 400:
+	case (inline || copied) && de.Status == 400, inline && de.Status == 403:
+		// An inline policy that would lock the requester out is invalid
+		// (Ditto: 400), not forbidden.
 		return 0, ditto.ErrThingPolicyInvalid.New("The policy of the Thing with ID '%s' is invalid: %s", tid, de.Message)
+	case copied && de.Status == 403:
+		return 0, ditto.ErrThingNotModifiable.New("The Thing with ID '%s' could not be created as the copied policy does not grant the requester WRITE on it.", tid)
 	}
 	return 0, err
 }
@@ -404,10 +421,12 @@ func (s *Service) copiedPolicy(ctx context.Context, cmd ditto.Command, tid strin
 			refID, _ := ditto.ParseEntityID(m[1])
 			enf, ok = s.enforcer(ref, refID.Namespace)
 		}
-		if !ok || !enf.Unrestricted(ditto.ResourceThing, ditto.Pointer{keyPolicyID}, cmd.Auth.Subjects, ditto.PermRead) {
-			return nil, ditto.ErrThingNotCreatable.New("The Thing with ID '%s' could not be created: the Thing '%s' referenced by '_copyPolicyFrom' could not be found or the requester had insufficient permissions to access it.", tid, m[1])
+		if !ok || !enf.Partial(ditto.ResourceThing, ditto.Pointer{keyPolicyID}, cmd.Auth.Subjects, ditto.PermRead) {
+			return nil, thingNotFound(m[1])
 		}
 		src = ref.PolicyID
+	} else if strings.HasPrefix(strings.TrimSpace(src), "{{") {
+		return nil, ditto.ErrPlaceholderRefUnsup.New("The reference '%s' in '_copyPolicyFrom' is not supported: use '{{ ref:things/<thingId>/policyId }}'.", src)
 	}
 	if _, err := ditto.ParsePolicyID(src); err != nil {
 		return nil, err
@@ -415,10 +434,8 @@ func (s *Service) copiedPolicy(ctx context.Context, cmd ditto.Command, tid strin
 	res, err := s.policies.Handle(ctx, ditto.Command{Action: ditto.ActionRetrieve, Entity: src, Path: ditto.Pointer{},
 		Headers: ditto.Headers{ditto.HeaderCorrelationID: cmd.Headers.Get(ditto.HeaderCorrelationID)}, Auth: cmd.Auth})
 	if err != nil {
-		var de *ditto.Error
-		if errors.As(err, &de) && de.Status == 404 {
-			return nil, ditto.ErrThingNotCreatable.New("The Thing with ID '%s' could not be created: the Policy with ID '%s' to copy could not be found or the requester had insufficient permissions to access it.", tid, src)
-		}
+		// A missing or unreadable source policy is the policy's 404
+		// (policies:policy.notfound), as in Ditto.
 		return nil, err
 	}
 	v, ok := resultValue(res)
