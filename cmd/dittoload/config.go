@@ -31,6 +31,8 @@ type config struct {
 	prepare  bool
 	json     bool
 	listen   string
+	filter   string
+	option   string
 }
 
 // parseConfig parses the flags of command mode. On -h it prints the flags to
@@ -42,7 +44,7 @@ func parseConfig(mode string, args []string, stdout io.Writer) (config, error) {
 	switch mode {
 	case "hello":
 		fs.StringVar(&cfg.listen, "listen", "127.0.0.1:9090", "loopback `addr:port` to serve on")
-	case "put-property", "get-thing", "get":
+	case "put-property", "get-thing", "get", "search":
 		defURL := "http://127.0.0.1:8080"
 		if mode == "get" {
 			defURL = "http://127.0.0.1:9090/"
@@ -50,6 +52,10 @@ func parseConfig(mode string, args []string, stdout io.Writer) (config, error) {
 			fs.StringVar(&cfg.user, "user", "ditto:ditto", "basic auth `user:password` (empty: none)")
 			fs.IntVar(&cfg.things, "things", 100000, "number of things load:thing-0..N-1")
 			fs.BoolVar(&cfg.prepare, "prepare", false, "create the things before the load phase")
+		}
+		if mode == "search" {
+			fs.StringVar(&cfg.filter, "filter", `eq(attributes/serialNo,"{i}")`, "RQL `filter`; {i} becomes a random thing number")
+			fs.StringVar(&cfg.option, "option", "", "search `option`s, e.g. sort(-_modified),size(25)")
 		}
 		fs.StringVar(&cfg.url, "url", defURL, "target `URL` (loopback only)")
 		fs.IntVar(&cfg.clients, "clients", 64, "concurrent workers and keep-alive connections")

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -200,6 +201,12 @@ func (l *loader) build(ctx context.Context, seq uint64) (*http.Request, error) {
 		return l.request(ctx, http.MethodPut, u, strconv.AppendUint(nil, seq, 10))
 	case "get-thing":
 		return l.request(ctx, http.MethodGet, l.thingURL(uint64(rand.IntN(l.cfg.things))), nil)
+	case "search":
+		q := url.Values{"filter": {strings.ReplaceAll(l.cfg.filter, "{i}", strconv.Itoa(rand.IntN(l.cfg.things)))}}
+		if l.cfg.option != "" {
+			q.Set("option", l.cfg.option)
+		}
+		return l.request(ctx, http.MethodGet, l.base+"/api/2/search/things?"+q.Encode(), nil)
 	default:
 		return l.request(ctx, http.MethodGet, l.cfg.url, nil)
 	}

@@ -15,6 +15,7 @@ const usage = `usage: dittoload <command> [flags]
 commands:
   put-property  PUT brewed-coffees of random things (add -prepare to create them first)
   get-thing     GET random things
+  search        GET /api/2/search/things with -filter ({i} = a random thing number)
   get           GET one URL
   hello         serve a hello-world JSON handler as a baseline
 run "dittoload <command> -h" for its flags; targets must be loopback.

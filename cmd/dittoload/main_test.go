@@ -21,7 +21,7 @@ import (
 // fakeDitto mimics the three Ditto endpoints dittoload uses and records any
 // request that is not exactly what dittoload should send.
 type fakeDitto struct {
-	creates, puts, gets atomic.Int64
+	creates, puts, gets, searches atomic.Int64
 
 	mu       sync.Mutex
 	things   map[string]bool
@@ -41,6 +41,17 @@ func (f *fakeDitto) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
+	if r.URL.Path == "/api/2/search/things" {
+		n, ok := strings.CutPrefix(r.URL.Query().Get("filter"), `eq(attributes/serialNo,"`)
+		if _, err := strconv.Atoi(strings.TrimSuffix(n, `")`)); !ok || err != nil || r.Method != http.MethodGet {
+			f.fail(w, http.StatusBadRequest, "search %s", r.URL.RawQuery)
+			return
+		}
+		f.searches.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"items":[]}`)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/api/2/things/load:thing-")
 	id, prop, _ := strings.Cut(rest, "/")
 	if _, err := strconv.Atoi(id); !ok || err != nil {
@@ -236,5 +247,13 @@ func TestInterruptStopsLoad(t *testing.T) {
 	var s summary
 	if err != nil || json.Unmarshal(out.Bytes(), &s) != nil || !s.Interrupted || time.Since(start) > 10*time.Second {
 		t.Fatalf("run = %v after %v, summary %s", err, time.Since(start), out.Bytes())
+	}
+}
+
+func TestSearchMode(t *testing.T) {
+	f, url := mustFakeDitto(t)
+	s := mustRunJSON(t, "search", "-url", url, "-things", "50", "-clients", "4", "-duration", "300ms")
+	if s.OK == 0 || int64(s.OK) != f.searches.Load() {
+		t.Fatalf("ok %d, server saw %d searches", s.OK, f.searches.Load())
 	}
 }
