@@ -7,7 +7,9 @@ import (
 
 	"github.com/dittonode/dittonode/services/connectivity"
 	"github.com/dittonode/dittonode/services/gateway"
+	"github.com/dittonode/dittonode/services/live"
 	"github.com/dittonode/dittonode/services/policies"
+	"github.com/dittonode/dittonode/services/search"
 	"github.com/dittonode/dittonode/services/things"
 )
 
@@ -25,6 +27,8 @@ type Config struct {
 	Things       things.Config
 	Policies     policies.Config
 	Connectivity connectivity.Config
+	Live         live.Config
+	Search       search.Config
 	Raft         RaftConfig
 
 	// StartTimeout bounds how long Start waits for every Raft group to
@@ -55,6 +59,8 @@ func DefaultConfig() Config {
 		Things:       things.DefaultConfig(),
 		Policies:     policies.DefaultConfig(),
 		Connectivity: connectivity.DefaultConfig(),
+		Live:         live.DefaultConfig(),
+		Search:       search.DefaultConfig(),
 		Raft: RaftConfig{
 			SnapshotThreshold: 16384,
 			SnapshotInterval:  30 * time.Second,
@@ -71,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.HTTP.Validate(); err != nil {
 		return fmt.Errorf("http: %w", err)
+	}
+	if err := c.Live.Validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/dittonode/dittonode/ditto"
 	"github.com/dittonode/dittonode/services/connectivity"
 	"github.com/dittonode/dittonode/services/gateway"
+	"github.com/dittonode/dittonode/services/live"
 	"github.com/dittonode/dittonode/services/policies"
+	"github.com/dittonode/dittonode/services/search"
 	"github.com/dittonode/dittonode/services/things"
 )
 
@@ -43,7 +45,9 @@ type Node struct {
 	policies     *policies.Service
 	things       *things.Service
 	connectivity *connectivity.Service
+	search       *search.Service
 	gateway      *gateway.Server
+	live         *live.Router
 
 	groups []*consensus.Group // in start order
 
@@ -103,6 +107,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.things = things.New(n.cfg.Things, things.Deps{
 		Log: thingLog, Policies: n.policies, Bus: n.bus, Clock: n.deps.Clock, Logger: log.With("service", "things"),
 	})
+	// The live router observes the bus to stamp requested-acks on the twin
+	// events of commands that wait for custom acknowledgements.
+	n.live = live.New(n.cfg.Live, live.Deps{
+		Enforcers: n.policies, Things: thingPolicies{n.things}, Logger: log.With("service", "live"),
+	})
+	n.bus.Observe(n.live.TwinEvent)
 	n.connectivity = connectivity.New(n.cfg.Connectivity, connectivity.Deps{
 		Log: connLog, Clock: n.deps.Clock, Logger: log.With("service", "connectivity"),
 	})
@@ -128,6 +138,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.policies.Start(life); err != nil {
 		return err
 	}
+	// The search index observes the bus before it rebuilds from the applied
+	// things, so it never misses a change.
+	n.search = search.New(n.cfg.Search, search.Deps{
+		Source: thingSource{n.things}, Enforcers: n.policies, Bus: n.bus,
+		Clock: n.deps.Clock, Logger: log.With("service", "search"),
+	})
+	if err := n.search.Start(life); err != nil {
+		return fmt.Errorf("start search: %w", err)
+	}
 	n.waitLeaders(ctx)
 
 	n.gateway = gateway.New(n.cfg.HTTP, gateway.Deps{
@@ -135,6 +154,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Policies: n.policies,
 		Logger:   log.With("service", "gateway"),
 		Health:   n.health,
+		Live:     n.live,
+		Acks:     n.live,
+		Search:   searchAdapter{n.search},
+		// Live twins: WebSocket and SSE fan-out of authorized events.
+		Bus:            n.bus,
+		Enforcers:      n.policies,
+		ThingState:     thingJSON{n.things}.lookup,
+		SearchProtocol: searchProtocol{n.search},
 	})
 	if err := n.gateway.Start(life); err != nil {
 		return err
@@ -164,7 +191,8 @@ func (n *Node) newGroup(name string, fsm consensus.FSM, stream consensus.StreamL
 }
 
 // waitLeaders waits, bounded by StartTimeout, until every group has a
-// leader, so that the first requests do not meet an election.
+// leader and has applied its whole committed log, so that the first
+// requests neither meet an election nor see a half-replayed state.
 func (n *Node) waitLeaders(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.StartTimeout)
 	defer cancel()
@@ -180,6 +208,13 @@ func (n *Node) waitLeaders(ctx context.Context) {
 				n.deps.Logger.Warn("raft group has no leader yet; serving anyway", "group", g.Status().Name)
 				return
 			case <-t.C:
+			}
+		}
+		// Replay the local log before serving: a read must not find a
+		// thing whose policy the policies group has not replayed yet.
+		if g.IsLeader() {
+			if err := g.ReadBarrier(ctx); err != nil {
+				n.deps.Logger.Warn("raft group did not catch up before serving", "group", g.Status().Name, "err", err)
 			}
 		}
 	}
@@ -234,6 +269,10 @@ func (n *Node) ID() string { return n.id.ID }
 // Bus is the node-local signal bus.
 func (n *Node) Bus() *ditto.Bus { return n.bus }
 
+// Live is the node's live-signal router (messages, live commands and
+// events, acknowledgements).
+func (n *Node) Live() *live.Router { return n.live }
+
 // Run starts the node, serves until ctx ends, then shuts down.
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.Start(ctx); err != nil {
@@ -251,6 +290,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.gateway != nil {
 			errs = append(errs, n.gateway.Close())
+		}
+		if n.search != nil {
+			errs = append(errs, n.search.Close())
 		}
 		if n.policies != nil {
 			errs = append(errs, n.policies.Close())

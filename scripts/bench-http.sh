@@ -40,6 +40,16 @@ echo "== hello-world net/http baseline, $CLIENTS clients"
 $BIN/dittoload get -url http://127.0.0.1:$HELLO_PORT/ -clients $CLIENTS -duration "$DURATION"
 kill $HELLO; wait $HELLO 2>/dev/null || true; HELLO=""
 echo "== RSS with $THINGS things: $(rss_mb $NODE) MB"
+SD=${SEARCH_DURATION:-10s}
+search() { # name filter [option]
+	echo "== search $1: $2 ${3:-}"
+	$BIN/dittoload search -url http://127.0.0.1:$PORT -user ditto:ditto -things "$THINGS" -clients $CLIENTS -duration "$SD" -filter "$2" ${3:+-option "$3"}
+}
+search eq-attribute 'eq(attributes/serialNo,"{i}")'
+search eq-thingId 'eq(thingId,"load:thing-{i}")'
+search and-selective-unselective 'and(eq(attributes/manufacturer,"ACME"),eq(attributes/serialNo,"{i}"))'
+search like-prefix 'like(thingId,"load:thing-{i}*")'
+search sorted-range 'ge(attributes/serialNo,"{i}")' 'sort(+attributes/serialNo),size(25)'
 kill -TERM $NODE; wait $NODE 2>/dev/null || true
 start_node
 t=$(wait_ready)

@@ -13,20 +13,34 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dittonode/dittonode/node"
+	"github.com/dittonode/dittonode/services/gateway"
 )
 
 // fileConfig is the shape of the --config file (YAML). Every field is
 // optional; flags given on the command line win over the file, the file
 // wins over the environment's defaults.
 type fileConfig struct {
-	Data              string   `yaml:"data"`
-	HTTP              string   `yaml:"http"`
-	Users             []string `yaml:"users"`
-	Dev               bool     `yaml:"dev"`
-	PreAuthentication bool     `yaml:"pre-authentication"`
-	NodeName          string   `yaml:"node-name"`
-	LogLevel          string   `yaml:"log-level"`
-	DefaultNamespace  string   `yaml:"default-namespace"`
+	Data              string     `yaml:"data"`
+	HTTP              string     `yaml:"http"`
+	Users             []string   `yaml:"users"`
+	Dev               bool       `yaml:"dev"`
+	PreAuthentication bool       `yaml:"pre-authentication"`
+	NodeName          string     `yaml:"node-name"`
+	LogLevel          string     `yaml:"log-level"`
+	DefaultNamespace  string     `yaml:"default-namespace"`
+	OIDC              []fileOIDC `yaml:"oidc"`
+}
+
+// fileOIDC is one trusted OpenID Connect issuer of the config file
+// (gateway.OIDCIssuer).
+type fileOIDC struct {
+	Prefix                 string   `yaml:"prefix"`
+	Issuer                 string   `yaml:"issuer"`
+	JWKSFile               string   `yaml:"jwks-file"`
+	JWKSURL                string   `yaml:"jwks-url"`
+	Audience               string   `yaml:"audience"`
+	AuthSubjects           []string `yaml:"auth-subjects"`
+	PrerequisiteConditions []string `yaml:"prerequisite-conditions"`
 }
 
 type multiFlag []string
@@ -110,6 +124,12 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		cfg.HTTP.DefaultNamespace = fc.DefaultNamespace
 	}
 	cfg.HTTP.PreAuthentication = fc.PreAuthentication || *preAuth
+	for _, o := range fc.OIDC {
+		cfg.HTTP.OIDC = append(cfg.HTTP.OIDC, gateway.OIDCIssuer{
+			Prefix: o.Prefix, Issuer: o.Issuer, JWKSFile: o.JWKSFile, JWKSURL: o.JWKSURL, Audience: o.Audience,
+			AuthSubjects: o.AuthSubjects, PrerequisiteConditions: o.PrerequisiteConditions,
+		})
+	}
 
 	userList := append([]string{}, fc.Users...)
 	if env := getenv("DITTONODE_USERS"); env != "" {
@@ -131,8 +151,8 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		}
 		cfg.HTTP.Users[name] = pw
 	}
-	if len(cfg.HTTP.Users) == 0 && !cfg.HTTP.PreAuthentication {
-		return cfg, 0, errors.New("no users configured: give --user NAME:PASSWORD, DITTONODE_USERS, or --dev for ditto:ditto")
+	if len(cfg.HTTP.Users) == 0 && !cfg.HTTP.PreAuthentication && len(cfg.HTTP.OIDC) == 0 {
+		return cfg, 0, errors.New("no users configured: give --user NAME:PASSWORD, DITTONODE_USERS, --dev for ditto:ditto, or oidc issuers in the config file")
 	}
 
 	var level slog.Level

@@ -41,6 +41,10 @@ type Config struct {
 	// PreAuthentication accepts "x-ditto-pre-authenticated: <issuer>:<subject>"
 	// from a trusted proxy. Off by default; when off the header is ignored.
 	PreAuthentication bool `json:"preAuthentication" yaml:"preAuthentication"`
+	// OIDC are the trusted OpenID Connect issuers: requests may carry
+	// "Authorization: Bearer <JWT>" (WebSocket and SSE also ?access_token=)
+	// signed by one of them.
+	OIDC []OIDCIssuer `json:"oidc" yaml:"oidc"`
 	// DefaultNamespace is the namespace of things created by POST /things
 	// without ?namespace=.
 	DefaultNamespace string `json:"defaultNamespace" yaml:"defaultNamespace"`
@@ -61,6 +65,8 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful part of Close; connections still
 	// busy after it are closed.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout" yaml:"shutdownTimeout"`
+	// Streams configures WebSocket sessions and SSE streams.
+	Streams StreamConfig `json:"streams" yaml:"streams"`
 }
 
 // DefaultConfig returns the default configuration (no users).
@@ -94,6 +100,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("gateway: user %q has an empty password", name))
 		}
 	}
+	if err := validateOIDC(c.OIDC); err != nil {
+		errs = append(errs, err)
+	}
 	for _, n := range []struct {
 		name string
 		v    int
@@ -114,11 +123,15 @@ func (c Config) Validate() error {
 	if c.WriteTimeout > 0 && c.WriteTimeout <= MaxTimeout {
 		errs = append(errs, fmt.Errorf("gateway: writeTimeout %s must exceed the command timeout %s", c.WriteTimeout, MaxTimeout))
 	}
+	if err := c.Streams.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // withDefaults fills zero fields.
 func (c Config) withDefaults() Config {
+	c.Streams = c.Streams.withDefaults()
 	d := DefaultConfig()
 	if c.Addr == "" {
 		c.Addr = d.Addr

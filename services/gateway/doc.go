@@ -1,10 +1,11 @@
 // Package gateway is dittonode's HTTP API v2: /api/2/things and
 // /api/2/policies with Eclipse Ditto's exact routes, statuses, headers and
-// error JSON, plus /api/2/whoami and /health.
+// error JSON, plus /api/2/whoami, POST /api/2/checkPermissions and /health.
 //
 // The gateway holds no thing or policy logic. It authenticates the request
 // (HTTP basic users, optionally a trusted proxy's x-ditto-pre-authenticated
-// header), enforces the request limits (header and body sizes, concurrency,
+// header, and JWTs of configured OIDC issuers: jwt.go, jwks.go and the
+// auth-subjects templates in jwttemplate.go), enforces the request limits (header and body sizes, concurrency,
 // timeouts), translates the request into a ditto.Command, hands it to the
 // services through the consumer-side interfaces Things and Policies, and
 // translates the ditto.Result or error back into HTTP.
@@ -25,7 +26,19 @@
 //     an Unavailable() bool method reporting true) to 503, anything else to
 //     500 gateway:internal.error, logged with its correlation-id.
 //
-// Imports: the standard library and ditto only. It must not import any other
+// Live twins: /ws/2 (ws.go, ws_session.go, ws_protocol.go) carries Ditto
+// Protocol commands, START-SEND-*/STOP-SEND-* subscriptions, the search
+// protocol and, through the Live router interface, messages, live commands,
+// live events and acks. GET /api/2/things[/{id}[/path]] with Accept:
+// text/event-stream streams changes as SSE (sse.go). fanout.go authorizes
+// each twin event per subscriber: the full event for unrestricted readers
+// of the changed path, the policy's JSON view for partial readers, nothing
+// for others; then namespaces, RQL filter and extraFields apply. A session
+// never receives events of its own commands.
+//
+// Imports: the standard library and ditto only (plus ditto/rql,
+// github.com/coder/websocket for the streams and github.com/golang-jwt/jwt/v5
+// for JWT verification). It must not import any other
 // dittonode package (services/things, services/policies, consensus, node...):
 // node plugs the concrete services in through Deps.
 package gateway

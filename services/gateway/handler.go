@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,6 +24,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, q url.Val
 		methodNotAllowed(w, r, rt.methods)
 		return
 	}
+	if rt.err != nil {
+		writeDittoError(w, rt.err)
+		return
+	}
 	cmd := ditto.Command{
 		Action:  rt.action(r.Method),
 		Entity:  rt.entity,
@@ -42,6 +47,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, q url.Val
 
 	var ids []string
 	switch {
+	case rt.collection && bit == mGet && !q.Has("ids") && s.deps.Search != nil:
+		s.serveThingsListing(w, r, q, auth)
+		return
 	case rt.collection && bit == mGet:
 		if ids, derr = thingIDs(q); derr != nil {
 			writeDittoError(w, derr)
@@ -74,6 +82,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, q url.Val
 		}
 		cmd.Value = v
 	}
+	if rt.res == resThings && !rt.collection && cmd.Headers[ditto.HeaderChannel] == ditto.ChannelLive {
+		s.serveLiveCommand(w, r, rt, cmd, timeout, respond)
+		return
+	}
 	if !respond && bit == mGet {
 		// Ditto drops queries nobody waits for.
 		w.WriteHeader(http.StatusAccepted)
@@ -84,6 +96,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, q url.Val
 	defer cancel()
 	if rt.collection && bit == mGet {
 		s.serveRetrieveMany(ctx, w, ids, cmd)
+		return
+	}
+	if rt.res == resThings && bit != mGet && s.serveTwinAcks(ctx, w, r, rt, cmd, respond) {
 		return
 	}
 	res, err := s.execute(ctx, rt.res, cmd)
@@ -131,11 +146,16 @@ func responseOptions(h ditto.Headers) (timeout time.Duration, respond bool, err 
 	return timeout, respond, nil
 }
 
-// thingIDs parses the ids query parameter of a multi-get.
+// thingIDs parses the ids query parameter of a multi-get. Without the
+// parameter it returns nil: list the first things the requester may read.
+// An empty value is a 400.
 func thingIDs(q url.Values) ([]string, *ditto.Error) {
 	raw, ok := q["ids"]
 	if !ok || len(raw) == 0 {
-		return nil, ditto.ErrQueryParamInvalid.New("The query parameter 'ids' is required for GET /things: give a comma-separated list of Thing IDs (use /search/things to list things).")
+		return nil, nil
+	}
+	if raw[0] == "" {
+		return nil, ditto.ErrThingIDInvalid.New("The query parameter 'ids' must not be empty: give a comma-separated list of Thing IDs.")
 	}
 	ids := strings.Split(raw[0], ",")
 	for _, id := range ids {
@@ -214,13 +234,18 @@ func (s *Server) readValue(r *http.Request, rt route, bit methods) (any, *ditto.
 	return v, nil
 }
 
-// writeCommandError writes a service failure. A 304 carries the current
-// ETag: from the error, from the result, or (it matched) If-None-Match.
+// writeCommandError writes a service failure. A 304 or 412 carries the
+// current ETag of the resource, as Ditto sends it: from the error, from the
+// result, or (a 304 matched it) If-None-Match.
 func (s *Server) writeCommandError(w http.ResponseWriter, res resource, cmd ditto.Command, result ditto.Result, err error) {
 	de := s.toDittoError(res, cmd.Headers[ditto.HeaderCorrelationID], err)
+	var et etagged
+	if de.Status == http.StatusPreconditionFailed && errors.As(err, &et) && et.ETag() != "" {
+		w.Header()[etagKey] = []string{et.ETag()}
+	}
 	if de.Status == http.StatusNotModified {
 		etag := result.ETag
-		if et, ok := err.(etagged); ok && et.ETag() != "" {
+		if errors.As(err, &et) && et.ETag() != "" {
 			etag = et.ETag()
 		}
 		if inm := cmd.Headers[ditto.HeaderIfNoneMatch]; etag == "" && inm != "*" && !strings.Contains(inm, ",") {

@@ -77,6 +77,10 @@ type route struct {
 	// path is the resource inside the entity (nil = the entity itself).
 	path    ditto.Pointer
 	methods methods
+	// err is a malformed sub-resource path (e.g. "attributes//x"). It is
+	// reported after the method check, as Ditto answers an unsupported
+	// method with 405 before it looks at the pointer.
+	err *ditto.Error
 }
 
 // action maps the request method to the command action on this route.
@@ -126,8 +130,13 @@ func unescape(seg string) (string, *ditto.Error) {
 	return s, nil
 }
 
-// entityID decodes the ID segment.
-func entityID(seg string, invalid ditto.ErrorDef, kind string) (string, *ditto.Error) {
+// entityID decodes the ID segment. An empty segment ("/things//x") is no
+// resource at all: 404, as Ditto does not merge double slashes.
+func entityID(segs []string, invalid ditto.ErrorDef, kind string) (string, *ditto.Error) {
+	seg := segs[1]
+	if seg == "" {
+		return "", nil404(segs)
+	}
 	id, derr := unescape(seg)
 	if derr != nil {
 		return "", derr
@@ -143,14 +152,14 @@ func entityID(seg string, invalid ditto.ErrorDef, kind string) (string, *ditto.E
 // "~0" stands for "~". A '/' smuggled in as %2F is an invalid key.
 func keySegment(seg string) (string, *ditto.Error) {
 	if seg == "" {
-		return "", ditto.ErrPointerInvalid.New("The JSON pointer of the request path contains an empty segment.")
+		return "", errConsecutiveSlashes()
 	}
 	s, derr := unescape(seg)
 	if derr != nil {
 		return "", derr
 	}
 	if s == "" {
-		return "", ditto.ErrPointerInvalid.New("The JSON pointer of the request path contains an empty segment.")
+		return "", errConsecutiveSlashes()
 	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -164,6 +173,11 @@ func keySegment(seg string) (string, *ditto.Error) {
 		s = strings.ReplaceAll(s, "~0", "~")
 	}
 	return s, nil
+}
+
+// errConsecutiveSlashes is Ditto's answer to an empty pointer segment.
+func errConsecutiveSlashes() *ditto.Error {
+	return ditto.ErrPointerInvalid.New("Consecutive slashes in JSON pointers are not supported.")
 }
 
 // pointer builds the command path from the decoded fixed names and the
@@ -200,7 +214,7 @@ func parseThingRoute(segs []string) (route, *ditto.Error) {
 		rt.collection, rt.methods = true, mGet|mPost
 		return rt, nil
 	}
-	id, derr := entityID(segs[1], ditto.ErrThingIDInvalid, "Thing")
+	id, derr := entityID(segs, ditto.ErrThingIDInvalid, "Thing")
 	if derr != nil {
 		return route{}, derr
 	}
@@ -232,7 +246,10 @@ func parseThingRoute(segs []string) (route, *ditto.Error) {
 		return route{}, nil404(segs)
 	}
 	if err != nil {
-		return route{}, err
+		if err.Status == http.StatusNotFound {
+			return route{}, err
+		}
+		rt.path, rt.err = nil, err
 	}
 	return rt, nil
 }
@@ -262,7 +279,7 @@ func parsePolicyRoute(segs []string, trailingSlash bool) (route, *ditto.Error) {
 	if len(segs) == 1 {
 		return route{}, nil404(segs)
 	}
-	id, derr := entityID(segs[1], ditto.ErrPolicyIDInvalid, "Policy")
+	id, derr := entityID(segs, ditto.ErrPolicyIDInvalid, "Policy")
 	if derr != nil {
 		return route{}, derr
 	}
@@ -361,7 +378,7 @@ func valueSegment(seg string) (string, *ditto.Error) {
 		return "", err
 	}
 	if s == "" {
-		return "", ditto.ErrPointerInvalid.New("The JSON pointer of the request path contains an empty segment.")
+		return "", errConsecutiveSlashes()
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] == 0x7F {

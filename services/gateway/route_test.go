@@ -134,7 +134,11 @@ func TestRouteErrors(t *testing.T) {
 		{"empty pointer segment", "GET", "/api/2/things/ns:t/attributes/a//b", 400, "json.pointer.invalid", ""},
 		{"encoded slash in key", "GET", "/api/2/things/ns:t/attributes/a%2Fb", 400, "json.key.invalid", ""},
 		{"control char key", "GET", "/api/2/things/ns:t/attributes/a%01", 400, "json.pointer.invalid", ""},
-		{"empty thing id", "GET", "/api/2/things//attributes", 400, "things:id.invalid", ""},
+		// Ditto does not merge double slashes: an empty ID is no resource (ThingsIT).
+		{"empty thing id", "GET", "/api/2/things//attributes", 404, "gateway:resource.notfound", ""},
+		{"empty policy id", "GET", "/api/2/policies//entries", 404, "gateway:resource.notfound", ""},
+		// The method is checked before the pointer (AttributesIT: 405, not 400).
+		{"post on malformed pointer", "POST", "/api/2/things/ns:t/attributes//", 405, "gateway:method.notallowed", "GET, PUT, PATCH, DELETE"},
 		{"patch policy", "PATCH", "/api/2/policies/ns:p", 405, "gateway:method.notallowed", "GET, PUT, DELETE"},
 		{"post thing", "POST", "/api/2/things/ns:t", 405, "gateway:method.notallowed", "GET, PUT, PATCH, DELETE"},
 		{"delete things", "DELETE", "/api/2/things", 405, "gateway:method.notallowed", "GET, POST"},

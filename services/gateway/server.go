@@ -42,6 +42,30 @@ type Deps struct {
 	// NewUUID generates IDs for POST /things and correlation IDs; defaults
 	// to a crypto/rand version 4 UUID.
 	NewUUID func() string
+	// Clock is the time for JWT expiry and JWKS caching; defaults to
+	// time.Now.
+	Clock func() time.Time
+	// Enforcers gives policy enforcers: stream fan-out, and with ThingState
+	// POST /checkPermissions (either nil: that answers 503).
+	Enforcers Enforcers
+	// Search answers /search/things and GET /things without ids (nil:
+	// those requests answer 503).
+	Search Search
+	// Live routes messages, live commands and live events (nil: those
+	// requests answer 503).
+	Live Live
+	// Acks collects custom acknowledgements of twin events for twin
+	// commands with requested-acks (nil: custom labels time out).
+	Acks TwinAcks
+	// Bus is the node's signal bus: twin events for WebSocket and SSE
+	// subscribers (nil: no events are pushed).
+	Bus *ditto.Bus
+	// ThingState returns the applied JSON and policy ID of a thing, to
+	// enrich live signals with extraFields.
+	ThingState func(id string) ([]byte, string, bool)
+	// SearchProtocol serves the search protocol on /ws/2 (nil: search
+	// frames get an error).
+	SearchProtocol SearchProtocol
 }
 
 // Log keys.
@@ -64,8 +88,11 @@ type Server struct {
 	deps       Deps
 	log        *slog.Logger
 	mechanisms []mechanism
+	jwt        *jwtAuth // nil without OIDC issuers
+	jwtErr     error    // issuers that failed to compile; Start reports it
 	sem        chan struct{}
 	handler    http.Handler
+	hub        *streamHub // WebSocket sessions and SSE streams
 
 	mu      sync.Mutex
 	srv     *http.Server
@@ -90,6 +117,9 @@ func New(cfg Config, deps Deps) *Server {
 	if deps.NewUUID == nil {
 		deps.NewUUID = newUUID
 	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
 	s := &Server{
 		cfg:  cfg,
 		deps: deps,
@@ -101,6 +131,11 @@ func New(cfg Config, deps Deps) *Server {
 		s.mechanisms = append(s.mechanisms, preAuth{})
 	}
 	s.mechanisms = append(s.mechanisms, newBasicAuth(cfg.Users))
+	if len(cfg.OIDC) > 0 {
+		s.jwt, s.jwtErr = newJWTAuth(cfg.OIDC, deps.Clock, deps.Logger)
+		s.mechanisms = append(s.mechanisms, s.jwt)
+	}
+	s.hub = newStreamHub(cfg.Streams)
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s
 }
@@ -119,6 +154,11 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.started {
 		return errors.New("gateway: already started")
+	}
+	if s.jwt != nil {
+		if err := errors.Join(s.jwtErr, s.jwt.preload(ctx)); err != nil {
+			return err
+		}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
@@ -179,6 +219,7 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		close(s.done)
 		s.stop()
+		s.hub.close()
 		s.wg.Wait()
 	})
 	return s.closeErr
@@ -230,6 +271,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == healthPath:
 		s.serveHealth(w, r)
 		return
+	case path == wsPath:
+		s.serveWS(w, r)
+		return
 	case path != apiPrefix && !strings.HasPrefix(path, apiPrefix+"/"):
 		writeDittoError(w, ditto.ErrResourceNotFound.New("The resource '%s' does not exist.", path))
 		return
@@ -244,7 +288,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	auth, aerr := s.authenticate(r)
 	if aerr != nil {
 		if aerr.Status == http.StatusUnauthorized {
-			w.Header()[wwwAuthKey] = hdrBasicRealm
+			w.Header()[wwwAuthKey] = s.challenge(aerr)
 		}
 		writeDittoError(w, aerr)
 		return
@@ -259,9 +303,28 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveWhoami(w, r, auth, cid)
 		return
 	}
+	if escaped == "/checkPermissions" {
+		s.serveCheckPermissions(w, r, auth, cid)
+		return
+	}
+	if s.serveSearch(w, r, q, auth, escaped) {
+		return
+	}
+	if mr, ok, derr := parseMessageRoute(escaped); ok && !wantsEventStream(r) {
+		if derr != nil {
+			writeDittoError(w, derr)
+			return
+		}
+		s.serveMessage(w, r, q, cid, auth, mr)
+		return
+	}
 	rt, derr := parseRoute(escaped)
 	if derr != nil {
 		writeDittoError(w, derr)
+		return
+	}
+	if rt.res == resThings && wantsEventStream(r) && rt.err == nil && isTwinResource(rt.path) {
+		s.serveSSE(w, r, q, auth, rt)
 		return
 	}
 	s.serveResource(w, r, q, cid, auth, rt)

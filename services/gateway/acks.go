@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/dittonode/dittonode/ditto"
+)
+
+// TwinAcks collects the custom acknowledgements of the twin event of a
+// twin command (services/live.Router implements it).
+type TwinAcks interface {
+	// ExpectAcks registers custom labels before the command runs; wait
+	// returns one ack per label in order (408 for the missing ones once ctx
+	// ends) and cancel withdraws the expectation.
+	ExpectAcks(thingID, correlationID string, labels []string) (wait func(ctx context.Context) []ditto.Envelope, cancel func(), err error)
+}
+
+// Built-in acknowledgement labels.
+const (
+	ackTwinPersisted   = "twin-persisted"
+	ackLiveResponse    = "live-response"
+	ackSearchPersisted = "search-persisted"
+)
+
+// requestedAcks parses the requested-acks header (a comma list or a JSON
+// array) into distinct valid labels.
+func requestedAcks(raw string) ([]string, *ditto.Error) {
+	raw = strings.TrimSpace(raw)
+	var parts []string
+	if strings.HasPrefix(raw, "[") {
+		if err := json.Unmarshal([]byte(raw), &parts); err != nil {
+			return nil, ditto.ErrHeaderInvalid.New("The header 'requested-acks' is neither a comma-separated list nor a JSON array of labels.")
+		}
+	} else if raw != "" {
+		parts = strings.Split(raw, ",")
+	}
+	var out []string
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !ditto.ValidAckLabel(p) {
+			if len(p) > 120 {
+				p = p[:120] + "…"
+			}
+			return nil, ditto.ErrAckLabelInvalid.New("The acknowledgement label '%s' is invalid.", p)
+		}
+		if !containsLabel(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func containsLabel(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// zeroTimeout reports whether the timeout header asks not to wait.
+func zeroTimeout(h ditto.Headers) bool {
+	v, ok := h[ditto.HeaderTimeout]
+	if !ok {
+		return false
+	}
+	d, err := parseTimeout(v)
+	return err == nil && d == 0
+}
+
+// serveTwinAcks answers a modifying twin things command that requested
+// custom acknowledgements: it registers the labels with Acks, runs the
+// command, waits for the acks (bounded by ctx) and writes the aggregation
+// {label:{status,payload,headers}} with 200 if all are 2xx, else 424 (a
+// single ack: its status). It reports false, writing nothing, when no
+// custom label was requested: only built-in labels give the normal
+// response. timeout=0 with requested acks is 400.
+func (s *Server) serveTwinAcks(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route, cmd ditto.Command, respond bool) bool {
+	raw, explicit := cmd.Headers[ditto.HeaderRequestedAcks]
+	if !explicit {
+		return false
+	}
+	labels, derr := requestedAcks(raw)
+	if derr != nil {
+		writeDittoError(w, derr)
+		return true
+	}
+	if len(labels) > 0 && zeroTimeout(cmd.Headers) {
+		writeDittoError(w, ditto.ErrHeaderInvalid.New("The timeout must not be zero when acknowledgements are requested."))
+		return true
+	}
+	var custom []string
+	for _, l := range labels {
+		if l != ackTwinPersisted && l != ackLiveResponse && l != ackSearchPersisted {
+			custom = append(custom, l)
+		}
+	}
+	if len(custom) == 0 {
+		return false
+	}
+	cid := cmd.Headers[ditto.HeaderCorrelationID]
+	wait := func(ctx context.Context) []ditto.Envelope {
+		<-ctx.Done() // nobody can issue acks without a router
+		out := make([]ditto.Envelope, len(custom))
+		for i, l := range custom {
+			e := ditto.ErrAckTimeout.New("The acknowledgement request for '%s' reached the specified timeout.", l)
+			out[i] = ditto.Envelope{Headers: ditto.Headers{ditto.HeaderCorrelationID: cid}, Status: e.Status, Value: e.JSON()}
+		}
+		return out
+	}
+	if s.deps.Acks != nil {
+		var cancel func()
+		var err error
+		wait, cancel, err = s.deps.Acks.ExpectAcks(cmd.Entity, cid, custom)
+		if err != nil {
+			s.writeError(w, resThings, cid, err)
+			return true
+		}
+		defer cancel()
+	}
+	res, err := s.execute(ctx, resThings, cmd)
+	if err != nil {
+		if !respond {
+			w.WriteHeader(http.StatusAccepted)
+			return true
+		}
+		s.writeCommandError(w, resThings, cmd, res, err)
+		return true
+	}
+	got := wait(ctx)
+	acks := make(map[string]any, len(labels))
+	status, n := 0, 0
+	add := func(label string, st int, payload json.RawMessage, headers ditto.Headers) {
+		entry := map[string]any{"status": st, "headers": headers}
+		if len(payload) > 0 {
+			entry["payload"] = payload
+		}
+		acks[label] = entry
+		n++
+		switch {
+		case n == 1:
+			status = st
+		case st < 200 || st > 299 || status < 200 || status > 299:
+			status = http.StatusFailedDependency
+		default:
+			status = http.StatusOK
+		}
+	}
+	for _, l := range labels {
+		switch l {
+		case ackTwinPersisted:
+			h := ditto.Headers{ditto.HeaderCorrelationID: cid}
+			if res.ETag != "" {
+				h[ditto.HeaderETag] = res.ETag
+			}
+			if res.Status == http.StatusCreated {
+				h["location"] = location(r, rt, cmd, res)
+			}
+			add(l, res.Status, resultJSON(res), h)
+		case ackSearchPersisted:
+			// The search index is a synchronous bus observer: it is up to
+			// date once the command returned on this node.
+			add(l, http.StatusNoContent, nil, ditto.Headers{ditto.HeaderCorrelationID: cid})
+		case ackLiveResponse:
+		default:
+			a := got[labelIndex(custom, l)]
+			add(l, a.Status, a.Value, a.Headers)
+		}
+	}
+	if !respond {
+		w.WriteHeader(http.StatusAccepted)
+		return true
+	}
+	s.writeValue(w, status, acks, cid)
+	return true
+}
+
+// resultJSON is a result's value as JSON, nil when it has none.
+func resultJSON(res ditto.Result) json.RawMessage {
+	switch {
+	case res.Raw != nil:
+		return res.Raw
+	case res.Value != nil && res.Status != http.StatusNoContent:
+		return ditto.EncodeJSON(res.Value)
+	}
+	return nil
+}
+
+func labelIndex(list []string, s string) int {
+	for i, e := range list {
+		if e == s {
+			return i
+		}
+	}
+	return -1
+}
