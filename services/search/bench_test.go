@@ -111,6 +111,27 @@ func BenchmarkSearchAndSelectiveUnselective(b *testing.B) { benchQuery(b, 2) }
 func BenchmarkSearchLikePrefix(b *testing.B)              { benchQuery(b, 3) }
 func BenchmarkSearchSortedRange(b *testing.B)             { benchQuery(b, 4) }
 
+// measureRebuild builds a service over src and returns it with the heap
+// it holds (the things' JSON, held by src, is not part of it) and the
+// build time.
+func measureRebuild(tb testing.TB, src Source) (s *Service, heap uint64, took time.Duration) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	s = New(DefaultConfig(), Deps{Source: src, Enforcers: benchEnforcers()})
+	if err := s.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	took = time.Since(start)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if after.HeapAlloc > before.HeapAlloc {
+		heap = after.HeapAlloc - before.HeapAlloc
+	}
+	return s, heap, took
+}
+
 // BenchmarkRebuild100k rebuilds the index of 100k things and reports the
 // heap it holds next to the raw JSON size.
 func BenchmarkRebuild100k(b *testing.B) {
@@ -118,23 +139,41 @@ func BenchmarkRebuild100k(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		s := New(DefaultConfig(), Deps{Source: src, Enforcers: benchEnforcers()})
-		if err := s.Start(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+		s, heap, _ := measureRebuild(b, src)
 		b.StopTimer()
-		runtime.GC()
-		runtime.ReadMemStats(&after)
 		st := s.IndexStats()
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "heapMB")
+		b.ReportMetric(float64(heap)/1e6, "heapMB")
 		b.ReportMetric(float64(st.IndexBytes)/1e6, "indexMB")
 		b.ReportMetric(float64(st.RawJSONBytes)/1e6, "rawJsonMB")
 		runtime.KeepAlive(s)
 		b.StartTimer()
 	}
+}
+
+// TestIndexMemory100k asserts, loosely, that the index of 100k benchmark
+// things fits its budget: 80 MB of heap besides the things' JSON, which
+// the index shares with the things store.
+func TestIndexMemory100k(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("builds 100k things; the race detector inflates the heap")
+	}
+	src := newBenchSource(benchThings)
+	raw := 0
+	for _, ts := range src.things {
+		raw += len(ts.JSON)
+	}
+	s, heap, took := measureRebuild(t, src)
+	st := s.IndexStats()
+	t.Logf("100k things: index heap %.1f MB (estimate %.1f MB), shared raw JSON %.1f MB, rebuild %v, %+v",
+		float64(heap)/1e6, float64(st.IndexBytes)/1e6, float64(raw)/1e6, took, st)
+	const budget = 80 << 20
+	if heap > budget {
+		t.Fatalf("index heap %d bytes exceeds %d", heap, budget)
+	}
+	if st.RawJSONBytes != raw {
+		t.Fatalf("RawJSONBytes = %d, want %d", st.RawJSONBytes, raw)
+	}
+	runtime.KeepAlive(s)
 }
 
 // TestBenchmarkPlans reports, for each benchmark query on 100k things, the

@@ -60,13 +60,15 @@ type ThingState struct {
 	Revision int64
 	// Created and Modified are ISO-8601 UTC timestamps (ditto.TimeFormat).
 	Created, Modified string
-	// JSON is the thing's canonical JSON without special fields. It is not
-	// modified.
+	// JSON is the thing's canonical JSON without special fields. It must
+	// never be modified: the index keeps the slice (shared with the things
+	// store, not copied) and decodes it again to verify search candidates.
 	JSON []byte
 }
 
 // Source is the applied things state the index is rebuilt from (the things
-// service, adapted in node).
+// service, adapted in node). The index needs no lookup by ID: it keeps the
+// JSON slice of each thing it received (from Source or a signal's State).
 type Source interface {
 	// RangeThings calls fn for every existing thing until fn returns false.
 	RangeThings(fn func(ThingState) bool)

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -54,6 +55,43 @@ func FuzzSearchQuery(f *testing.F) {
 		}
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("query took %v", d)
+		}
+	})
+}
+
+// FuzzDecodeBody checks the index's decoder against ditto.DecodeJSON: the
+// same document (without special fields) for every object it accepts, an
+// error for everything else, and keys that walk without error.
+func FuzzDecodeBody(f *testing.F) {
+	for _, s := range []string{`{}`, ` {"a":1} `, `{"a":"x\u00e9\n\"","b":[1,-2.5e3,true,null,{}],"_revision":3,"_metadata":{"x":1}}`,
+		`{"a":"\xff"}`, `{"a":"\ud83d\ude00 é"}`, `{"a":1,"a":2}`, `{"features":{"f":{"properties":{"p":[{"x":1}]}}}}`,
+		`[1]`, `{"a":01}`, `{"a":1}x`, `{"a":"\u00"}`, `{"a":1.}`, `{"a": tru}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decodeBody(b)
+		v, werr := ditto.DecodeJSON(b)
+		want, isObj := v.(map[string]any)
+		if werr != nil || !isObj {
+			if err == nil {
+				t.Fatalf("decodeBody accepted %q", b)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("decodeBody(%q): %v", b, err)
+		}
+		for k := range want {
+			if isSpecial([]byte(k)) {
+				delete(want, k)
+			}
+		}
+		if !bytes.Equal(ditto.EncodeJSON(want), ditto.EncodeJSON(got)) {
+			t.Fatalf("decodeBody(%q) = %s, want %s", b, ditto.EncodeJSON(got), ditto.EncodeJSON(want))
+		}
+		x := newIndex()
+		if _, err := x.keysOf(&doc{id: "ns:x", raw: b}, true); err != nil {
+			t.Fatalf("keysOf(%q): %v", b, err)
 		}
 	})
 }

@@ -2,7 +2,6 @@ package search
 
 import (
 	"cmp"
-	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 // Key types, in the order they sort inside a field's B-tree.
 const (
 	tPresent uint8 = iota // the path exists (any value)
+	tIrr                  // the value is an object or an array, or lies in one
 	tNull
 	tBool
 	tNum
@@ -56,8 +56,10 @@ type entry struct {
 func lessEntry(a, b *entry) bool { return cmpKey(a.k, b.k) < 0 }
 
 // field is the index of one path ("attributes/location/floor",
-// "features/*/properties/on"): its keys in order.
+// "features/*/properties/on"): its keys in order. Paths are interned: every
+// key of every thing refers to its field, and the path string is held once.
 type field struct {
+	id   uint32 // orders keys in diffs; never reused
 	path string
 	vals *btree.BTreeG[*entry]
 }
@@ -73,116 +75,153 @@ type dkey struct {
 	k vkey
 }
 
-// doc is one indexed thing. A doc is immutable once published in the index:
-// an update replaces it, so queries may use it without the lock.
+func cmpDKey(a, b dkey) int {
+	if c := cmp.Compare(a.f.id, b.f.id); c != 0 {
+		return c
+	}
+	return cmpKey(a.k, b.k)
+}
+
+// doc is one indexed thing: its record fields and its JSON as received.
+// The JSON is the immutable slice the things store holds (ThingState.JSON,
+// Signal.State), so keeping it costs no memory of its own; the document is
+// decoded from it only to verify a candidate. A doc is immutable once
+// published in the index: an update replaces it, so queries may use it
+// without the lock.
 type doc struct {
 	id       string
-	ns       string
+	ns       string // a substring of id
 	policyID string
 	rev      int64
 	created  string
 	modified string
+	raw      []byte
 	slot     uint32
-	// full is the thing with its special fields, as rql sees it. Read-only.
-	full map[string]any
-	raw  int // size of the thing JSON it came from
+}
+
+// full decodes the thing as rql sees it: the JSON plus the special fields.
+// The result is fresh and owned by the caller.
+func (d *doc) full() (map[string]any, error) {
+	m, err := decodeBody(d.raw)
+	if err != nil {
+		return nil, err
+	}
+	m["thingId"] = d.id
+	if d.policyID != "" {
+		m["policyId"] = d.policyID
+	}
+	m["_namespace"] = d.ns
+	m["_revision"] = jsonNumber(d.rev)
+	if d.created != "" {
+		m["_created"] = d.created
+	}
+	if d.modified != "" {
+		m["_modified"] = d.modified
+	}
+	return m, nil
 }
 
 // index is the whole search index. It is not safe for concurrent use; the
-// Service guards it.
+// Service guards it. Things are numbered by dense slots (reused after a
+// delete), and postings hold slots.
 type index struct {
 	fields map[string]*field
+	nextID uint32
 	docs   []*doc // by slot; nil for free slots
 	free   []uint32
-	byID   map[string]*doc
-	ids    *btree.BTreeG[*doc]
+	things int
 	// entries counts the (field, key, slot) postings.
 	entries int
 	rawSize int
 	// pivot is the search key of writers (who hold the write lock), so
-	// lookups while indexing do not allocate.
+	// lookups while indexing do not allocate; w and old are their reused
+	// key buffers.
 	pivot entry
+	w     keyWalker
+	old   []dkey
 }
-
-func lessDocID(a, b *doc) bool { return a.id < b.id }
 
 func newIndex() *index {
-	return &index{
-		fields: map[string]*field{},
-		byID:   map[string]*doc{},
-		ids:    btree.NewG(32, lessDocID),
-	}
+	x := &index{fields: map[string]*field{}}
+	x.w.x = x
+	return x
 }
 
-// thing is one state to index: a decoded thing (without special fields)
-// plus what the special fields come from.
+// byID returns the thing with the given ID: the thingId field is the ID
+// index.
+func (x *index) byID(id string) *doc {
+	f := x.fields["thingId"]
+	if f == nil {
+		return nil
+	}
+	e := x.lookup(f, vkey{t: tStr, s: id})
+	if e == nil || len(e.post) == 0 {
+		return nil
+	}
+	return x.docs[e.post[0]]
+}
+
+// thing is one state to index.
 type thing struct {
 	id, policyID      string
 	rev               int64
 	created, modified string
-	body              map[string]any
-	raw               int
+	raw               []byte
 }
 
-// upsert indexes t, replacing the thing's previous document.
-func (x *index) upsert(t thing) {
-	old := x.byID[t.id]
+// upsert indexes t, replacing the thing's previous document. It returns an
+// error, and leaves the index unchanged, when t's JSON is not an object.
+func (x *index) upsert(t thing) error {
+	old := x.byID(t.id)
 	d := &doc{id: t.id, policyID: t.policyID, rev: t.rev, created: t.created, modified: t.modified, raw: t.raw}
 	if eid, ok := ditto.ParseEntityID(t.id); ok {
-		d.ns = eid.Namespace
+		d.ns = t.id[:len(eid.Namespace)]
 	}
-	full := t.body
-	if full == nil {
-		full = map[string]any{}
+	keys, err := x.keysOf(d, old != nil)
+	if err != nil {
+		return err
 	}
-	full["thingId"] = t.id
-	if t.policyID != "" {
-		full["policyId"] = t.policyID
-	} else {
-		delete(full, "policyId")
-	}
-	full["_namespace"] = d.ns
-	full["_revision"] = json.Number(strconv.FormatInt(t.rev, 10))
-	if t.created != "" {
-		full["_created"] = t.created
-	}
-	if t.modified != "" {
-		full["_modified"] = t.modified
-	}
-	d.full = full
-	keys := x.keysOf(full)
 	if old != nil {
-		// The old keys are recomputed rather than stored: updates are rarer
-		// than the memory a stored key list costs per thing.
+		// The old keys are recomputed from the old JSON rather than stored:
+		// updates are rarer than the memory a stored key list costs.
+		x.old = append(x.old[:0], keys...)
+		cur := x.old
+		prev, err := x.keysOf(old, true)
+		if err != nil {
+			panic("search: indexed JSON no longer scans: " + err.Error())
+		}
 		d.slot = old.slot
-		x.rawSize -= old.raw
-		x.diff(d.slot, x.keysOf(old.full), keys)
+		x.rawSize -= len(old.raw)
+		x.diff(d.slot, prev, cur)
 	} else {
 		d.slot = x.allocSlot()
+		x.things++
 		for _, k := range keys {
 			x.add(k, d.slot)
 		}
 	}
-	x.rawSize += d.raw
+	x.rawSize += len(d.raw)
 	x.docs[d.slot] = d
-	x.byID[d.id] = d
-	x.ids.ReplaceOrInsert(d)
+	return nil
 }
 
 // remove drops the thing with the given ID.
 func (x *index) remove(id string) {
-	d := x.byID[id]
+	d := x.byID(id)
 	if d == nil {
 		return
 	}
-	for _, k := range x.keysOf(d.full) {
+	keys, err := x.keysOf(d, false)
+	if err != nil {
+		panic("search: indexed JSON no longer scans: " + err.Error())
+	}
+	for _, k := range keys {
 		x.del(k, d.slot)
 	}
 	x.docs[d.slot] = nil
 	x.free = append(x.free, d.slot)
-	x.rawSize -= d.raw
-	delete(x.byID, id)
-	x.ids.Delete(d)
+	x.rawSize -= len(d.raw)
+	x.things--
 }
 
 func (x *index) allocSlot() uint32 {
@@ -224,14 +263,8 @@ func (x *index) diff(slot uint32, old, cur []dkey) {
 	}
 }
 
-func cmpDKey(a, b dkey) int {
-	if c := strings.Compare(a.f.path, b.f.path); c != 0 {
-		return c
-	}
-	return cmpKey(a.k, b.k)
-}
-
-// lookup is field.get for writers.
+// lookup is field.get for writers (it uses the writer's pivot: never call
+// it under the read lock).
 func (x *index) lookup(f *field, k vkey) *entry {
 	x.pivot.k = k
 	e, _ := f.vals.Get(&x.pivot)
@@ -245,8 +278,11 @@ func (x *index) add(k dkey, slot uint32) {
 		e = &entry{k: k.k}
 		k.f.vals.ReplaceOrInsert(e)
 	}
+	n := len(e.post)
 	e.post = insertSlot(e.post, slot)
-	x.entries++
+	if len(e.post) > n {
+		x.entries++
+	}
 }
 
 func (x *index) del(k dkey, slot uint32) {
@@ -254,75 +290,15 @@ func (x *index) del(k dkey, slot uint32) {
 	if e == nil {
 		return
 	}
+	n := len(e.post)
 	e.post = removeSlot(e.post, slot)
-	x.entries--
+	if len(e.post) < n {
+		x.entries--
+	}
 	if len(e.post) == 0 {
 		k.f.vals.Delete(e)
 		if k.f.vals.Len() == 0 {
 			delete(x.fields, k.f.path)
-		}
-	}
-}
-
-// fieldFor returns the field of path, creating it.
-func (x *index) fieldFor(path string) *field {
-	f := x.fields[path]
-	if f == nil {
-		f = &field{path: path, vals: btree.NewG(8, lessEntry)}
-		x.fields[path] = f
-	}
-	return f
-}
-
-// keysOf returns the sorted, de-duplicated keys of a thing document.
-func (x *index) keysOf(full map[string]any) []dkey {
-	w := keyWalker{x: x, keys: make([]dkey, 0, 32)}
-	for k, v := range full {
-		w.value(k, v, false)
-		if k == "features" {
-			if feats, ok := v.(map[string]any); ok {
-				for _, fv := range feats {
-					w.value("features/*", fv, false)
-				}
-			}
-		}
-	}
-	slices.SortFunc(w.keys, cmpDKey)
-	return slices.CompactFunc(w.keys, func(a, b dkey) bool { return cmpDKey(a, b) == 0 })
-}
-
-type keyWalker struct {
-	x    *index
-	keys []dkey
-}
-
-// value records the keys of v at path. inArray is true for the elements of
-// an array, whose presence is the array's.
-func (w *keyWalker) value(path string, v any, inArray bool) {
-	f := w.x.fieldFor(path)
-	if !inArray {
-		w.keys = append(w.keys, dkey{f, vkey{t: tPresent}})
-	}
-	switch t := v.(type) {
-	case nil:
-		w.keys = append(w.keys, dkey{f, vkey{t: tNull}})
-	case bool:
-		n := 0.0
-		if t {
-			n = 1
-		}
-		w.keys = append(w.keys, dkey{f, vkey{t: tBool, n: n}})
-	case json.Number:
-		w.keys = append(w.keys, dkey{f, numKey(string(t))})
-	case string:
-		w.keys = append(w.keys, dkey{f, vkey{t: tStr, s: t}})
-	case map[string]any:
-		for k, c := range t {
-			w.value(path+"/"+k, c, false)
-		}
-	case []any:
-		for _, e := range t {
-			w.value(path, e, true)
 		}
 	}
 }
@@ -338,29 +314,46 @@ type Stats struct {
 	// Entries is the number of (path, value, thing) postings.
 	Entries int `json:"entries"`
 	// IndexBytes approximates the memory of the index structures (fields,
-	// keys, postings, per-thing key lists), without the decoded documents.
+	// keys, postings, per-thing records), without the things' JSON.
 	IndexBytes int `json:"indexBytes"`
-	// RawJSONBytes is the size of the things' JSON as received.
+	// RawJSONBytes is the size of the things' JSON the index refers to; it
+	// is shared with the things store, not a copy.
 	RawJSONBytes int `json:"rawJsonBytes"`
 }
 
 func (x *index) stats() Stats {
-	st := Stats{Things: len(x.byID), Fields: len(x.fields), Entries: x.entries, RawJSONBytes: x.rawSize}
+	st := Stats{Things: x.things, Fields: len(x.fields), Entries: x.entries, RawJSONBytes: x.rawSize}
 	const (
 		fieldCost = 96 // map slot, field struct, B-tree root
-		keyCost   = 72 // entry, B-tree item, slice header
-		docCost   = 160
+		keyCost   = 80 // entry, B-tree item, slice header
+		docCost   = 128
 	)
-	b := 0
+	b := 8*cap(x.docs) + 4*cap(x.free)
 	for p, f := range x.fields {
 		b += fieldCost + len(p)
 		st.Keys += f.vals.Len()
 		f.vals.Ascend(func(e *entry) bool {
 			b += keyCost + 4*cap(e.post)
+			if e.k.t == tStr && p != "thingId" {
+				b += len(e.k.s)
+			}
 			return true
 		})
 	}
-	b += docCost * len(x.byID)
+	b += docCost * x.things
 	st.IndexBytes = b
 	return st
+}
+
+// compactPostings trims the spare capacity appends left in postings (after
+// a rebuild, when no posting grows soon).
+func (x *index) compactPostings() {
+	for _, f := range x.fields {
+		f.vals.Ascend(func(e *entry) bool {
+			if cap(e.post)-len(e.post) > 8 {
+				e.post = slices.Clip(slices.Clone(e.post))
+			}
+			return true
+		})
+	}
 }

@@ -237,6 +237,9 @@ func (p planner) compare(c rql.Compare, limit int) cand {
 		if c.Op == rql.OpILike || prefix == "" {
 			return p.rangeCand("likescan:"+f.path, f, vkey{t: tStr}, func(e *entry) bool { return e.k.t == tStr }, test, limit)
 		}
+		if prefixOnly(c.Value.Str) {
+			test = nil // "abc*": the prefix range is the answer
+		}
 		return p.rangeCand("likeprefix:"+f.path, f, vkey{t: tStr, s: prefix}, func(e *entry) bool {
 			return e.k.t == tStr && strings.HasPrefix(e.k.s, prefix)
 		}, test, limit)
@@ -324,6 +327,22 @@ func likePrefix(pat string) string {
 		}
 	}
 	return b.String()
+}
+
+// prefixOnly reports whether a like pattern is a literal prefix followed by
+// a single '*' and nothing else.
+func prefixOnly(pat string) bool {
+	for i := 0; i < len(pat); i++ {
+		switch pat[i] {
+		case '*':
+			return i == len(pat)-1
+		case '?':
+			return false
+		case '\\':
+			i++
+		}
+	}
+	return false
 }
 
 // likeTest returns a test of a single string against the like pattern,

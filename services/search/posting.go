@@ -86,3 +86,24 @@ func intersect(a, b []uint32) []uint32 {
 	}
 	return out
 }
+
+// bitmap is a set of slots.
+type bitmap []uint64
+
+func newBitmap(n int) bitmap { return make(bitmap, (n+63)/64) }
+
+func (b bitmap) has(s uint32) bool {
+	return int(s>>6) < len(b) && b[s>>6]&(1<<(s&63)) != 0
+}
+
+func (b bitmap) set(s uint32) {
+	if int(s>>6) < len(b) {
+		b[s>>6] |= 1 << (s & 63)
+	}
+}
+
+func (b bitmap) clear(s uint32) {
+	if int(s>>6) < len(b) {
+		b[s>>6] &^= 1 << (s & 63)
+	}
+}

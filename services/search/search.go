@@ -3,7 +3,6 @@ package search
 import (
 	"context"
 	"errors"
-	"maps"
 	"slices"
 	"strings"
 
@@ -169,20 +168,26 @@ func (c *enfCache) get(policyID, ns string) (ditto.Enforcer, bool) {
 	return c.enf, c.ok
 }
 
-// view returns the part of d the subjects may read, as the filter sees it,
-// or false when they may read nothing of it. The result is read-only.
+// view decodes d and returns the part the subjects may read, as the filter
+// sees it, or false when they may read nothing of it (or its JSON does not
+// decode). The result is fresh and owned by the caller.
 func view(d *doc, subjects []string, ec *enfCache) (map[string]any, bool) {
 	enf, ok := ec.get(d.policyID, d.ns)
 	if !ok || enf == nil {
 		return nil, false
 	}
 	if enf.Unrestricted(ditto.ResourceThing, rootPtr, subjects, ditto.PermRead) {
-		return d.full, true
+		full, err := d.full()
+		return full, err == nil
 	}
 	if !enf.Partial(ditto.ResourceThing, rootPtr, subjects, ditto.PermRead) {
 		return nil, false
 	}
-	v, ok := enf.View(ditto.ResourceThing, rootPtr, d.full, subjects)
+	full, err := d.full()
+	if err != nil {
+		return nil, false
+	}
+	v, ok := enf.View(ditto.ResourceThing, rootPtr, full, subjects)
 	if !ok {
 		return nil, false
 	}
@@ -190,7 +195,6 @@ func view(d *doc, subjects []string, ec *enfCache) (map[string]any, bool) {
 	if !ok {
 		return nil, false
 	}
-	m = maps.Clone(m)
 	m["thingId"] = d.id
 	m["_namespace"] = d.ns
 	return m, true
@@ -210,6 +214,7 @@ type runner struct {
 	ctx      context.Context
 	ec       enfCache
 	examined int
+	classes  map[enfKey]uint8 // readable's cache
 }
 
 // check verifies d and returns its hit.
@@ -311,7 +316,8 @@ func (s *Service) SearchExplain(ctx context.Context, q Query) (Page, Explain, er
 	return page, ex, nil
 }
 
-// project renders an item: the selected fields, or the default ones.
+// project renders an item: the selected fields, or the default ones. v
+// was decoded for this query alone, so the item may share its values.
 func (p *prepared) project(v map[string]any) any {
 	if p.hasSel {
 		return p.sel.Apply(v)
@@ -319,7 +325,7 @@ func (p *prepared) project(v map[string]any) any {
 	out := make(map[string]any, 5)
 	for _, k := range [...]string{"thingId", "policyId", "definition", "attributes", "features"} {
 		if x, ok := v[k]; ok {
-			out[k] = ditto.DeepCopy(x)
+			out[k] = x
 		}
 	}
 	return out
@@ -332,7 +338,7 @@ func (r *runner) candidates() (docs []*doc, slots []uint32, all bool, ex Explain
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	x := s.idx
-	c := planner{x: x, env: r.p.env}.plan(r.p.node, len(x.byID))
+	c := planner{x: x, env: r.p.env}.plan(r.p.node, x.things)
 	ex.Plan = c.String()
 	if c.all {
 		ex.Scan = true
@@ -385,8 +391,9 @@ func (r *runner) byID(need int) ([]hit, Explain, error) {
 		}
 		return hits, ex, nil
 	}
-	// Scan in thingId order, a chunk at a time under the read lock, so the
-	// page stops after need hits and writers are not held up.
+	// Scan in thingId order (the thingId field's keys), a chunk at a time
+	// under the read lock, so the page stops after need hits and writers
+	// are not held up.
 	from, started := "", false
 	if r.p.hasAfter {
 		from, started = r.p.afterID, true
@@ -396,21 +403,31 @@ func (r *runner) byID(need int) ([]hit, Explain, error) {
 	for {
 		buf = buf[:0]
 		r.s.mu.RLock()
-		visit := func(d *doc) bool {
-			if started && d.id == from {
+		x := r.s.idx
+		visit := func(e *entry) bool {
+			if e.k.t != tStr {
+				return !desc // the presence key sorts before the IDs
+			}
+			if started && e.k.s == from {
 				return true
 			}
-			buf = append(buf, d)
+			if len(e.post) > 0 {
+				if d := x.docs[e.post[0]]; d != nil {
+					buf = append(buf, d)
+				}
+			}
 			return len(buf) < chunk
 		}
-		pivot := &doc{id: from}
-		switch {
-		case desc && !started:
-			r.s.idx.ids.Descend(visit)
-		case desc:
-			r.s.idx.ids.DescendLessOrEqual(pivot, visit)
-		default:
-			r.s.idx.ids.AscendGreaterOrEqual(pivot, visit)
+		if f := x.fields["thingId"]; f != nil {
+			pivot := &entry{k: vkey{t: tStr, s: from}}
+			switch {
+			case desc && !started:
+				f.vals.Descend(visit)
+			case desc:
+				f.vals.DescendLessOrEqual(pivot, visit)
+			default:
+				f.vals.AscendGreaterOrEqual(pivot, visit)
+			}
 		}
 		r.s.mu.RUnlock()
 		if member == nil {
@@ -437,35 +454,34 @@ func (r *runner) byID(need int) ([]hit, Explain, error) {
 	}
 }
 
-// sorted verifies every candidate and returns the first need hits after
-// the cursor in sort order.
-func (r *runner) sorted(need int) ([]hit, Explain, error) {
-	docs, _, all, ex := r.candidates()
-	if all {
-		docs = r.s.allDocs()
-		ex.Candidates = len(docs)
-	}
+// checkAll verifies docs and returns the first need hits after the cursor
+// in sort order.
+func (r *runner) checkAll(docs []*doc, need int) ([]hit, error) {
 	var hits []hit
 	for _, d := range docs {
 		h, ok, err := r.check(d)
 		if err != nil {
-			return nil, ex, err
+			return nil, err
 		}
 		if ok && r.afterCursor(h) {
 			hits = append(hits, h)
 		}
 	}
-	slices.SortFunc(hits, func(a, b hit) int { return cmpKeys(r.p.sort, a.keys, a.d.id, b.keys, b.d.id) })
+	r.sortHits(hits)
 	if len(hits) > need {
 		hits = hits[:need]
 	}
-	return hits, ex, nil
+	return hits, nil
+}
+
+func (r *runner) sortHits(hits []hit) {
+	slices.SortFunc(hits, func(a, b hit) int { return cmpKeys(r.p.sort, a.keys, a.d.id, b.keys, b.d.id) })
 }
 
 func (s *Service) allDocs() []*doc {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	docs := make([]*doc, 0, len(s.idx.byID))
+	docs := make([]*doc, 0, s.idx.things)
 	for _, d := range s.idx.docs {
 		if d != nil {
 			docs = append(docs, d)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -141,61 +140,23 @@ func (s *Service) Rebuild() {
 }
 
 // build reads every thing from Source into a new index. It runs without
-// the lock.
+// the lock. The index keeps each thing's JSON slice (shared with the
+// things store) and walks it for keys without decoding a document.
 func (s *Service) build() *index {
 	x := newIndex()
 	if s.deps.Source == nil {
 		return x
 	}
-	var states []ThingState
 	s.deps.Source.RangeThings(func(ts ThingState) bool {
-		states = append(states, ts)
+		err := x.upsert(thing{id: ts.ID, policyID: ts.PolicyID, rev: ts.Revision, created: ts.Created,
+			modified: ts.Modified, raw: ts.JSON})
+		if err != nil {
+			s.logger.Warn("search: skipping a thing whose JSON does not decode", logKeyThing, ts.ID, logKeyError, err)
+		}
 		return true
 	})
-	// Decoding dominates: do it on every core, then index in one goroutine.
-	bodies := make([]map[string]any, len(states))
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(states)/1024))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(states); i += workers {
-				body, err := decodeThing(states[i].JSON)
-				if err != nil {
-					s.logger.Warn("search: skipping a thing whose JSON does not decode", logKeyThing, states[i].ID, logKeyError, err)
-					continue
-				}
-				bodies[i] = body
-			}
-		}()
-	}
-	wg.Wait()
-	for i, ts := range states {
-		if bodies[i] == nil {
-			continue
-		}
-		x.upsert(thing{id: ts.ID, policyID: ts.PolicyID, rev: ts.Revision, created: ts.Created,
-			modified: ts.Modified, body: bodies[i], raw: len(ts.JSON)})
-	}
+	x.compactPostings()
 	return x
-}
-
-func decodeThing(b []byte) (map[string]any, error) {
-	v, err := ditto.DecodeJSON(b)
-	if err != nil {
-		return nil, err
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, errors.New("thing JSON is not an object")
-	}
-	for k := range m {
-		if strings.HasPrefix(k, "_") && k != "_metadata" {
-			delete(m, k) // special fields come from the record
-		}
-	}
-	return m, nil
 }
 
 // observe is the bus observer: it applies thing events to the index in
@@ -239,7 +200,7 @@ func eventAction(topic string) (string, bool) {
 // rebuild) it is applied only when newer than what x holds.
 func applySignal(x *index, sig ditto.Signal, checkRev bool) {
 	action, _ := eventAction(sig.Envelope.Topic)
-	old := x.byID[sig.EntityID]
+	old := x.byID(sig.EntityID)
 	if checkRev && old != nil && old.rev >= sig.Revision {
 		return
 	}
@@ -247,14 +208,12 @@ func applySignal(x *index, sig ditto.Signal, checkRev bool) {
 		x.remove(sig.EntityID)
 		return
 	}
-	body, err := decodeThing(sig.State)
-	if err != nil {
-		return // the things FSM only publishes JSON it decoded
-	}
 	created, modified := sig.Envelope.Timestamp, sig.Envelope.Timestamp
 	if old != nil && action != "created" && old.created != "" {
 		created = old.created
 	}
-	x.upsert(thing{id: sig.EntityID, policyID: sig.PolicyID, rev: sig.Revision, created: created,
-		modified: modified, body: body, raw: len(sig.State)})
+	// An error leaves the old document: the things FSM only publishes JSON
+	// it decoded.
+	_ = x.upsert(thing{id: sig.EntityID, policyID: sig.PolicyID, rev: sig.Revision, created: created,
+		modified: modified, raw: sig.State})
 }

@@ -14,8 +14,15 @@ import (
 // dump renders an index as thingId -> document JSON, plus its key count.
 func dump(x *index) (map[string]string, Stats) {
 	out := map[string]string{}
-	for id, d := range x.byID {
-		out[id] = fmt.Sprintf("rev=%d policy=%s %s", d.rev, d.policyID, ditto.EncodeJSON(d.full))
+	for _, d := range x.docs {
+		if d == nil {
+			continue
+		}
+		full, err := d.full()
+		if err != nil {
+			panic(err)
+		}
+		out[d.id] = fmt.Sprintf("rev=%d policy=%s %s", d.rev, d.policyID, ditto.EncodeJSON(full))
 	}
 	st := x.stats()
 	st.IndexBytes = 0 // capacities differ with history

@@ -1,0 +1,421 @@
+package search
+
+import (
+	"encoding/json"
+	"math"
+	"math/bits"
+	"slices"
+	"strings"
+
+	"github.com/dittonode/dittonode/ditto"
+	"github.com/dittonode/dittonode/ditto/rql"
+)
+
+// Sorting on a field other than thingId walks that field's ordered keys
+// (keyset: from the cursor's value on) instead of verifying every
+// candidate. The sort value of a thing is read from the requester's view,
+// so the walk only serves things whose view is the whole thing and whose
+// value at the sort path is one scalar (the index key is then the sort
+// value):
+//
+//   - rank 0 (missing or null): candidates without the path or with a null
+//     key, checked as one group (by thingId with a single sort key, so the
+//     page stops early);
+//   - numbers, strings and booleans: the field's keys in order, each key's
+//     candidates as one group;
+//   - everything else, verified up front and merged by their true sort
+//     value: things the requester sees only partly, and things whose value
+//     is an object, an array or lies in one (the tIrr key).
+//
+// Each hit of the walk must have the sort value of its group, else it is
+// dropped (a thing listed under two keys is served by the right one).
+
+// walkSource is one stretch of the walk in sort order.
+type walkSource struct {
+	rank int   // rank() of the values of the stretch
+	t    uint8 // key type; 0 for the rank-0 group
+}
+
+// walkOrder lists the stretches ascending (MongoDB order): missing and
+// null, numbers, strings, (objects, arrays: not walked), booleans.
+var walkOrder = []walkSource{{rank: 0}, {rank: 1, t: tNum}, {rank: 2, t: tStr}, {rank: 5, t: tBool}}
+
+// useWalk decides between walking the sort field and verifying every
+// candidate: the walk visits about keys*need/cands keys (cheap) before it
+// has a page, verification costs a decode per candidate.
+func useWalk(cands, keys, need int) bool {
+	return cands > 2*need && int64(keys)*int64(need) < 100*int64(cands)*int64(cands)
+}
+
+// sorted returns the first need hits after the cursor in sort order.
+func (r *runner) sorted(need int) ([]hit, Explain, error) {
+	docs, _, all, ex := r.candidates()
+	if all {
+		docs = r.s.allDocs()
+		ex.Candidates = len(docs)
+	}
+	path := strings.Join(r.p.sort[0].path, "/")
+	r.s.mu.RLock()
+	keys := 0
+	if f := r.s.idx.fields[path]; f != nil {
+		keys = f.vals.Len()
+	}
+	r.s.mu.RUnlock()
+	if !useWalk(len(docs), keys, need) {
+		hits, err := r.checkAll(docs, need)
+		return hits, ex, err
+	}
+	ex.Plan += "+sortwalk:" + path
+	hits, err := r.walk(docs, path, need)
+	return hits, ex, err
+}
+
+// walk is sorted by walking the sort field.
+func (r *runner) walk(docs []*doc, path string, need int) ([]hit, error) {
+	// Split the candidates: wholly readable ones may be walked, partly
+	// readable ones are verified up front.
+	n := 0
+	for _, d := range docs {
+		n = max(n, int(d.slot)+1)
+	}
+	inC := newBitmap(n)
+	var extra []*doc
+	for _, d := range docs {
+		switch r.readable(d) {
+		case readAll:
+			inC.set(d.slot)
+		case readPart:
+			extra = append(extra, d)
+		}
+	}
+	var groups []walkGroup
+	r.s.mu.RLock()
+	x := r.s.idx
+	f := x.fields[path]
+	if f != nil {
+		if e := f.get(vkey{t: tIrr}); e != nil {
+			for _, sl := range e.post {
+				if inC.has(sl) {
+					inC.clear(sl)
+					if d := x.docs[sl]; d != nil {
+						extra = append(extra, d)
+					}
+				}
+			}
+		}
+	}
+	r.s.mu.RUnlock()
+	eh, err := r.checkAll(extra, need)
+	if err != nil {
+		return nil, err
+	}
+	desc := r.p.sort[0].desc
+	order := walkOrder
+	if desc {
+		order = slices.Clone(walkOrder)
+		slices.Reverse(order)
+	}
+	var ra int
+	var after any
+	if r.p.hasAfter {
+		after = r.p.after[0]
+		ra = rank(after)
+	}
+	lo, hi, bounded := walkBounds(r.p.node, path, planner{env: r.p.env})
+	if bounded {
+		// Only things with a value of the bounds' type in the bounds can
+		// match: walk just that stretch of keys.
+		order = slices.DeleteFunc(slices.Clone(order), func(w walkSource) bool { return w.t != lo.t })
+	} else {
+		lo, hi = vkey{t: tPresent, n: math.Inf(-1)}, vkey{t: tStr + 1}
+	}
+	var hits []hit
+	for _, src := range order {
+		if r.p.hasAfter && ((!desc && src.rank < ra) || (desc && src.rank > ra)) {
+			continue // wholly before the cursor
+		}
+		// The walk resumes at from: inclusive for the cursor's value,
+		// exclusive after a chunk.
+		from, exclusive := vkey{t: src.t, n: math.Inf(-1)}, false
+		if desc {
+			from = vkey{t: src.t, n: math.Inf(1), s: maxString}
+		}
+		if bounded {
+			from = lo
+			if desc {
+				from = hi
+			}
+		}
+		if r.p.hasAfter && src.rank == ra {
+			if ck := cursorKey(after); !bounded || (!desc && cmpKey(ck, from) > 0) || (desc && cmpKey(ck, from) < 0) {
+				from = ck
+			}
+		}
+		stop := hi
+		if desc {
+			stop = lo
+		}
+		for len(hits) < need {
+			r.s.mu.RLock()
+			x := r.s.idx
+			f := x.fields[path]
+			switch {
+			case src.rank == 0:
+				groups = append(groups[:0], rankZero(x, f, inC))
+			case f != nil:
+				groups = collect(x, f, from, stop, exclusive, desc, inC, groups[:0])
+			default:
+				groups = groups[:0]
+			}
+			r.s.mu.RUnlock()
+			for _, g := range groups {
+				if len(hits) >= need {
+					break
+				}
+				gh, err := r.checkGroup(g, need-len(hits))
+				if err != nil {
+					return nil, err
+				}
+				hits = append(hits, gh...)
+			}
+			if src.rank == 0 || len(groups) < walkChunk {
+				break
+			}
+			from, exclusive = groups[len(groups)-1].k, true
+		}
+		if len(hits) >= need {
+			break
+		}
+	}
+	hits = append(hits, eh...)
+	r.sortHits(hits)
+	if len(hits) > need {
+		hits = hits[:need]
+	}
+	return hits, nil
+}
+
+// walkChunk is the number of keys collected under one read lock.
+const walkChunk = 64
+
+// walkGroup is the walked candidates with one sort value.
+type walkGroup struct {
+	k    vkey // tPresent for the rank-0 group
+	docs []*doc
+}
+
+// collect gathers up to walkChunk non-empty groups of the keys of from's
+// type, from from on in sort direction (without from itself when
+// exclusive).
+func collect(x *index, f *field, from, stop vkey, exclusive, desc bool, inC bitmap, out []walkGroup) []walkGroup {
+	visit := func(e *entry) bool {
+		if e.k.t != from.t || (!desc && cmpKey(e.k, stop) > 0) || (desc && cmpKey(e.k, stop) < 0) {
+			return false
+		}
+		if exclusive && cmpKey(e.k, from) == 0 {
+			return true
+		}
+		var ds []*doc
+		for _, sl := range e.post {
+			if inC.has(sl) {
+				if d := x.docs[sl]; d != nil {
+					ds = append(ds, d)
+				}
+			}
+		}
+		if len(ds) > 0 {
+			out = append(out, walkGroup{k: e.k, docs: ds})
+		}
+		return len(out) < walkChunk
+	}
+	if desc {
+		f.vals.DescendLessOrEqual(&entry{k: from}, visit)
+	} else {
+		f.vals.AscendGreaterOrEqual(&entry{k: from}, visit)
+	}
+	return out
+}
+
+// maxString sorts after every string key: JSON strings decode to valid
+// UTF-8, which never holds the byte 0xff.
+const maxString = "\xff"
+
+// rankZero is the group of candidates without the path or with null at it.
+func rankZero(x *index, f *field, inC bitmap) walkGroup {
+	g := walkGroup{k: vkey{t: tPresent}}
+	present, null := bitmap(nil), bitmap(nil)
+	if f != nil {
+		if e := f.get(vkey{t: tPresent}); e != nil {
+			present = newBitmap(len(inC) * 64)
+			for _, sl := range e.post {
+				present.set(sl)
+			}
+		}
+		if e := f.get(vkey{t: tNull}); e != nil {
+			null = newBitmap(len(inC) * 64)
+			for _, sl := range e.post {
+				null.set(sl)
+			}
+		}
+	}
+	for w, b := range inC {
+		for ; b != 0; b &= b - 1 {
+			sl := uint32(w*64 + bits.TrailingZeros64(b))
+			if present.has(sl) && !null.has(sl) {
+				continue
+			}
+			if d := x.docs[sl]; d != nil {
+				g.docs = append(g.docs, d)
+			}
+		}
+	}
+	return g
+}
+
+// cursorKey is the index key of a cursor's sort value.
+func cursorKey(v any) vkey {
+	switch t := v.(type) {
+	case json.Number:
+		return numKey(string(t))
+	case string:
+		return vkey{t: tStr, s: t}
+	case bool:
+		if t {
+			return vkey{t: tBool, n: 1}
+		}
+		return vkey{t: tBool}
+	}
+	return vkey{}
+}
+
+// hasValue reports whether a view's sort value is the value of group key k.
+func hasValue(v any, k vkey) bool {
+	switch t := v.(type) {
+	case missing, nil:
+		return k.t == tPresent
+	case json.Number:
+		return k.t == tNum && numKey(string(t)).n == k.n
+	case string:
+		return k.t == tStr && t == k.s
+	case bool:
+		return k.t == tBool && (k.n == 1) == t
+	}
+	return false
+}
+
+// checkGroup verifies a group and returns its hits in sort order. With a
+// single sort key the group is ordered by thingId and stops after need
+// hits.
+func (r *runner) checkGroup(g walkGroup, need int) ([]hit, error) {
+	single := len(r.p.sort) == 1
+	if single {
+		slices.SortFunc(g.docs, func(a, b *doc) int { return strings.Compare(a.id, b.id) })
+	}
+	atCursor := r.p.hasAfter && hasValue(r.p.after[0], g.k)
+	var hits []hit
+	for _, d := range g.docs {
+		if single && atCursor && d.id <= r.p.afterID {
+			continue
+		}
+		h, ok, err := r.check(d)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || !hasValue(h.keys[0], g.k) || !r.afterCursor(h) {
+			continue
+		}
+		hits = append(hits, h)
+		if single && len(hits) >= need {
+			return hits, nil
+		}
+	}
+	if !single {
+		r.sortHits(hits)
+	}
+	return hits, nil
+}
+
+// Readability of a thing for the runner's subjects.
+const (
+	readNone uint8 = iota
+	readPart
+	readAll
+)
+
+type enfKey struct{ policyID, ns string }
+
+// readable classifies d by its policy, remembering up to 4096 policies
+// per query.
+func (r *runner) readable(d *doc) uint8 {
+	k := enfKey{d.policyID, d.ns}
+	if v, ok := r.classes[k]; ok {
+		return v
+	}
+	c := readNone
+	if enf, ok := r.ec.get(d.policyID, d.ns); ok && enf != nil {
+		switch {
+		case enf.Unrestricted(ditto.ResourceThing, rootPtr, r.p.subjects, ditto.PermRead):
+			c = readAll
+		case enf.Partial(ditto.ResourceThing, rootPtr, r.p.subjects, ditto.PermRead):
+			c = readPart
+		}
+	}
+	if r.classes == nil {
+		r.classes = map[enfKey]uint8{}
+	}
+	if len(r.classes) < 4096 {
+		r.classes[k] = c
+	}
+	return c
+}
+
+// walkBounds returns the inclusive key range on path that the filter
+// leaves to a thing with one scalar value there: the conjunction of its
+// comparisons of path with a number or a string. ok is false when the
+// filter does not bound path so.
+func walkBounds(n rql.Node, path string, p planner) (lo, hi vkey, ok bool) {
+	var visit func(rql.Node)
+	visit = func(n rql.Node) {
+		switch x := n.(type) {
+		case rql.And:
+			for _, c := range x.Children {
+				visit(c)
+			}
+		case rql.Compare:
+			if x.Field.Placeholder != "" || strings.Join(x.Field.Path, "/") != path {
+				return
+			}
+			k, kok := p.litKey(x.Value)
+			if !kok || (k.t != tNum && k.t != tStr) || (ok && k.t != lo.t) {
+				return
+			}
+			if !ok {
+				lo, hi, ok = vkey{t: k.t, n: math.Inf(-1)}, vkey{t: k.t, n: math.Inf(1), s: maxString}, true
+			}
+			switch x.Op {
+			case rql.OpEq:
+				lo, hi = maxKey(lo, k), minKey(hi, k)
+			case rql.OpGt, rql.OpGe:
+				lo = maxKey(lo, k)
+			case rql.OpLt, rql.OpLe:
+				hi = minKey(hi, k)
+			}
+		}
+	}
+	visit(n)
+	return lo, hi, ok
+}
+
+func maxKey(a, b vkey) vkey {
+	if cmpKey(a, b) >= 0 {
+		return a
+	}
+	return b
+}
+
+func minKey(a, b vkey) vkey {
+	if cmpKey(a, b) <= 0 {
+		return a
+	}
+	return b
+}
