@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -29,6 +30,12 @@ type fileConfig struct {
 	LogLevel          string     `yaml:"log-level"`
 	DefaultNamespace  string     `yaml:"default-namespace"`
 	OIDC              []fileOIDC `yaml:"oidc"`
+	P2P               []string   `yaml:"p2p"`
+	Join              []string   `yaml:"join"`
+	BootstrapExpect   int        `yaml:"bootstrap-expect"`
+	ClusterSecret     string     `yaml:"cluster-secret"`
+	MDNS              *bool      `yaml:"mdns"`
+	RemoveAfter       string     `yaml:"remove-after"`
 }
 
 // fileOIDC is one trusted OpenID Connect issuer of the config file
@@ -57,6 +64,13 @@ func runNode(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	if addr := getenv("DITTONODE_PPROF"); addr != "" {
+		stop, err := servePprof(addr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	n, err := node.New(cfg, node.Deps{Logger: logger})
 	if err != nil {
 		return err
@@ -83,8 +97,17 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		nodeName   = fs.String("node-name", "", "human-readable node name for logs and status")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error (default info)")
 		users      multiFlag
+		p2p        multiFlag
+		join       multiFlag
+		expect     = fs.Int("bootstrap-expect", 1, "members a new cluster waits for before the lowest peer ID bootstraps it")
+		secret     = fs.String("cluster-secret", "", "shared secret that admits members (env DITTONODE_CLUSTER_SECRET); needed for more than one node")
+		mdns       = fs.Bool("mdns", true, "find members on the LAN with mDNS")
+		noMDNS     = fs.Bool("no-mdns", false, "turn mDNS discovery off")
+		removeAft  = fs.Duration("remove-after", 0, "remove a member unreachable this long (0: never)")
 	)
 	fs.Var(&users, "user", "HTTP basic auth user NAME:PASSWORD (repeatable; subject nginx:NAME); env DITTONODE_USERS=a:pw,b:pw")
+	fs.Var(&p2p, "p2p", "libp2p listen multiaddr (repeatable; default QUIC and TCP on port 4001 on all interfaces)")
+	fs.Var(&join, "join", "multiaddr of a member to join, ending in /p2p/<peer ID> (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, 0, err
 	}
@@ -120,6 +143,10 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		cfg.HTTP.Addr = v
 	}
 	cfg.NodeName = pick("node-name", *nodeName, fc.NodeName)
+	if err := meshFlags(&cfg.Mesh, set, fc, getenv, meshArgs{p2p: p2p, join: join, expect: *expect, secret: *secret,
+		mdns: *mdns && !*noMDNS, removeAfter: *removeAft}); err != nil {
+		return cfg, 0, err
+	}
 	if fc.DefaultNamespace != "" {
 		cfg.HTTP.DefaultNamespace = fc.DefaultNamespace
 	}
@@ -167,4 +194,55 @@ func orDefault(v, d string) string {
 		return d
 	}
 	return v
+}
+
+// meshArgs are the mesh flags as parsed.
+type meshArgs struct {
+	p2p, join   []string
+	expect      int
+	secret      string
+	mdns        bool
+	removeAfter time.Duration
+}
+
+// meshFlags applies the mesh settings: flags win over the file, the file
+// over the environment and defaults.
+func meshFlags(m *node.MeshConfig, set map[string]bool, fc fileConfig, getenv func(string) string, a meshArgs) error {
+	switch {
+	case set["p2p"]:
+		m.Listen = a.p2p
+	case len(fc.P2P) > 0:
+		m.Listen = fc.P2P
+	}
+	m.Join = append(append([]string{}, fc.Join...), a.join...)
+	switch {
+	case set["bootstrap-expect"]:
+		m.BootstrapExpect = a.expect
+	case fc.BootstrapExpect != 0:
+		m.BootstrapExpect = fc.BootstrapExpect
+	}
+	m.ClusterSecret = getenv("DITTONODE_CLUSTER_SECRET")
+	if fc.ClusterSecret != "" {
+		m.ClusterSecret = fc.ClusterSecret
+	}
+	if set["cluster-secret"] {
+		m.ClusterSecret = a.secret
+	}
+	switch {
+	case set["mdns"] || set["no-mdns"]:
+		m.MDNS = a.mdns
+	case fc.MDNS != nil:
+		m.MDNS = *fc.MDNS
+	}
+	switch {
+	case set["remove-after"]:
+		m.RemoveAfter = a.removeAfter
+	case fc.RemoveAfter != "":
+		d, err := time.ParseDuration(fc.RemoveAfter)
+		if err != nil {
+			return fmt.Errorf("remove-after: %w", err)
+		}
+		m.RemoveAfter = d
+	}
+	return nil
 }
