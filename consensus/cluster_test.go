@@ -13,10 +13,26 @@ type clusterNode struct {
 	id  string
 	g   *Group
 	fsm *batchTestFSM
+	cfg Config
+	net *memNetwork
+	fwd *memForwarder
+}
+
+// clusterOptions vary startClusterWith.
+type clusterOptions struct {
+	// fwd, when set, is every node's Forwarder and learns every group.
+	fwd *memForwarder
+	// config adjusts each node's Config.
+	config func(*Config)
 }
 
 // startCluster starts n nodes: n1 bootstraps and adds the others as voters.
 func startCluster(t *testing.T, n int) []*clusterNode {
+	t.Helper()
+	return startClusterWith(t, n, clusterOptions{})
+}
+
+func startClusterWith(t testing.TB, n int, opts clusterOptions) []*clusterNode {
 	t.Helper()
 	net := newMemNetwork()
 	nodes := make([]*clusterNode, n)
@@ -29,9 +45,11 @@ func startCluster(t *testing.T, n int) []*clusterNode {
 		cfg.HeartbeatTimeout = 300 * time.Millisecond
 		cfg.ElectionTimeout = 300 * time.Millisecond
 		cfg.LeaderLeaseTimeout = 150 * time.Millisecond
-		fsm := &batchTestFSM{}
-		g := mustStart(t, cfg, fsm, Deps{Logger: testLogger(t), Stream: net.layer(t, id)})
-		nodes[i] = &clusterNode{id: id, g: g, fsm: fsm}
+		if opts.config != nil {
+			opts.config(&cfg)
+		}
+		nodes[i] = &clusterNode{id: id, cfg: cfg}
+		nodes[i].start(t, net, opts.fwd)
 	}
 	waitLeader(t, nodes[0].g)
 	for _, nd := range nodes[1:] {
@@ -42,8 +60,23 @@ func startCluster(t *testing.T, n int) []*clusterNode {
 	return nodes
 }
 
+// start (re)starts nd's group on its directory.
+func (nd *clusterNode) start(t testing.TB, net *memNetwork, fwd *memForwarder) {
+	t.Helper()
+	nd.net, nd.fwd = net, fwd
+	nd.fsm = &batchTestFSM{}
+	deps := Deps{Logger: testLogger(t), Stream: net.layer(t, nd.id)}
+	if fwd != nil {
+		deps.Forwarder = fwd
+	}
+	nd.g = mustStart(t, nd.cfg, nd.fsm, deps)
+	if fwd != nil {
+		fwd.add(nd.id, nd.g)
+	}
+}
+
 // leaderOf waits until exactly one of nodes leads and returns it.
-func leaderOf(t *testing.T, nodes []*clusterNode) *clusterNode {
+func leaderOf(t testing.TB, nodes []*clusterNode) *clusterNode {
 	t.Helper()
 	var leader *clusterNode
 	waitFor(t, 10*time.Second, func() error {
@@ -66,7 +99,7 @@ func leaderOf(t *testing.T, nodes []*clusterNode) *clusterNode {
 
 // waitReplicated waits until every node applied index and checks that all
 // FSMs hold the same entries.
-func waitReplicated(t *testing.T, nodes []*clusterNode, index uint64) {
+func waitReplicated(t testing.TB, nodes []*clusterNode, index uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

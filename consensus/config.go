@@ -15,7 +15,8 @@ type Config struct {
 	// Dir holds raft.db (log and stable store) and snapshots/; by
 	// convention <data>/raft/<name>.
 	Dir string `json:"dir" yaml:"dir"`
-	// NodeID is this node's raft server ID.
+	// NodeID is this node's raft server ID, at most 255 bytes; forwarded
+	// entries carry it as their origin.
 	NodeID string `json:"nodeID" yaml:"nodeID"`
 	// Bootstrap makes this node the single voter of a new cluster when Dir
 	// holds no raft state yet. With existing state it has no effect.
@@ -109,6 +110,8 @@ func (c Config) Validate() error {
 	}
 	if c.NodeID == "" {
 		errs = append(errs, errors.New("node ID is required"))
+	} else if len(c.NodeID) > maxOriginLen {
+		errs = append(errs, fmt.Errorf("node ID is %d bytes, above %d", len(c.NodeID), maxOriginLen))
 	}
 	const floor = 5 * time.Millisecond
 	for _, d := range []struct {

@@ -4,9 +4,14 @@
 // and its transport, and drives a service's deterministic FSM.
 //
 // Writes go through Group.Propose, which returns the FSM's result once the
-// entry was applied on this node. Linearizable reads use Group.ReadBarrier
-// on the leader (concurrent callers share one leadership check) and
-// Group.WaitApplied on any node. The transport is pluggable through
+// entry was applied on this node; with a Forwarder (Deps) a follower
+// forwards the command to the leader (Group.AcceptForwarded there) and
+// waits for its own apply. Linearizable reads use Group.ReadBarrier: on
+// the leader concurrent callers share one leadership check; on a follower
+// with a Forwarder they share one read-index round trip to the leader
+// (Group.LeaderReadIndex there) and wait for it locally. Forwarded entries
+// carry an origin header that lets every node drop duplicates the same
+// way (DESIGN.md). The transport is pluggable through
 // StreamLayer; without one a Group is a single node on an in-memory
 // transport.
 //

@@ -19,9 +19,21 @@ var (
 	// ErrTimeout means the context deadline passed first. For Propose the
 	// command may still be applied later.
 	ErrTimeout = errors.New("consensus timeout")
-	// ErrLeadershipLost means this node lost leadership while a proposed
-	// command was in flight; it may or may not be applied.
+	// ErrLeadershipLost means the outcome of a proposed command is
+	// unknown: leadership changed while it was in flight, or the leader it
+	// was forwarded to failed after receiving it. It may or may not be
+	// applied.
 	ErrLeadershipLost = errors.New("leadership lost while the command was in flight")
+	// ErrNotApplied means the command was not appended to the log and
+	// never will be (or the log dropped it deterministically on every
+	// node): it has no effect, and retrying is safe. *NotLeaderError
+	// values match it too. A transport that could not deliver a forwarded
+	// command at all (dial failed) wraps it.
+	ErrNotApplied = errors.New("command not applied")
+	// ErrMalformed means a forwarded command or read request was not
+	// produced by a Group (bad header). Nothing was appended; a retry
+	// fails the same way.
+	ErrMalformed = errors.New("malformed forwarded command")
 )
 
 // NotLeaderError is ErrNotLeader with the leader this node knows of; both
@@ -38,8 +50,11 @@ func (e *NotLeaderError) Error() string {
 	return fmt.Sprintf("%s: leader is %s at %s", ErrNotLeader, e.LeaderID, e.LeaderAddr)
 }
 
-// Is makes errors.Is(err, ErrNotLeader) true.
-func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+// Is makes errors.Is(err, ErrNotLeader) and errors.Is(err, ErrNotApplied)
+// true: a node that is not the leader appends nothing.
+func (e *NotLeaderError) Is(target error) bool {
+	return target == ErrNotLeader || target == ErrNotApplied
+}
 
 // ctxError turns a finished context into the error the caller receives.
 func ctxError(ctx context.Context) error {

@@ -23,6 +23,9 @@ type Deps struct {
 	// Stream carries raft RPCs to and from other nodes; nil runs a single
 	// node on an in-memory transport.
 	Stream StreamLayer
+	// Forwarder lets a follower serve Propose and ReadBarrier through the
+	// leader; nil makes them return ErrNotLeader on a follower.
+	Forwarder Forwarder
 }
 
 // Group is one raft instance driving one FSM. Its methods are safe for
@@ -31,6 +34,7 @@ type Group struct {
 	cfg    Config
 	log    *slog.Logger
 	stream StreamLayer
+	fwd    Forwarder
 	fsm    *fsmAdapter
 
 	applied appliedTracker
@@ -54,8 +58,25 @@ type Group struct {
 	wg   sync.WaitGroup
 
 	catchUpKick chan struct{}
-	reads       readBatcher
-	leaders     leaderFanout
+	// leaderReads runs the leader's shared confirm rounds (ReadBarrier on
+	// the leader, LeaderReadIndex); followerReads runs one ReadIndex round
+	// trip to the leader for a follower's concurrent readers.
+	leaderReads   readBatcher
+	followerReads readBatcher
+	// readyTerm is the last term in which this node, as leader, saw an
+	// entry of its own term committed; until then its commit index may
+	// trail the previous leader's.
+	readyTerm  atomic.Uint64
+	leaders    leaderFanout
+	leaderSeen leaderWatch
+
+	// Forwarded proposals: sequence numbers (seq is the last one handed
+	// out, seqCeil the persisted reservation; seqMu serialises extending
+	// it) and the proposals waiting for their local apply.
+	seq     atomic.Uint64
+	seqCeil atomic.Uint64
+	seqMu   sync.Mutex
+	pending proposals
 }
 
 // New allocates a Group for fsm; Start begins work.
@@ -75,12 +96,18 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 		cfg:         cfg,
 		log:         logger.With(logKeyGroup, cfg.Name),
 		stream:      deps.Stream,
+		fwd:         deps.Forwarder,
 		done:        make(chan struct{}),
 		catchUpKick: make(chan struct{}, 1),
 	}
+	g.pending.init(maxPendingForwards)
 	g.fsm = newFSMAdapter(fsm, &g.applied)
-	g.reads.init()
+	g.fsm.self = cfg.NodeID
+	g.fsm.pending = &g.pending
+	g.leaderReads.init()
+	g.followerReads.init()
 	g.leaders.init()
+	g.leaderSeen.init()
 	return g, nil
 }
 
@@ -124,6 +151,9 @@ func (g *Group) start(ctx context.Context) error {
 		return fmt.Errorf("open log store: %w", err)
 	}
 	g.store = store
+	if err := g.reserveSeq(); err != nil {
+		return err
+	}
 	// The cache serves recent entries to replication and to the apply
 	// loop of followers without a bolt read.
 	if g.logs, err = raft.NewLogCache(2*cfg.MaxAppendEntries, store); err != nil {
@@ -173,9 +203,10 @@ func (g *Group) start(ctx context.Context) error {
 	}
 	g.r.Store(r)
 
-	g.wg.Add(3)
+	g.wg.Add(4)
 	go g.catchUpLoop(r)
-	go g.reads.loop(g, r)
+	go g.leaderReads.loop(g, func(ctx context.Context) (uint64, error) { return g.confirmLeader(ctx, r) })
+	go g.followerReads.loop(g, g.remoteReadIndex)
 	go g.leaders.loop(g, r)
 
 	if !existing && cfg.Bootstrap {
@@ -274,15 +305,35 @@ func timeoutOf(ctx context.Context) (time.Duration, error) {
 
 // Propose replicates cmd through the leader and returns the FSM's result
 // once the entry was applied on this node. The result is whatever
-// FSM.Apply returned, including error values. It returns a
-// *NotLeaderError (ErrNotLeader) on a follower, ErrTimeout when ctx's
-// deadline passes first (the command may still apply), ErrLeadershipLost
-// when the outcome is unknown, and ErrClosed after Close.
+// FSM.Apply returned, including error values.
+//
+// On a follower with a Forwarder the command goes to the leader (waiting,
+// bounded by ctx, while no leader is known; retrying against the next
+// leader while the refusing one appended nothing), and Propose returns
+// once this node applied it. Without a Forwarder a follower returns a
+// *NotLeaderError (ErrNotLeader).
+//
+// Errors: ErrTimeout when ctx's deadline passes first (the command may
+// still apply), ErrLeadershipLost when the outcome is unknown,
+// ErrNotApplied when it definitely did not apply, ErrClosed after Close.
 func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 	r, err := g.raft()
 	if err != nil {
 		return nil, err
 	}
+	if g.fwd == nil || r.State() == raft.Leader {
+		res, err := g.proposeLocal(ctx, r, cmd)
+		if g.fwd == nil || !errors.Is(err, ErrNotLeader) {
+			return res, err
+		}
+		// Raft refused before appending: forward it instead.
+	}
+	return g.proposeForwarded(ctx, cmd)
+}
+
+// proposeLocal is the leader's path: no header, the raft future carries
+// the FSM's result.
+func (g *Group) proposeLocal(ctx context.Context, r *raft.Raft, cmd []byte) (any, error) {
 	timeout, err := timeoutOf(ctx)
 	if err != nil {
 		return nil, err

@@ -77,9 +77,20 @@ func (f *leaderFanout) closeAll() {
 	}
 }
 
+// loop fans raft's leadership signal out to every LeaderCh, and wakes
+// leaderSeen on every leader change raft observes (on followers too).
 func (f *leaderFanout) loop(g *Group, r *raft.Raft) {
 	defer g.wg.Done()
 	defer f.closeAll()
+	// A non-blocking observer drops observations while obs is full; one
+	// pending wake-up is all leaderSeen needs.
+	obs := make(chan raft.Observation, 4)
+	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(o)
+	defer r.DeregisterObserver(o)
 	src := r.LeaderCh()
 	for {
 		select {
@@ -87,6 +98,9 @@ func (f *leaderFanout) loop(g *Group, r *raft.Raft) {
 			return
 		case v := <-src:
 			f.publish(v)
+			g.leaderSeen.notify()
+		case <-obs:
+			g.leaderSeen.notify()
 		}
 	}
 }

@@ -3,42 +3,81 @@ package consensus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// ReadBarrier makes a linearizable read possible on the leader: it returns
-// once this node is confirmed leader and its FSM has applied at least the
-// commit index seen when the call started; state read afterwards reflects
-// every write acknowledged before the call. On a follower it returns a
-// *NotLeaderError (ErrNotLeader) without contacting anyone.
+// ReadBarrier makes a linearizable read possible: it returns once this
+// node's FSM has applied at least a read index, the leader's commit index
+// seen after the call started and confirmed by a quorum round; state read
+// afterwards reflects every write acknowledged before the call, on any
+// node.
 //
-// Concurrent callers share one leadership check: a check in flight serves
-// every caller that arrived before it started, and callers arriving during
-// it share the next one.
+// On the leader, concurrent callers share one leadership check: a check in
+// flight serves every caller that arrived before it started, and callers
+// arriving during it share the next one. On a follower with a Forwarder,
+// concurrent callers share one ReadIndex round trip to the leader (which
+// joins its own shared check) and then wait for the index locally; a
+// leader change retries. On a follower without a Forwarder it returns a
+// *NotLeaderError (ErrNotLeader) without contacting anyone.
 func (g *Group) ReadBarrier(ctx context.Context) error {
+	var pause retryPause
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if err := g.pause(ctx, &pause); err != nil {
+				return err
+			}
+		}
+		r, err := g.raft()
+		if err != nil {
+			return err
+		}
+		var index uint64
+		switch {
+		case r.State() == raft.Leader:
+			index, err = g.leaderReads.wait(ctx, g)
+		case g.fwd == nil:
+			return notLeader(r)
+		default:
+			if _, _, err := g.knownLeader(ctx); err != nil {
+				return err
+			}
+			index, err = g.followerReads.wait(ctx, g)
+		}
+		if err == nil {
+			return g.WaitApplied(ctx, index)
+		}
+		if g.fwd == nil || g.closing.Load() || !retryableRead(err) {
+			return err
+		}
+	}
+}
+
+// LeaderReadIndex is the leader's side of a follower's ReadBarrier: it
+// joins the shared confirm round and returns the read index, without
+// waiting for this node's FSM. A node that does not lead returns a
+// *NotLeaderError.
+func (g *Group) LeaderReadIndex(ctx context.Context) (uint64, error) {
 	r, err := g.raft()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if r.State() != raft.Leader {
-		return notLeader(r)
+		return 0, notLeader(r)
 	}
-	rd := g.reads.join()
-	select {
-	case <-rd.done:
-	case <-ctx.Done():
-		return ctxError(ctx)
-	case <-g.done:
-		return ErrClosed
-	}
-	if rd.err != nil {
-		return rd.err
-	}
-	return g.WaitApplied(ctx, rd.index)
+	return g.leaderReads.wait(ctx, g)
+}
+
+// errLeaderChanged ends a follower's read round whose leader went away.
+var errLeaderChanged = errors.New("leader changed during the read round")
+
+// retryableRead reports whether a follower's read may try again: reads
+// change nothing, so any refusal or a leader change is safe to retry.
+func retryableRead(err error) bool {
+	return errors.Is(err, ErrNotApplied) || errors.Is(err, errLeaderChanged) || errors.Is(err, ErrClosed)
 }
 
 // WaitApplied blocks until this node's FSM has applied index, ctx ends
@@ -62,24 +101,19 @@ func (g *Group) WaitApplied(ctx context.Context, index uint64) error {
 	})
 }
 
-// readRound is one shared leadership check.
+// readRound is one shared read-index round.
 type readRound struct {
 	done  chan struct{} // closed when index and err are set
 	index uint64
 	err   error
 }
 
-// readBatcher groups ReadBarrier callers into rounds run by its loop.
+// readBatcher groups callers into rounds run by its loop, one at a time.
 type readBatcher struct {
 	kick chan struct{}
 
 	mu   sync.Mutex
 	next *readRound // round that has not started yet
-
-	// readyTerm is the last term in which this node, as leader, saw an
-	// entry of its own term committed; until then its commit index may
-	// trail the previous leader's.
-	readyTerm atomic.Uint64
 }
 
 func (b *readBatcher) init() { b.kick = make(chan struct{}, 1) }
@@ -100,7 +134,21 @@ func (b *readBatcher) join() *readRound {
 	return rd
 }
 
-func (b *readBatcher) loop(g *Group, r *raft.Raft) {
+// wait joins the next round and returns its read index.
+func (b *readBatcher) wait(ctx context.Context, g *Group) (uint64, error) {
+	rd := b.join()
+	select {
+	case <-rd.done:
+		return rd.index, rd.err
+	case <-ctx.Done():
+		return 0, ctxError(ctx)
+	case <-g.done:
+		return 0, ErrClosed
+	}
+}
+
+// loop runs rounds with confirm until the group closes.
+func (b *readBatcher) loop(g *Group, confirm func(context.Context) (uint64, error)) {
 	defer g.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -117,23 +165,23 @@ func (b *readBatcher) loop(g *Group, r *raft.Raft) {
 		if rd == nil {
 			continue
 		}
-		rd.index, rd.err = b.confirm(ctx, g, r)
+		rd.index, rd.err = confirm(ctx)
 		close(rd.done)
 	}
 }
 
-// confirm returns a read index: the commit index observed before this node
-// proved, through a quorum round, that it still leads.
-func (b *readBatcher) confirm(ctx context.Context, g *Group, r *raft.Raft) (uint64, error) {
+// confirmLeader returns a read index: the commit index observed before
+// this node proved, through a quorum round, that it still leads.
+func (g *Group) confirmLeader(ctx context.Context, r *raft.Raft) (uint64, error) {
 	for range 3 {
 		term := r.CurrentTerm()
-		if b.readyTerm.Load() != term {
+		if g.readyTerm.Load() != term {
 			// Commit an entry of this term: a new leader's commit index is
 			// only current once one is.
 			if err := g.await(ctx, r.Barrier(0)); err != nil {
 				return 0, raftError(r, err)
 			}
-			b.readyTerm.Store(term)
+			g.readyTerm.Store(term)
 		}
 		index := r.CommitIndex()
 		if err := g.await(ctx, r.VerifyLeader()); err != nil {
@@ -146,6 +194,28 @@ func (b *readBatcher) confirm(ctx context.Context, g *Group, r *raft.Raft) (uint
 		// index may predate this term's first commit. Look again.
 	}
 	return 0, notLeader(r)
+}
+
+// remoteReadTimeout bounds one follower read round; a leader change ends
+// it sooner.
+const remoteReadTimeout = 5 * time.Second
+
+// remoteReadIndex is a follower's read round: one ReadIndex round trip to
+// the leader it knows, cancelled when raft reports a leader change.
+func (g *Group) remoteReadIndex(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, remoteReadTimeout)
+	defer cancel()
+	// Register before looking up the leader so no change slips between.
+	defer g.leaderSeen.onChange(cancel)()
+	id, addr := g.Leader()
+	if id == "" || id == g.cfg.NodeID {
+		return 0, errLeaderChanged
+	}
+	index, err := g.fwd.ReadIndex(ctx, g.cfg.Name, id, addr)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return 0, fmt.Errorf("%w: %w", errLeaderChanged, err)
+	}
+	return index, err
 }
 
 // catchUpPoll is how often the catch-up loop looks at the log while
