@@ -74,6 +74,12 @@ const (
 	HeaderOriginator         = "ditto-originator"
 	HeaderConsistency        = "consistency"
 	HeaderReplyTo            = "reply-to"
+
+	// HeaderOrigin is internal: the ID of the WebSocket session (live
+	// subscriber) that sent a command or signal. Events carry it so that a
+	// session never receives its own; it is never accepted from clients and
+	// never leaves the node.
+	HeaderOrigin = "ditto-origin"
 )
 
 // Command is one things or policies command, whatever carried it (HTTP,

@@ -126,6 +126,7 @@ var (
 	ErrThingTooManyModifying     = ErrorDef{"things:thing.toomanymodifyingrequests", 429, "Slow down the modifications of this Thing."}
 	ErrThingUnavailable          = ErrorDef{"things:thing.unavailable", 503, "The Thing is currently not available. Try again later."}
 	ErrThingMetadataConflict     = ErrorDef{"things:metadata.headersconflict", 400, "Give only one of put-metadata, get-metadata and delete-metadata."}
+	ErrLiveConditionNotAllowed   = ErrorDef{"things:live.channel.condition.notallowed", 405, "The live-channel-condition is only allowed on retrieve commands."}
 
 	// Policies.
 	ErrPolicyIDInvalid          = ErrorDef{"policies:id.invalid", 400, "It must conform to the namespaced entity ID notation (see Ditto documentation)."}
@@ -167,6 +168,7 @@ var (
 	ErrPolicyEntryNamespacesBad = ErrorDef{"policies:entry.namespaces.invalid", 400, "Namespaces are namespace names, optionally ending in '.*'."}
 	ErrPolicyImportableInvalid  = ErrorDef{"policies:entry.importable.invalid", 400, "'importable' is one of implicit, explicit, never."}
 	ErrPolicyActionNotAllowed   = ErrorDef{"policies:action.notallowed", 403, "Check if you have EXECUTE permission on the action."}
+	ErrPolicyAnnouncementBad    = ErrorDef{"policies:subjectannouncement.invalid", 400, "Durations are a positive integer followed by 'ms', 's', 'm' or 'h'; whenDeleted is a boolean; requestedAcks is {labels, timeout}."}
 
 	// Search, messages, acknowledgements, connectivity.
 	ErrSearchOptionInvalid  = ErrorDef{"thing-search:search.option.invalid", 400, "Check the search options: sort(+f,-g), size(1..200), cursor(c); limit cannot be combined with size or cursor."}
@@ -210,7 +212,7 @@ var Catalogue = []ErrorDef{
 	ErrFeaturePropNotMod, ErrFeatureDesPropsNotFound, ErrFeatureDesPropsNotMod, ErrFeatureDesPropNotFound,
 	ErrFeatureDesPropNotMod, ErrThingPreconditionFailed, ErrThingPreconditionNotMod, ErrThingConditionFailed,
 	ErrThingConditionInvalid, ErrThingMergeInvalid, ErrFieldSelectionInvalid, ErrThingTooManyModifying,
-	ErrThingUnavailable, ErrThingMetadataConflict,
+	ErrThingUnavailable, ErrThingMetadataConflict, ErrLiveConditionNotAllowed,
 	ErrPolicyIDInvalid, ErrPolicyIDNotSettable, ErrPolicyNotFound, ErrPolicyConflict, ErrPolicyNotCreatable,
 	ErrPolicyNotModifiable, ErrPolicyNotDeletable, ErrPolicyModInvalid, ErrPolicyTooLarge, ErrPolicyInvalid,
 	ErrPolicyPreconditionFailed, ErrPolicyPreconditionNotMod, ErrPolicyEntriesNotFound, ErrPolicyEntriesNotMod,
@@ -220,7 +222,7 @@ var Catalogue = []ErrorDef{
 	ErrPolicyResourceNotFound, ErrPolicyResourceNotMod, ErrPolicyResourceInvalid, ErrPolicyImportsNotFound,
 	ErrPolicyImportsNotMod, ErrPolicyImportNotFound, ErrPolicyImportNotMod, ErrPolicyImportInvalid,
 	ErrPolicyImportsTooLarge, ErrPolicyUnavailable, ErrPolicyEntryNamespacesBad, ErrPolicyImportableInvalid,
-	ErrPolicyActionNotAllowed,
+	ErrPolicyActionNotAllowed, ErrPolicyAnnouncementBad,
 	ErrSearchOptionInvalid, ErrSearchCursorInvalid, ErrSearchTimeout, ErrSearchProtocol, ErrMessageSendDenied,
 	ErrMessageTooLarge, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrAckLabelInvalid,
 	ErrAckLabelNotDeclared, ErrEventNotAllowed, ErrConnectionNotFound,

@@ -30,6 +30,9 @@ type Config struct {
 	Live         live.Config
 	Search       search.Config
 	Raft         RaftConfig
+	// Mesh joins this node with others into one cluster over libp2p; it
+	// runs only with a cluster secret.
+	Mesh MeshConfig
 
 	// StartTimeout bounds how long Start waits for every Raft group to
 	// elect a leader before the node serves anyway (requests then get 503
@@ -67,6 +70,11 @@ func DefaultConfig() Config {
 			TrailingLogs:      4096,
 		},
 		StartTimeout: 10 * time.Second,
+		Mesh: MeshConfig{
+			Listen:          []string{"/ip4/0.0.0.0/udp/4001/quic-v1", "/ip4/0.0.0.0/tcp/4001"},
+			BootstrapExpect: 1,
+			MDNS:            true,
+		},
 	}
 }
 
@@ -78,8 +86,52 @@ func (c Config) Validate() error {
 	if err := c.HTTP.Validate(); err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
+	if err := c.Mesh.Validate(); err != nil {
+		return fmt.Errorf("mesh: %w", err)
+	}
 	if err := c.Live.Validate(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// MeshConfig configures the libp2p mesh (see docs/ARCHITECTURE.md).
+type MeshConfig struct {
+	// Listen are the libp2p listen multiaddrs (QUIC and TCP).
+	Listen []string `json:"listen" yaml:"p2p"`
+	// Join are multiaddrs (ending in /p2p/<peer ID>) of members to join.
+	Join []string `json:"join" yaml:"join"`
+	// BootstrapExpect is how many members a new cluster waits for before
+	// the lowest peer ID bootstraps it; 1 is a single-node cluster.
+	BootstrapExpect int `json:"bootstrapExpect" yaml:"bootstrap-expect"`
+	// ClusterSecret admits members; without it the node runs alone and
+	// starts no mesh.
+	ClusterSecret string `json:"-" yaml:"cluster-secret"`
+	// MDNS announces and finds members on the LAN.
+	MDNS bool `json:"mdns" yaml:"mdns"`
+	// RemoveAfter removes a member unreachable that long (0: never).
+	RemoveAfter time.Duration `json:"removeAfter" yaml:"remove-after"`
+}
+
+// Enabled reports whether the mesh runs.
+func (m MeshConfig) Enabled() bool { return m.ClusterSecret != "" }
+
+// Validate reports the first mesh configuration error.
+func (m MeshConfig) Validate() error {
+	switch {
+	case m.BootstrapExpect < 0:
+		return fmt.Errorf("bootstrap-expect %d is negative", m.BootstrapExpect)
+	case !m.Enabled() && (len(m.Join) > 0 || m.BootstrapExpect > 1):
+		return errors.New("a cluster of more than one node needs a cluster secret (--cluster-secret or DITTONODE_CLUSTER_SECRET)")
+	case m.Enabled() && len(m.Listen) == 0:
+		return errors.New("no p2p listen address")
+	case m.RemoveAfter < 0:
+		return errors.New("remove-after is negative")
+	}
+	for _, j := range m.Join {
+		if _, err := parseJoin(j); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -47,6 +47,7 @@ type Node struct {
 	connectivity *connectivity.Service
 	search       *search.Service
 	gateway      *gateway.Server
+	mesh         *cluster // nil without a cluster secret
 	live         *live.Router
 
 	groups []*consensus.Group // in start order
@@ -94,6 +95,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.cfg.NodeName = n.id.ID[len(n.id.ID)-8:]
 	}
 	log := n.deps.Logger.With("node", n.cfg.NodeName)
+	bootstrap, err := n.startMesh(ctx, log)
+	if err != nil {
+		return err
+	}
 
 	// Services and their groups refer to each other (a service proposes to
 	// its group, the group applies to the service's FSM), so the services
@@ -125,9 +130,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		{GroupThings, thingLog, n.things.FSM()},
 		{GroupConnectivity, connLog, n.connectivity.FSM()},
 	} {
-		g, err := n.newGroup(s.name, s.fsm, nil)
+		g, err := n.newGroup(s.name, s.fsm, bootstrap)
 		if err != nil {
 			return err
+		}
+		if n.mesh != nil {
+			n.mesh.addGroup(s.name, g)
 		}
 		s.ref.g = g
 		n.groups = append(n.groups, g)
@@ -138,8 +146,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.policies.Start(life); err != nil {
 		return err
 	}
-	// The search index observes the bus before it rebuilds from the applied
-	// things, so it never misses a change.
+	restored := time.Since(n.started)
+	n.waitLeaders(ctx)
+	log.Info("raft groups replayed", "restore", restored.Round(time.Millisecond).String(),
+		"replayed", time.Since(n.started).Round(time.Millisecond).String())
+	// The search index starts once the groups replayed their logs, so its
+	// build does not compete with the replay. It observes the bus before it
+	// reads the applied things, so it never misses a change, and builds in
+	// the background: thing reads are served at once, searches wait until
+	// the index is complete.
 	n.search = search.New(n.cfg.Search, search.Deps{
 		Source: thingSource{n.things}, Enforcers: n.policies, Bus: n.bus,
 		Clock: n.deps.Clock, Logger: log.With("service", "search"),
@@ -147,7 +162,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.search.Start(life); err != nil {
 		return fmt.Errorf("start search: %w", err)
 	}
-	n.waitLeaders(ctx)
 
 	n.gateway = gateway.New(n.cfg.HTTP, gateway.Deps{
 		Things:   n.things,
@@ -162,6 +176,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Enforcers:      n.policies,
 		ThingState:     thingJSON{n.things}.lookup,
 		SearchProtocol: searchProtocol{n.search},
+		Cluster:        clusterView{n},
 	})
 	if err := n.gateway.Start(life); err != nil {
 		return err
@@ -171,12 +186,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-func (n *Node) newGroup(name string, fsm consensus.FSM, stream consensus.StreamLayer) (*consensus.Group, error) {
+func (n *Node) newGroup(name string, fsm consensus.FSM, bootstrap bool) (*consensus.Group, error) {
 	c := consensus.DefaultConfig()
 	c.Name = name
 	c.Dir = filepath.Join(n.cfg.DataDir, "raft", name)
 	c.NodeID = n.id.ID
-	c.Bootstrap = true
+	c.Bootstrap = bootstrap
 	c.NoSync = n.cfg.Raft.NoSync
 	if n.cfg.Raft.SnapshotThreshold > 0 {
 		c.SnapshotThreshold = n.cfg.Raft.SnapshotThreshold
@@ -187,7 +202,12 @@ func (n *Node) newGroup(name string, fsm consensus.FSM, stream consensus.StreamL
 	if n.cfg.Raft.TrailingLogs > 0 {
 		c.TrailingLogs = n.cfg.Raft.TrailingLogs
 	}
-	return consensus.New(c, fsm, consensus.Deps{Logger: n.deps.Logger.With("group", name), Stream: stream})
+	deps := consensus.Deps{Logger: n.deps.Logger.With("group", name)}
+	if n.mesh != nil {
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = meshHeartbeat, meshElection, meshLease
+		deps.Stream, deps.Forwarder = n.mesh.stream(name), n.mesh.forwarder()
+	}
+	return consensus.New(c, fsm, deps)
 }
 
 // waitLeaders waits, bounded by StartTimeout, until every group has a
@@ -240,8 +260,10 @@ func (r *groupRef) translate(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrClosed):
+	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrNotApplied), errors.Is(err, consensus.ErrClosed):
 		return r.unavailable.New("The %s service has no reachable leader right now (%v).", r.g.Status().Name, err)
+	case errors.Is(err, consensus.ErrLeadershipLost):
+		return r.unavailable.New("The %s service lost its leader while the command was in flight; it may or may not have been applied. Read the resource before retrying a non-idempotent change.", r.g.Status().Name)
 	case errors.Is(err, consensus.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return ditto.ErrCommandTimeout.New("The command did not complete in time.")
 	}
@@ -257,7 +279,10 @@ func (n *Node) health(ctx context.Context) (map[string]any, bool) {
 		ok = ok && up
 		groups[st.Name] = map[string]any{"state": st.State, "leader": up, "applied": st.AppliedIndex}
 	}
-	return map[string]any{"node": n.cfg.NodeName, "id": n.id.ID, "groups": groups}, ok
+	// The search index builds in the background after a start or a
+	// restore; searches wait for it, everything else is served meanwhile.
+	search := map[string]any{"ready": n.search != nil && n.search.Ready()}
+	return map[string]any{"node": n.cfg.NodeName, "id": n.id.ID, "groups": groups, "search": search}, ok
 }
 
 // HTTPAddr is the address the gateway listens on (useful with port 0).
@@ -299,6 +324,9 @@ func (n *Node) Close() error {
 		}
 		for i := len(n.groups) - 1; i >= 0; i-- {
 			errs = append(errs, n.groups[i].Close())
+		}
+		if n.mesh != nil {
+			errs = append(errs, n.mesh.close())
 		}
 		n.closeErr = errors.Join(errs...)
 	})

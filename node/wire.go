@@ -25,6 +25,7 @@ var (
 
 	_ gateway.Enforcers      = (*policies.Service)(nil)
 	_ gateway.SearchProtocol = searchProtocol{}
+	_ gateway.Cluster        = clusterView{}
 )
 
 // thingState gives the gateway the applied JSON and policy of a thing

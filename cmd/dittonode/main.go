@@ -29,6 +29,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "run":
 		return runNode(ctx, args[1:], getenv, stderr)
+	case "status":
+		return runStatus(ctx, args[1:], stdout, stderr)
+	case "remove":
+		return runRemove(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "dittonode", version)
 		return nil
@@ -45,6 +49,8 @@ func usage(w io.Writer) {
 
 Commands:
   run       run a node (dittonode run --help for its flags)
+  status    print the cluster as a node sees it (--http ADDR --user NAME:PASSWORD)
+  remove    remove a member from the cluster (--http ADDR --user NAME:PASSWORD PEER-ID)
   version   print the version
 `)
 }

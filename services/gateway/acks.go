@@ -96,35 +96,17 @@ func (s *Server) serveTwinAcks(ctx context.Context, w http.ResponseWriter, r *ht
 		writeDittoError(w, ditto.ErrHeaderInvalid.New("The timeout must not be zero when acknowledgements are requested."))
 		return true
 	}
-	var custom []string
-	for _, l := range labels {
-		if l != ackTwinPersisted && l != ackLiveResponse && l != ackSearchPersisted {
-			custom = append(custom, l)
-		}
-	}
+	custom := customLabels(labels)
 	if len(custom) == 0 {
 		return false
 	}
 	cid := cmd.Headers[ditto.HeaderCorrelationID]
-	wait := func(ctx context.Context) []ditto.Envelope {
-		<-ctx.Done() // nobody can issue acks without a router
-		out := make([]ditto.Envelope, len(custom))
-		for i, l := range custom {
-			e := ditto.ErrAckTimeout.New("The acknowledgement request for '%s' reached the specified timeout.", l)
-			out[i] = ditto.Envelope{Headers: ditto.Headers{ditto.HeaderCorrelationID: cid}, Status: e.Status, Value: e.JSON()}
-		}
-		return out
+	wait, cancel, err := s.expectTwinAcks(cmd.Entity, cid, custom)
+	if err != nil {
+		s.writeError(w, resThings, cid, err)
+		return true
 	}
-	if s.deps.Acks != nil {
-		var cancel func()
-		var err error
-		wait, cancel, err = s.deps.Acks.ExpectAcks(cmd.Entity, cid, custom)
-		if err != nil {
-			s.writeError(w, resThings, cid, err)
-			return true
-		}
-		defer cancel()
-	}
+	defer cancel()
 	res, err := s.execute(ctx, resThings, cmd)
 	if err != nil {
 		if !respond {
@@ -135,6 +117,55 @@ func (s *Server) serveTwinAcks(ctx context.Context, w http.ResponseWriter, r *ht
 		return true
 	}
 	got := wait(ctx)
+	loc := ""
+	if res.Status == http.StatusCreated {
+		loc = location(r, rt, cmd, res)
+	}
+	status, acks := aggregateTwinAcks(labels, custom, got, res, cid, loc)
+	if !respond {
+		w.WriteHeader(http.StatusAccepted)
+		return true
+	}
+	s.writeValue(w, status, acks, cid)
+	return true
+}
+
+// customLabels are the labels that are not built in.
+func customLabels(labels []string) []string {
+	var custom []string
+	for _, l := range labels {
+		if l != ackTwinPersisted && l != ackLiveResponse && l != ackSearchPersisted {
+			custom = append(custom, l)
+		}
+	}
+	return custom
+}
+
+// expectTwinAcks registers the custom labels of a twin command with Acks;
+// without Acks nobody can issue them, and wait reports them all as timed
+// out once ctx ends.
+func (s *Server) expectTwinAcks(thingID, cid string, custom []string) (wait func(context.Context) []ditto.Envelope, cancel func(), err error) {
+	if s.deps.Acks != nil {
+		return s.deps.Acks.ExpectAcks(thingID, cid, custom)
+	}
+	wait = func(ctx context.Context) []ditto.Envelope {
+		<-ctx.Done()
+		out := make([]ditto.Envelope, len(custom))
+		for i, l := range custom {
+			e := ditto.ErrAckTimeout.New("The acknowledgement request for '%s' reached the specified timeout.", l)
+			out[i] = ditto.Envelope{Headers: ditto.Headers{ditto.HeaderCorrelationID: cid}, Status: e.Status, Value: e.JSON()}
+		}
+		return out
+	}
+	return wait, func() {}, nil
+}
+
+// aggregateTwinAcks builds the aggregated acknowledgements of a twin
+// command, {label:{status,payload,headers}} in the order of labels, from
+// its result (twin-persisted; location is set on a 201 when not empty),
+// search-persisted and the custom acks got (in the order of custom). The
+// status is the single ack's own, else 200 if all are 2xx, else 424.
+func aggregateTwinAcks(labels, custom []string, got []ditto.Envelope, res ditto.Result, cid, location string) (int, map[string]any) {
 	acks := make(map[string]any, len(labels))
 	status, n := 0, 0
 	add := func(label string, st int, payload json.RawMessage, headers ditto.Headers) {
@@ -160,8 +191,8 @@ func (s *Server) serveTwinAcks(ctx context.Context, w http.ResponseWriter, r *ht
 			if res.ETag != "" {
 				h[ditto.HeaderETag] = res.ETag
 			}
-			if res.Status == http.StatusCreated {
-				h["location"] = location(r, rt, cmd, res)
+			if location != "" {
+				h["location"] = location
 			}
 			add(l, res.Status, resultJSON(res), h)
 		case ackSearchPersisted:
@@ -174,12 +205,7 @@ func (s *Server) serveTwinAcks(ctx context.Context, w http.ResponseWriter, r *ht
 			add(l, a.Status, a.Value, a.Headers)
 		}
 	}
-	if !respond {
-		w.WriteHeader(http.StatusAccepted)
-		return true
-	}
-	s.writeValue(w, status, acks, cid)
-	return true
+	return status, acks
 }
 
 // resultJSON is a result's value as JSON, nil when it has none.

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/dittonode/dittonode/ditto"
 )
@@ -23,20 +24,42 @@ type mechanism interface {
 	authenticate(r *http.Request) (subjects []string, applies bool, err *ditto.Error)
 }
 
+// expiringMechanism is a mechanism whose credentials expire (JWT): it also
+// returns the expiry, which ends WebSocket sessions.
+type expiringMechanism interface {
+	authenticateUntil(r *http.Request) (subjects []string, expiry time.Time, applies bool, err *ditto.Error)
+}
+
 // authenticate runs the mechanisms in order; the first that applies decides.
-// JWT/OIDC will be one more mechanism in this list.
 func (s *Server) authenticate(r *http.Request) (ditto.Auth, *ditto.Error) {
+	auth, _, err := s.authenticateUntil(r)
+	return auth, err
+}
+
+// authenticateUntil is authenticate plus the expiry of the credentials
+// that decided (zero for credentials that do not expire: basic, pre-auth).
+func (s *Server) authenticateUntil(r *http.Request) (ditto.Auth, time.Time, *ditto.Error) {
 	for _, m := range s.mechanisms {
-		subjects, applies, err := m.authenticate(r)
+		var (
+			subjects []string
+			expiry   time.Time
+			applies  bool
+			err      *ditto.Error
+		)
+		if em, ok := m.(expiringMechanism); ok {
+			subjects, expiry, applies, err = em.authenticateUntil(r)
+		} else {
+			subjects, applies, err = m.authenticate(r)
+		}
 		if !applies {
 			continue
 		}
 		if err != nil {
-			return ditto.Auth{}, err
+			return ditto.Auth{}, time.Time{}, err
 		}
-		return ditto.Auth{Subjects: subjects}, nil
+		return ditto.Auth{Subjects: subjects}, expiry, nil
 	}
-	return ditto.Auth{}, ditto.ErrAuthFailed.New("Unauthorized: the request carries no supported credentials.")
+	return ditto.Auth{}, time.Time{}, ditto.ErrAuthFailed.New("Unauthorized: the request carries no supported credentials.")
 }
 
 // preAuth accepts the subjects a trusted proxy put into

@@ -30,7 +30,10 @@
 // Protocol commands, START-SEND-*/STOP-SEND-* subscriptions, the search
 // protocol and, through the Live router interface, messages, live commands,
 // live events and acks. GET /api/2/things[/{id}[/path]] with Accept:
-// text/event-stream streams changes as SSE (sse.go). fanout.go authorizes
+// text/event-stream streams changes as SSE (sse.go); message paths stream
+// the readable messages (sse_messages.go) and /api/2/search/things all
+// results (sse_search.go). A retrieve with live-channel-condition goes to
+// the device when the condition holds on the twin (messages.go). fanout.go authorizes
 // each twin event per subscriber: the full event for unrestricted readers
 // of the changed path, the policy's JSON view for partial readers, nothing
 // for others; then namespaces, RQL filter and extraFields apply. A session

@@ -21,7 +21,12 @@ type Enforcers interface {
 
 // HeaderOrigin carries the ID of the WebSocket session that sent a command
 // or live signal; a session never receives signals carrying its own ID.
-const HeaderOrigin = "ditto-origin"
+// The things service copies it from a command into its event.
+const HeaderOrigin = ditto.HeaderOrigin
+
+// headerWeakAck marks an acknowledgement a subscriber issued for a signal
+// it filtered out.
+const headerWeakAck = "ditto-weak-ack"
 
 // streamSpec is the subscription of one stream (a WS START-SEND-* or an SSE
 // request): namespaces, RQL filter and extra fields. A nil *streamSpec

@@ -82,6 +82,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, q url.Val
 		}
 		cmd.Value = v
 	}
+	if rt.res == resThings && !rt.collection && cmd.Headers[headerLiveCondition] != "" {
+		s.serveLiveCondition(w, r, rt, cmd, timeout, respond)
+		return
+	}
 	if rt.res == resThings && !rt.collection && cmd.Headers[ditto.HeaderChannel] == ditto.ChannelLive {
 		s.serveLiveCommand(w, r, rt, cmd, timeout, respond)
 		return

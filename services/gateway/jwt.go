@@ -186,15 +186,22 @@ func (j *jwtAuth) preload(ctx context.Context) error {
 
 // authenticate implements mechanism.
 func (j *jwtAuth) authenticate(r *http.Request) ([]string, bool, *ditto.Error) {
+	subjects, _, applies, derr := j.authenticateUntil(r)
+	return subjects, applies, derr
+}
+
+// authenticateUntil implements expiringMechanism: the subjects and the
+// token's expiry.
+func (j *jwtAuth) authenticateUntil(r *http.Request) ([]string, time.Time, bool, *ditto.Error) {
 	token, applies, derr := bearerToken(r)
 	if !applies || derr != nil {
-		return nil, applies, derr
+		return nil, time.Time{}, applies, derr
 	}
-	auth, _, derr := j.verify(r.Context(), token)
+	auth, exp, derr := j.verify(r.Context(), token)
 	if derr != nil {
-		return nil, true, derr
+		return nil, time.Time{}, true, derr
 	}
-	return auth.Subjects, true, nil
+	return auth.Subjects, exp, true, nil
 }
 
 // bearerToken extracts the JWT of a request: the Authorization Bearer

@@ -45,8 +45,9 @@ type messageRoute struct {
 }
 
 // parseMessageRoute recognises the message and claim paths below /api/2
-// (escaped). ok is false for any other path; a recognised path with a bad
-// segment is an error.
+// (escaped), and the subject-less .../inbox|outbox/messages of message
+// streams (SSE). ok is false for any other path; a recognised path with a
+// bad segment is an error.
 func parseMessageRoute(escaped string) (mr messageRoute, ok bool, derr *ditto.Error) {
 	segs := strings.Split(strings.TrimPrefix(escaped, "/"), "/")
 	if len(segs) < 4 || segs[0] != "things" {
@@ -56,9 +57,9 @@ func parseMessageRoute(escaped string) (mr messageRoute, ok bool, derr *ditto.Er
 	switch {
 	case len(rest) == 2 && rest[0] == "inbox" && rest[1] == "claim":
 		mr.claim, mr.box, mr.subject = true, "inbox", []string{"claim"}
-	case len(rest) >= 3 && (rest[0] == "inbox" || rest[0] == "outbox") && rest[1] == "messages":
+	case len(rest) >= 2 && (rest[0] == "inbox" || rest[0] == "outbox") && rest[1] == "messages":
 		mr.box, rest = rest[0], rest[2:]
-	case len(rest) >= 5 && rest[0] == "features" && (rest[2] == "inbox" || rest[2] == "outbox") && rest[3] == "messages":
+	case len(rest) >= 4 && rest[0] == "features" && (rest[2] == "inbox" || rest[2] == "outbox") && rest[3] == "messages":
 		fid, err := keySegment(rest[1])
 		if err != nil {
 			return messageRoute{}, true, err
@@ -119,6 +120,10 @@ func (mr messageRoute) envelope() (ditto.Envelope, *ditto.Error) {
 func (s *Server) serveMessage(w http.ResponseWriter, r *http.Request, q url.Values, cid string, auth ditto.Auth, mr messageRoute) {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, r, mPost)
+		return
+	}
+	if len(mr.subject) == 0 {
+		writeDittoError(w, ditto.ErrResourceNotFound.New("The resource '%s' does not exist: a message needs a subject.", r.URL.EscapedPath()))
 		return
 	}
 	if s.deps.Live == nil {
@@ -368,3 +373,72 @@ func (s *Server) serveTwinFallback(w http.ResponseWriter, r *http.Request, rt ro
 	w.Header()[channelKey] = hdrTwin
 	s.writeResult(w, r, rt, cmd, res)
 }
+
+// live-channel-condition (ditto-spec §7): headers and their values.
+const (
+	headerLiveCondition        = "live-channel-condition"
+	headerLiveConditionMatched = "live-channel-condition-matched"
+)
+
+var liveConditionMatchedKey = http.CanonicalHeaderKey(headerLiveConditionMatched)
+
+// serveLiveCondition answers a things request with a live-channel-condition.
+// Only retrieves may carry one (405 otherwise). The condition is evaluated
+// by the things service as the twin retrieve's "condition", so the
+// requester needs READ on every field it references: when it holds, the
+// retrieve goes to the device as a live command (with
+// live-channel-timeout-strategy as usual); when it does not (or references
+// fields the requester may not read), the twin answers. The response
+// carries live-channel-condition-matched and channel.
+func (s *Server) serveLiveCondition(w http.ResponseWriter, r *http.Request, rt route, cmd ditto.Command, timeout time.Duration, respond bool) {
+	cond := cmd.Headers[headerLiveCondition]
+	if cmd.Action != ditto.ActionRetrieve {
+		writeDittoError(w, ditto.ErrLiveConditionNotAllowed.New("The header '%s' is not allowed on the modifying command '%s' of the Thing with ID '%s'.", headerLiveCondition, cmd.Action, cmd.Entity))
+		return
+	}
+	if strategy := cmd.Headers[headerTimeoutStrat]; strategy != "" && strategy != "fail" && strategy != "use-twin" {
+		writeDittoError(w, ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is invalid: use fail or use-twin.", truncateString(strategy, 50), headerTimeoutStrat))
+		return
+	}
+	if !respond {
+		// Ditto drops queries nobody waits for.
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	cmd.Headers = cmd.Headers.Clone()
+	delete(cmd.Headers, headerLiveCondition)
+	delete(cmd.Headers, ditto.HeaderChannel)
+
+	probe := cmd
+	probe.Headers = cmd.Headers.Clone()
+	probe.Headers[ditto.HeaderCondition] = cond
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	_, err := s.execute(ctx, resThings, probe)
+	cancel()
+	var de *ditto.Error
+	switch {
+	case err == nil:
+		w.Header()[liveConditionMatchedKey] = hdrTrue
+		cmd.Headers[ditto.HeaderChannel] = ditto.ChannelLive
+		s.serveLiveCommand(w, r, rt, cmd, timeout, respond)
+		return
+	case !errors.As(err, &de) || de.Code != ditto.ErrThingConditionFailed.Code:
+		s.writeCommandError(w, resThings, probe, ditto.Result{}, err)
+		return
+	}
+	w.Header()[liveConditionMatchedKey] = hdrFalse
+	ctx, cancel = context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	res, err := s.execute(ctx, resThings, cmd)
+	if err != nil {
+		s.writeCommandError(w, resThings, cmd, res, err)
+		return
+	}
+	w.Header()[channelKey] = hdrTwin
+	s.writeResult(w, r, rt, cmd, res)
+}
+
+var (
+	hdrTrue  = []string{"true"}
+	hdrFalse = []string{"false"}
+)

@@ -50,6 +50,10 @@ func (s *Server) serveSearch(w http.ResponseWriter, r *http.Request, q url.Value
 		return true
 	}
 	params.Auth = auth
+	if p == searchPrefix && wantsEventStream(r) {
+		s.serveSearchSSE(w, r, params)
+		return true
+	}
 	s.runSearch(w, r, params, p != searchPrefix)
 	return true
 }

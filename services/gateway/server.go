@@ -66,6 +66,9 @@ type Deps struct {
 	// SearchProtocol serves the search protocol on /ws/2 (nil: search
 	// frames get an error).
 	SearchProtocol SearchProtocol
+	// Cluster serves GET /cluster and DELETE /cluster/members/{id} (nil:
+	// those answer 503).
+	Cluster Cluster
 }
 
 // Log keys.
@@ -274,6 +277,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == wsPath:
 		s.serveWS(w, r)
 		return
+	case isClusterPath(path):
+		s.serveCluster(w, r)
+		return
 	case path != apiPrefix && !strings.HasPrefix(path, apiPrefix+"/"):
 		writeDittoError(w, ditto.ErrResourceNotFound.New("The resource '%s' does not exist.", path))
 		return
@@ -310,9 +316,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.serveSearch(w, r, q, auth, escaped) {
 		return
 	}
-	if mr, ok, derr := parseMessageRoute(escaped); ok && !wantsEventStream(r) {
+	if mr, ok, derr := parseMessageRoute(escaped); ok {
 		if derr != nil {
 			writeDittoError(w, derr)
+			return
+		}
+		if wantsEventStream(r) {
+			s.serveMessageSSE(w, r, auth, mr)
 			return
 		}
 		s.serveMessage(w, r, q, cid, auth, mr)

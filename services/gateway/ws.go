@@ -211,7 +211,8 @@ func (s *Server) Sessions() int {
 
 // serveWS authenticates the upgrade request exactly like an HTTP request
 // (plus ?access_token= as a bearer token for browsers), upgrades it and
-// runs the session in the request goroutine.
+// runs the session in the request goroutine. A session authenticated with
+// a JWT ends when the JWT expires (JWT-TOKEN extends it).
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		methodNotAllowed(w, r, mGet)
@@ -222,7 +223,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		ar = r.Clone(r.Context())
 		ar.Header.Set("Authorization", "Bearer "+tok)
 	}
-	auth, aerr := s.authenticate(ar)
+	auth, expiry, aerr := s.authenticateUntil(ar)
 	if aerr != nil {
 		if aerr.Status == http.StatusUnauthorized {
 			w.Header()[wwwAuthKey] = hdrBasicRealm
@@ -256,7 +257,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(s.cfg.Streams.MaxFrameBytes)
-	ss := newSession(s, conn, auth, declared)
+	ss := newSession(s, conn, auth, expiry, declared)
 	if !s.hub.add(ss) {
 		_ = conn.Close(websocket.StatusGoingAway, "the node is shutting down")
 		return

@@ -58,7 +58,8 @@ func (ss *wsSession) runAsync(fn func()) bool {
 }
 
 // twinCommand runs a things or policies command and sends its response or
-// error with the command's correlation-id.
+// error with the command's correlation-id. The command carries the session
+// ID (ditto-origin) into its event, so the session skips its own events.
 func (ss *wsSession) twinCommand(t ditto.Topic, env ditto.Envelope) {
 	cmd, err := ditto.CommandFromEnvelope(env)
 	if err != nil {
@@ -86,12 +87,11 @@ func (ss *wsSession) twinCommand(t ditto.Topic, env ditto.Envelope) {
 		ss.multiRetrieve(ctx, t, cmd)
 		return
 	}
-	cid := cmd.Headers.Get(ditto.HeaderCorrelationID)
-	tracked := res == resThings && cmd.Action != ditto.ActionRetrieve && ss.trackSelf(cid)
-	result, err := ss.srv.execute(ctx, res, cmd)
-	if tracked && err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		ss.untrackSelf(cid)
+	if res == resThings && cmd.Action != ditto.ActionRetrieve && ss.twinAcks(ctx, t, cmd, respond) {
+		return
 	}
+	cid := cmd.Headers.Get(ditto.HeaderCorrelationID)
+	result, err := ss.srv.execute(ctx, res, cmd)
 	if !respond {
 		return
 	}
@@ -256,29 +256,23 @@ func (ss *wsSession) searchPump(sub SearchSubscription, cid string) {
 	}
 }
 
-// refreshJWT re-authenticates the session with a new bearer token through
-// the same mechanisms as HTTP requests. The token's default subject must be
-// the session's; otherwise (or without a JWT mechanism) the client gets an
-// error and the session keeps its authentication.
+// refreshJWT re-authenticates the session with a new JWT (JWT-TOKEN); the
+// session then ends when the new JWT expires. The token's default subject
+// must be the session's; otherwise (or without a JWT issuer) the client
+// gets an error and the session keeps its authentication and expiry.
 func (ss *wsSession) refreshJWT(token string) bool {
 	errTopic := ditto.Topic{}
 	if strings.TrimSpace(token) == "" {
 		return ss.sendError(errTopic, nil, ditto.ErrAuthFailed.New("The JWT-TOKEN frame carries no jwtToken."))
 	}
-	r := &http.Request{Header: http.Header{"Authorization": {"Bearer " + token}}}
-	auth, aerr := ss.srv.authenticate(r)
-	if aerr != nil {
-		return ss.sendError(errTopic, nil, aerr)
+	auth, expiry, err := ss.srv.authenticateToken(strings.TrimSpace(token))
+	if err != nil {
+		return ss.sendError(errTopic, nil, asDittoError(err, ditto.ErrJWTInvalid))
 	}
-	ss.mu.Lock()
-	same := auth.Default() == ss.auth.Default()
-	if same {
-		ss.auth = auth
-	}
-	ss.mu.Unlock()
-	if !same {
+	if auth.Default() != ss.currentAuth().Default() {
 		return ss.sendError(errTopic, nil, ditto.ErrAuthFailed.New("The subject of the new JWT differs from the subject of the WebSocket session."))
 	}
+	ss.setAuth(auth, expiry)
 	if err := ss.resubscribeLive(); err != nil {
 		ss.failWith(err)
 		return false

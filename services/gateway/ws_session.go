@@ -3,9 +3,12 @@ package gateway
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -43,17 +46,16 @@ var liveKinds = map[streamKind]string{
 // maxSearches bounds the concurrent search subscriptions of a session.
 const maxSearches = 16
 
-// maxSelfTracked bounds the correlation-ids a session remembers to skip
-// the events of its own commands.
-const maxSelfTracked = 4096
+// reasonJWTExpired is the close reason of a session whose JWT expired.
+const reasonJWTExpired = "gateway:websocket.session.expired: the JWT expired"
 
 // wsSession is one WebSocket connection.
 //
 // Goroutines, all owned by the session and waited for in run: the read
-// loop (the request goroutine), the writer, the pinger, the closer, one
-// pump for bus signals while events or announcements are subscribed, one
-// for live signals, one per running command and one per search
-// subscription. Lock order: mu only; never held while sending.
+// loop (the request goroutine), the writer, the pinger, the closer, the
+// expirer, one pump for bus signals while events or announcements are
+// subscribed, one for live signals, one per running command and one per
+// search subscription. Lock order: mu only; never held while sending.
 type wsSession struct {
 	id       string
 	srv      *Server
@@ -78,22 +80,26 @@ type wsSession struct {
 	busSub     *ditto.Subscription
 	liveCancel func()
 	searches   map[string]SearchSubscription
-	self       map[string]int // correlation-ids of own commands in flight
+	// expiry is when the session's JWT expires (zero: never); expiryMoved
+	// wakes the expirer when JWT-TOKEN changes it.
+	expiry      time.Time
+	expiryMoved chan struct{}
 }
 
-func newSession(s *Server, conn *websocket.Conn, auth ditto.Auth, declared []string) *wsSession {
+func newSession(s *Server, conn *websocket.Conn, auth ditto.Auth, expiry time.Time, declared []string) *wsSession {
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := s.cfg.Streams
 	return &wsSession{
 		id: "ws-" + s.deps.NewUUID(), srv: s, conn: conn, declared: declared,
 		ctx: ctx, cancel: cancel,
-		out:      make(chan []byte, cfg.OutQueue),
-		cmdSem:   make(chan struct{}, cfg.MaxInFlight),
-		liveQ:    make(chan ditto.Envelope, cfg.EventQueue),
-		closing:  make(chan struct{}),
-		auth:     auth,
-		searches: map[string]SearchSubscription{},
-		self:     map[string]int{},
+		out:         make(chan []byte, cfg.OutQueue),
+		cmdSem:      make(chan struct{}, cfg.MaxInFlight),
+		liveQ:       make(chan ditto.Envelope, cfg.EventQueue),
+		closing:     make(chan struct{}),
+		auth:        auth,
+		searches:    map[string]SearchSubscription{},
+		expiry:      expiry,
+		expiryMoved: make(chan struct{}, 1),
 	}
 }
 
@@ -111,6 +117,7 @@ func (ss *wsSession) run() {
 	ss.goFn(ss.closer)
 	ss.goFn(ss.writer)
 	ss.goFn(ss.pinger)
+	ss.goFn(ss.expirer)
 	ss.goFn(ss.livePump)
 	if len(ss.declared) > 0 {
 		if err := ss.resubscribeLive(); err != nil {
@@ -178,7 +185,13 @@ func (ss *wsSession) closer() {
 	_ = ss.conn.Close(ss.closeCode, ss.closeReason) // the peer may be gone already
 }
 
-// writer writes the queued frames, each within FrameTimeout.
+// maxWriteBatch bounds the frames the writer writes under one deadline.
+const maxWriteBatch = 64
+
+// writer writes the queued frames, each within FrameTimeout. Frames that
+// are already queued share one deadline (a timer per frame costs more than
+// the frame under fan-out) as long as at least half of FrameTimeout is
+// left for each.
 func (ss *wsSession) writer() {
 	timeout := ss.srv.cfg.Streams.FrameTimeout
 	for {
@@ -186,8 +199,18 @@ func (ss *wsSession) writer() {
 		case <-ss.ctx.Done():
 			return
 		case frame := <-ss.out:
+			began := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			err := ss.conn.Write(ctx, websocket.MessageText, frame)
+			for n := 1; err == nil && n < maxWriteBatch && time.Since(began) < timeout/2; n++ {
+				select {
+				case frame = <-ss.out:
+					err = ss.conn.Write(ctx, websocket.MessageText, frame)
+					continue
+				default:
+				}
+				break
+			}
 			cancel()
 			if err != nil {
 				ss.fail(websocket.StatusPolicyViolation, "write timed out: consumer too slow")
@@ -216,6 +239,49 @@ func (ss *wsSession) pinger() {
 				return
 			}
 		}
+	}
+}
+
+// expirer ends the session (close 1008) when its JWT expires; setAuth
+// moves the expiry.
+func (ss *wsSession) expirer() {
+	for {
+		ss.mu.Lock()
+		exp := ss.expiry
+		ss.mu.Unlock()
+		var fire <-chan time.Time
+		var timer *time.Timer
+		if !exp.IsZero() {
+			d := exp.Sub(ss.srv.deps.Clock())
+			if d <= 0 {
+				ss.fail(websocket.StatusPolicyViolation, reasonJWTExpired)
+				return
+			}
+			timer = time.NewTimer(d)
+			fire = timer.C
+		}
+		select {
+		case <-ss.ctx.Done():
+		case <-ss.expiryMoved:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ss.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// setAuth replaces the session's authentication and JWT expiry.
+func (ss *wsSession) setAuth(auth ditto.Auth, expiry time.Time) {
+	ss.mu.Lock()
+	ss.auth, ss.expiry = auth, expiry
+	ss.mu.Unlock()
+	select {
+	case ss.expiryMoved <- struct{}{}:
+	default: // a wake-up is pending already; the expirer reads the latest expiry
 	}
 }
 
@@ -469,15 +535,18 @@ func (ss *wsSession) handleSignal(sig ditto.Signal) bool {
 	}
 	switch {
 	case t.Group == ditto.GroupThings && t.Channel == ditto.ChannelTwin && t.Criterion == ditto.CriterionEvents:
-		if ss.ownSignal(sig.Envelope.Headers) {
-			return true
-		}
 		spec := ss.spec(kindEvents)
 		if spec == nil {
 			return true
 		}
+		if sig.Envelope.Headers[HeaderOrigin] == ss.id {
+			// A session never receives the events of its own commands.
+			ss.weakAck(sig, t)
+			return true
+		}
 		ev, ok := ss.srv.viewTwinEvent(sig, t, ss.currentAuth(), spec, false)
 		if !ok {
+			ss.weakAck(sig, t)
 			return true
 		}
 		if !ev.filtered && ev.extra == nil {
@@ -497,51 +566,32 @@ func (ss *wsSession) handleSignal(sig ditto.Signal) bool {
 	return true
 }
 
-// ownSignal reports whether a twin event was caused by this session: it
-// carries the session's origin header, or the correlation-id of a command
-// the session sent whose event it has not seen yet (the things service does
-// not copy the origin header into events; see trackSelf).
-func (ss *wsSession) ownSignal(h ditto.Headers) bool {
-	if h.Get(HeaderOrigin) == ss.id {
-		return true
+// weakAck acknowledges weakly (200, ditto-weak-ack: true) the labels the
+// session declared that a twin event requests, when the session filters the
+// event out (its own event, namespaces, RQL filter, no READ), so the command
+// does not wait for an acknowledgement that cannot come. The live router
+// keeps the first ack of a label, so a weak ack it issued itself for a
+// subscriber without READ is not overwritten.
+func (ss *wsSession) weakAck(sig ditto.Signal, t ditto.Topic) {
+	live := ss.srv.deps.Live
+	raw := sig.Envelope.Headers[ditto.HeaderRequestedAcks]
+	if live == nil || raw == "" || len(ss.declared) == 0 {
+		return
 	}
-	cid := h.Get(ditto.HeaderCorrelationID)
-	if cid == "" {
-		return false
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	n, ok := ss.self[cid]
-	if !ok {
-		return false
-	}
-	if n <= 1 {
-		delete(ss.self, cid)
-	} else {
-		ss.self[cid] = n - 1
-	}
-	return true
-}
-
-// trackSelf remembers the correlation-id of a modifying command the session
-// sends while it receives events, so that its event is skipped; untrack
-// forgets it when the command produced no event.
-func (ss *wsSession) trackSelf(cid string) bool {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.specs[kindEvents] == nil || len(ss.self) >= maxSelfTracked {
-		return false
-	}
-	ss.self[cid]++
-	return true
-}
-
-func (ss *wsSession) untrackSelf(cid string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if n := ss.self[cid]; n <= 1 {
-		delete(ss.self, cid)
-	} else {
-		ss.self[cid] = n - 1
+	cid := sig.Envelope.Headers[ditto.HeaderCorrelationID]
+	for label := range strings.SplitSeq(raw, ",") {
+		label = strings.TrimSpace(label)
+		if !slices.Contains(ss.declared, label) {
+			continue
+		}
+		at := ditto.Topic{Namespace: t.Namespace, Name: t.Name, Group: ditto.GroupThings, Channel: ditto.ChannelTwin, Criterion: ditto.CriterionAcks, Action: label}
+		ack := ditto.Envelope{
+			Topic:   at.String(),
+			Headers: ditto.Headers{ditto.HeaderCorrelationID: cid, headerWeakAck: "true", HeaderOrigin: ss.id},
+			Path:    "/", Status: http.StatusOK,
+		}
+		if err := live.Respond(ack, ss.currentAuth()); err != nil {
+			ss.srv.log.Debug("gateway: weak acknowledgement rejected", logKeySession, ss.id, logKeyError, err)
+		}
 	}
 }

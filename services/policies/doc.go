@@ -10,6 +10,10 @@
 // conditional and permission-checked writes are linearizable. The leader
 // stamps time into every command; Apply never reads a clock.
 //
+// Subjects with an "announcement" get subjectDeletion announcements on the
+// bus before they expire and when they are deleted; which ones were sent
+// is replicated state (announce.go).
+//
 // It imports ditto and consensus only (plus the standard library); never
 // services/things, services/gateway, node, mqtt or any other sibling.
 package policies

@@ -1,7 +1,10 @@
 package policies
 
 import (
+	"crypto/sha256"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dittonode/dittonode/ditto"
@@ -427,4 +430,96 @@ func view(n *node, subjects []string, st state, v any) (any, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+// validAt reports whether e is exact at now.
+func (e *Enforcer) validAt(now time.Time) bool {
+	return !now.Before(e.validFrom) && (e.validUntil.IsZero() || now.Before(e.validUntil))
+}
+
+// enforcerCacheSize bounds the compiled enforcers kept. Policies of equal
+// content share one (100k default policies of one creator: one entry), so
+// it only has to hold the distinct contents in use.
+const enforcerCacheSize = 4096
+
+// enforcerKey identifies what compile depends on: the content of the
+// entries (own and imported) and, only when some entry restricts
+// namespaces, the entity namespace.
+type enforcerKey struct {
+	sum [sha256.Size]byte
+	ns  string
+}
+
+// enforcerCache holds compiled enforcers by content key, at most max of
+// them, evicting with the clock (second chance) algorithm: a hit only sets
+// a bit, so lookups share a read lock.
+type enforcerCache struct {
+	mu   sync.RWMutex
+	max  int
+	m    map[enforcerKey]*cacheSlot
+	ring []*cacheSlot // the clock; hand is the next candidate
+	hand int
+}
+
+type cacheSlot struct {
+	key enforcerKey
+	enf atomic.Pointer[Enforcer]
+	ref atomic.Bool
+}
+
+func newEnforcerCache(max int) *enforcerCache {
+	return &enforcerCache{max: max, m: make(map[enforcerKey]*cacheSlot, max)}
+}
+
+// get returns the enforcer of key if it is exact at now, or nil.
+func (c *enforcerCache) get(key enforcerKey, now time.Time) *Enforcer {
+	c.mu.RLock()
+	sl := c.m[key]
+	c.mu.RUnlock()
+	if sl == nil {
+		return nil
+	}
+	e := sl.enf.Load()
+	if !e.validAt(now) {
+		return nil
+	}
+	if !sl.ref.Load() {
+		sl.ref.Store(true)
+	}
+	return e
+}
+
+// put stores e as the enforcer of key, replacing one compiled for another
+// time window, and evicts when full.
+func (c *enforcerCache) put(key enforcerKey, e *Enforcer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sl := c.m[key]; sl != nil {
+		sl.enf.Store(e)
+		sl.ref.Store(true)
+		return
+	}
+	sl := &cacheSlot{key: key}
+	sl.enf.Store(e)
+	if len(c.ring) < c.max {
+		c.ring = append(c.ring, sl)
+		c.m[key] = sl
+		return
+	}
+	// Hits set bits without the lock: give up on second chances after two
+	// turns of the clock.
+	for turn := 0; turn < 2*len(c.ring) && c.ring[c.hand].ref.Swap(false); turn++ {
+		c.hand = (c.hand + 1) % len(c.ring)
+	}
+	delete(c.m, c.ring[c.hand].key)
+	c.ring[c.hand] = sl
+	c.m[key] = sl
+	c.hand = (c.hand + 1) % len(c.ring)
+}
+
+// len returns how many enforcers are cached.
+func (c *enforcerCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
 }

@@ -1,14 +1,9 @@
 package policies
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"sort"
 	"strings"
 	"time"
 
@@ -22,6 +17,7 @@ const (
 	cmdPolicy     byte = 1
 	cmdCompensate byte = 2
 	cmdExpire     byte = 3
+	cmdAnnounce   byte = 4
 	cmdIgnore     byte = 0x80
 	cmdVersion    byte = 1
 )
@@ -79,16 +75,51 @@ func parseStamp(s string) time.Time {
 
 // record is one stored policy. Records are immutable once stored: a change
 // stores a new record (copy-on-write), so snapshots and readers share them.
+//
+// A record keeps only the canonical JSON of its normalized policy (Raw):
+// a decoded tree costs about ten times its bytes. policy() decodes a fresh
+// tree for the caller to own (Apply on a change, retrievals, enforcer
+// compilation); what the hot paths need is derived once and memoised
+// (facts, model.go).
 type record struct {
 	ID       string
-	Policy   map[string]any // nil once deleted (a tombstone keeps the revision)
-	Raw      []byte         // Policy encoded
+	Raw      []byte // canonical JSON of the policy; nil once deleted (a tombstone keeps the revision)
 	Revision int64
 	Created  string
 	Modified string
+	// Announced marks the subjects whose coming expiry was announced:
+	// label+"\x00"+subject ID -> the announced expiry (announce.go).
+	Announced map[string]string
+	// memo caches what is derived from Raw; nil derives it on every use.
+	// A copy of a record shares it, so a copy must keep Raw.
+	memo *memo
 }
 
-func (r *record) live() bool { return r != nil && r.Policy != nil }
+func (r *record) live() bool { return r != nil && r.Raw != nil }
+
+// newRecord returns a live record of the policy encoded as raw.
+func newRecord(id string, raw []byte, rev int64, created, modified string) *record {
+	return &record{ID: id, Raw: raw, Revision: rev, Created: created, Modified: modified, memo: new(memo)}
+}
+
+// tombstone returns the record of a deleted policy.
+func tombstone(id string, rev int64, created, modified string) *record {
+	return &record{ID: id, Revision: rev, Created: created, Modified: modified}
+}
+
+// policy decodes the stored policy into a fresh tree owned by the caller;
+// nil for a tombstone.
+func (r *record) policy() map[string]any {
+	if !r.live() {
+		return nil
+	}
+	v, err := ditto.DecodeJSON(r.Raw)
+	m, ok := v.(map[string]any)
+	if err != nil || !ok {
+		panic(fmt.Sprintf("policies: stored policy %s is not a JSON object", r.ID))
+	}
+	return m
+}
 
 // fsm is the state machine of the "policies" group.
 type fsm struct{ s *Service }
@@ -133,6 +164,10 @@ func (s *Service) apply(index uint64, cmd []byte) any {
 		var c expireCmd
 		decodePayload(cmd[2:], &c)
 		return s.applyExpire(index, &c)
+	case cmdAnnounce:
+		var c announceCmd
+		decodePayload(cmd[2:], &c)
+		return s.applyAnnounce(index, &c)
 	}
 	if typ&cmdIgnore != 0 {
 		return nil
@@ -152,16 +187,16 @@ func (s *Service) store(r *record) {
 	s.mu.Unlock()
 }
 
-// etagOf returns the ETag of the resource at p (kind k) in rec and whether
-// it exists.
-func etagOf(rec *record, p ditto.Pointer, k kind) (string, bool) {
+// etagOf returns the ETag of the resource at p (kind k) in rec, whose
+// decoded policy is tree, and whether it exists.
+func etagOf(rec *record, tree map[string]any, p ditto.Pointer, k kind) (string, bool) {
 	if !rec.live() {
 		return "", false
 	}
 	if k == kRoot {
 		return ditto.RevisionETag(rec.Revision), true
 	}
-	v, ok := ditto.GetAt(rec.Policy, p)
+	v, ok := ditto.GetAt(tree, p)
 	if !ok {
 		return "", false
 	}
@@ -299,7 +334,8 @@ func (s *Service) applyPolicy(index uint64, c *policyCmd) any {
 	}
 
 	// Conditional headers decide on the addressed resource.
-	cur, has := etagOf(rec, p, k)
+	tree := rec.policy()
+	cur, has := etagOf(rec, tree, p, k)
 	if c.IfMatch != "" && !ditto.MatchETag(c.IfMatch, cur, has) {
 		return withETag(ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-match' for the requested Policy resource evaluated to false. Expected: '%s' to match actual: '%s'.", c.IfMatch, cur), cur)
 	}
@@ -308,37 +344,41 @@ func (s *Service) applyPolicy(index uint64, c *policyCmd) any {
 	}
 
 	if c.Action == ditto.ActionDelete {
-		return s.applyDelete(index, c, rec, p, k, now)
+		return s.applyDelete(index, c, rec, tree, p, k)
 	}
-	return s.applyModify(index, c, rec, p, k, now)
+	return s.applyModify(index, c, rec, tree, p, k, now)
 }
 
-func (s *Service) applyDelete(index uint64, c *policyCmd, rec *record, p ditto.Pointer, k kind, now time.Time) any {
+// applyDelete deletes at p; tree is rec's decoded policy, owned by the call.
+func (s *Service) applyDelete(index uint64, c *policyCmd, rec *record, tree map[string]any, p ditto.Pointer, k kind) any {
 	if k == kRoot {
-		s.store(&record{ID: c.ID, Revision: rec.Revision + 1, Created: rec.Created, Modified: c.Time})
+		s.store(tombstone(c.ID, rec.Revision+1, rec.Created, c.Time))
 		s.publish(index, c.ID, "deleted", p, nil, rec.Revision+1, c.Time, c.Correlation, nil)
+		s.announceDeleted(index, c.ID, tree, nil, c.Time)
 		return ditto.Result{Status: 204, Revision: rec.Revision + 1, Entity: c.ID}
 	}
 	if !deletable(p, k) {
 		return ditto.ErrMethodNotAllowed.New("The resource '%s' of a policy cannot be deleted.", p.String())
 	}
 	if pp, pk, ok := parent(p, k); ok {
-		if _, found := ditto.GetAt(rec.Policy, pp); !found {
+		if _, found := ditto.GetAt(tree, pp); !found {
 			return notFound(pk, c.ID, p)
 		}
 	}
-	if _, found := ditto.GetAt(rec.Policy, p); !found {
+	if _, found := ditto.GetAt(tree, p); !found {
 		return notFound(k, c.ID, p)
 	}
-	next := ditto.DeepCopy(rec.Policy).(map[string]any)
+	next := ditto.DeepCopy(tree).(map[string]any)
 	ditto.DeleteAt(next, p)
 	if err := s.checkLockout(c, next, k); err != nil {
 		return err
 	}
-	return s.commit(index, c, rec, next, p, nil, 204, nil)
+	return s.commit(index, c, rec, tree, next, nil, p, nil, 204, nil)
 }
 
-func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, p ditto.Pointer, k kind, now time.Time) any {
+// applyModify modifies at p; tree is rec's decoded policy (nil when there
+// is none), owned by the call.
+func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[string]any, p ditto.Pointer, k kind, now time.Time) any {
 	frag, err := normFragment(c.ID, p, k, c.Value)
 	if err != nil {
 		return err
@@ -351,23 +391,27 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, p ditto.P
 		created = !exists
 	} else {
 		if pp, pk, ok := parent(p, k); ok {
-			if _, found := ditto.GetAt(rec.Policy, pp); !found {
+			if _, found := ditto.GetAt(tree, pp); !found {
 				return notFound(pk, c.ID, p)
 			}
 		}
-		_, had := ditto.GetAt(rec.Policy, p)
+		_, had := ditto.GetAt(tree, p)
 		created = !had && createReturnsValue(k)
-		next = ditto.DeepCopy(rec.Policy).(map[string]any)
+		next = ditto.DeepCopy(tree).(map[string]any)
 		next = ditto.SetAt(next, p, frag).(map[string]any)
 	}
 	if imps, _ := next["imports"].(map[string]any); len(imps) > MaxImports {
 		return ditto.ErrPolicyImportsTooLarge.New("The Policy '%s' would have %d imports, more than the allowed %d.", c.ID, len(imps), MaxImports)
 	}
-	if err := s.checkImports(c, rec, next, now); err != nil {
+	if err := s.checkImports(c, tree, next, now); err != nil {
 		return err
 	}
+	var early *record // the new policy encoded before commit, if it was
 	if k == kRoot && !exists && !c.AllowLockout {
-		enf := compile(s.entriesOf(next), namespaceOf(c.ID), now)
+		// Through the content-keyed cache: the creates of equal policies
+		// (a default policy per thing) compile once.
+		early = newRecord(c.ID, ditto.EncodeJSON(next), 0, "", "")
+		enf := s.enforcerAt(early, namespaceOf(c.ID), now)
 		if !enf.Unrestricted(ditto.ResourcePolicy, nil, c.Subjects, ditto.PermWrite) {
 			return ditto.ErrPolicyNotCreatable.New("The Policy with ID '%s' could not be created as the requester would have no WRITE permission on 'policy:/' in it. Set 'allow-policy-lockout' to create it anyway.", c.ID)
 		}
@@ -380,17 +424,15 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, p ditto.P
 	if created {
 		status, value = 201, frag
 	}
-	return s.commit(index, c, rec, next, p, frag, status, value)
+	return s.commit(index, c, rec, tree, next, early, p, frag, status, value)
 }
 
-// checkImports requires READ on the entries of every newly imported policy
-// and that it exists.
-func (s *Service) checkImports(c *policyCmd, rec *record, next map[string]any, now time.Time) error {
+// checkImports requires READ on the entries of every policy that next
+// imports and tree (the current policy, nil for none) did not, and that it
+// exists.
+func (s *Service) checkImports(c *policyCmd, tree, next map[string]any, now time.Time) error {
 	imps, _ := next["imports"].(map[string]any)
-	var old map[string]any
-	if rec.live() {
-		old, _ = rec.Policy["imports"].(map[string]any)
-	}
+	old, _ := tree["imports"].(map[string]any)
 	for _, id := range sortedKeys(imps) {
 		if _, had := old[id]; had {
 			continue
@@ -421,18 +463,25 @@ func (s *Service) checkLockout(c *policyCmd, next map[string]any, k kind) error 
 	return ditto.ErrPolicyEntryModInvalid.New("The Policy Entry could not be modified on the Policy with ID '%s': at least one subject without expiry must keep WRITE permission on 'policy:/'.", c.ID)
 }
 
-// commit stores next as the new revision, publishes the event and returns
-// the result; value is the 201 response value (nil for none).
-func (s *Service) commit(index uint64, c *policyCmd, rec *record, next map[string]any, p ditto.Pointer, frag any, status int, value any) any {
-	raw := ditto.EncodeJSON(next)
+// commit stores next as the new revision of rec (whose decoded policy is
+// tree), publishes the event and returns the result; value is the 201
+// response value (nil for none). early, if not nil, is next already
+// encoded (with its memo).
+func (s *Service) commit(index uint64, c *policyCmd, rec *record, tree, next map[string]any, early *record, p ditto.Pointer, frag any, status int, value any) any {
+	nr := early
+	if nr == nil {
+		nr = newRecord(c.ID, ditto.EncodeJSON(next), 0, "", "")
+	}
+	raw := nr.Raw
 	if len(raw) > s.cfg.MaxPolicyBytes {
 		return ditto.ErrPolicyTooLarge.New("The size of '%d' bytes exceeds the maximal allowed Policy size of '%d' bytes.", len(raw), s.cfg.MaxPolicyBytes)
 	}
-	nr := &record{ID: c.ID, Policy: next, Raw: raw, Revision: 1, Created: c.Time, Modified: c.Time}
+	nr.Revision, nr.Created, nr.Modified = 1, c.Time, c.Time
 	if rec != nil {
 		nr.Revision = rec.Revision + 1
 		if rec.live() {
 			nr.Created = rec.Created
+			nr.Announced = keptAnnounced(rec, next)
 		}
 	}
 	action := "modified"
@@ -444,12 +493,15 @@ func (s *Service) commit(index uint64, c *policyCmd, rec *record, next map[strin
 	}
 	s.store(nr)
 	s.publish(index, c.ID, action, p, frag, nr.Revision, c.Time, c.Correlation, raw)
+	if rec.live() {
+		s.announceDeleted(index, c.ID, tree, next, c.Time)
+	}
 	res := ditto.Result{Status: status, Revision: nr.Revision, Entity: c.ID}
 	if value != nil {
 		res.Value = ditto.DeepCopy(value)
 	}
 	if c.Action != ditto.ActionDelete {
-		if cur, ok := etagOf(nr, p, kindOf(p)); ok {
+		if cur, ok := etagOf(nr, next, p, kindOf(p)); ok {
 			res.ETag = cur
 		}
 	}
@@ -466,7 +518,7 @@ func (s *Service) applyCompensate(index uint64, c *compensateCmd) any {
 	if !rec.live() || rec.Revision != c.Revision {
 		return nil
 	}
-	s.store(&record{ID: c.ID, Revision: rec.Revision + 1, Created: rec.Created, Modified: c.Time})
+	s.store(tombstone(c.ID, rec.Revision+1, rec.Created, c.Time))
 	s.publish(index, c.ID, "deleted", nil, nil, rec.Revision+1, c.Time, "", nil)
 	return nil
 }
@@ -476,10 +528,11 @@ func (s *Service) applyCompensate(index uint64, c *compensateCmd) any {
 func (s *Service) applyExpire(index uint64, c *expireCmd) any {
 	now := parseStamp(c.Time)
 	rec := s.current(c.ID)
-	if !rec.live() || !hasExpired(rec.Policy, now) {
+	if !rec.expiredAt(now) {
 		return nil
 	}
-	next := ditto.DeepCopy(rec.Policy).(map[string]any)
+	tree := rec.policy()
+	next := ditto.DeepCopy(tree).(map[string]any)
 	entries, _ := next["entries"].(map[string]any)
 	for _, e := range entries {
 		subjects, _ := e.(map[string]any)["subjects"].(map[string]any)
@@ -490,9 +543,11 @@ func (s *Service) applyExpire(index uint64, c *expireCmd) any {
 		}
 	}
 	raw := ditto.EncodeJSON(next)
-	nr := &record{ID: c.ID, Policy: next, Raw: raw, Revision: rec.Revision + 1, Created: rec.Created, Modified: c.Time}
+	nr := newRecord(c.ID, raw, rec.Revision+1, rec.Created, c.Time)
+	nr.Announced = keptAnnounced(rec, next)
 	s.store(nr)
 	s.publish(index, c.ID, "modified", nil, next, nr.Revision, c.Time, "", raw)
+	s.announceDeleted(index, c.ID, tree, next, c.Time)
 	return nil
 }
 
@@ -504,20 +559,6 @@ func subjectExpired(sv any, now time.Time) bool {
 	}
 	t, err := time.Parse(time.RFC3339, exp)
 	return err == nil && !t.After(now)
-}
-
-// hasExpired reports whether some subject of policy expired at now.
-func hasExpired(policy map[string]any, now time.Time) bool {
-	entries, _ := policy["entries"].(map[string]any)
-	for _, e := range entries {
-		subjects, _ := e.(map[string]any)["subjects"].(map[string]any)
-		for _, sv := range subjects {
-			if subjectExpired(sv, now) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // publish sends the event of an applied change to the bus.
@@ -540,107 +581,4 @@ func (s *Service) publish(index uint64, id, action string, p ditto.Pointer, valu
 		env.Value = ditto.EncodeJSON(value)
 	}
 	s.deps.Bus.Publish(ditto.Signal{Envelope: env, EntityID: id, PolicyID: id, Revision: rev, State: state, Index: index})
-}
-
-// Snapshot captures the state: a copy of the map of immutable records.
-func (f fsm) Snapshot() (consensus.Snapshot, error) {
-	f.s.mu.RLock()
-	defer f.s.mu.RUnlock()
-	recs := make([]*record, 0, len(f.s.state))
-	for _, r := range f.s.state {
-		recs = append(recs, r)
-	}
-	return &snapshot{recs: recs}, nil
-}
-
-type snapshot struct{ recs []*record }
-
-const snapshotMagic = "dnpol1\n"
-
-// Persist writes the records sorted by ID, each as a 4-byte big-endian
-// length and its JSON.
-func (sn *snapshot) Persist(w io.Writer) error {
-	sort.Slice(sn.recs, func(i, j int) bool { return sn.recs[i].ID < sn.recs[j].ID })
-	bw := bufio.NewWriter(w)
-	if _, err := bw.WriteString(snapshotMagic); err != nil {
-		return fmt.Errorf("persist policies: %w", err)
-	}
-	var hdr [4]byte
-	for _, r := range sn.recs {
-		b, err := json.Marshal(snapRecord{ID: r.ID, Policy: r.Raw, Revision: r.Revision, Created: r.Created, Modified: r.Modified})
-		if err != nil {
-			return fmt.Errorf("persist policies: %w", err)
-		}
-		binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
-		if _, err := bw.Write(hdr[:]); err != nil {
-			return fmt.Errorf("persist policies: %w", err)
-		}
-		if _, err := bw.Write(b); err != nil {
-			return fmt.Errorf("persist policies: %w", err)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("persist policies: %w", err)
-	}
-	return nil
-}
-
-// Release frees nothing: records are shared and immutable.
-func (sn *snapshot) Release() {}
-
-type snapRecord struct {
-	ID       string          `json:"id"`
-	Policy   json.RawMessage `json:"policy,omitempty"`
-	Revision int64           `json:"rev"`
-	Created  string          `json:"created,omitempty"`
-	Modified string          `json:"modified,omitempty"`
-}
-
-// ErrBadSnapshot is returned by Restore for data that is not a policies
-// snapshot.
-var ErrBadSnapshot = errors.New("policies: corrupt snapshot")
-
-// Restore replaces the state with the snapshot from r, atomically, and
-// drops every compiled enforcer.
-func (f fsm) Restore(r io.Reader) error {
-	br := bufio.NewReader(r)
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
-		return ErrBadSnapshot
-	}
-	state := map[string]*record{}
-	var hdr [4]byte
-	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-		}
-		b := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-		if _, err := io.ReadFull(br, b); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-		}
-		var sr snapRecord
-		if err := json.Unmarshal(b, &sr); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-		}
-		rec := &record{ID: sr.ID, Revision: sr.Revision, Created: sr.Created, Modified: sr.Modified}
-		if len(sr.Policy) > 0 {
-			v, err := ditto.DecodeJSON(sr.Policy)
-			m, ok := v.(map[string]any)
-			if err != nil || !ok {
-				return fmt.Errorf("%w: policy %s", ErrBadSnapshot, sr.ID)
-			}
-			rec.Policy, rec.Raw = m, []byte(sr.Policy)
-		}
-		state[rec.ID] = rec
-	}
-	f.s.mu.Lock()
-	f.s.state = state
-	f.s.mu.Unlock()
-	f.s.cacheMu.Lock()
-	clear(f.s.cache)
-	f.s.cacheMu.Unlock()
-	return nil
 }

@@ -222,11 +222,11 @@ func normSubject(id string, v any) (map[string]any, error) {
 			}
 			out["expiry"] = t.Format(time.RFC3339)
 		case "announcement":
-			a, ok := e.(map[string]any)
-			if !ok {
-				return nil, ditto.ErrPolicyEntryInvalid.New("The announcement of subject '%s' must be an object.", id)
+			a, err := normAnnouncement(id, e)
+			if err != nil {
+				return nil, err
 			}
-			out["announcement"] = ditto.DeepCopy(a)
+			out["announcement"] = a
 		default:
 			return nil, ditto.ErrPolicyEntryInvalid.New("The subject '%s' has the unknown field '%s'.", id, k)
 		}

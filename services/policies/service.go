@@ -2,6 +2,7 @@ package policies
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,9 +24,11 @@ type Service struct {
 	mu    sync.RWMutex
 	state map[string]*record
 
-	// cacheMu guards cache. mu and cacheMu are never held together.
-	cacheMu sync.Mutex
-	cache   map[cacheKey]*cached
+	// enforcers are the compiled enforcers, interned by content. Its lock
+	// is never held together with mu.
+	enforcers *enforcerCache
+	// facts interns the facts of records (facts.go).
+	facts factsTable
 
 	// Lifecycle of the sweeper.
 	lifeMu sync.Mutex
@@ -33,19 +36,19 @@ type Service struct {
 	wg     sync.WaitGroup
 }
 
-type cacheKey struct{ id, ns string }
-
-// cached is a compiled enforcer and the records it was compiled from; it is
-// valid while they are still current and the time is inside its window.
-type cached struct {
-	rec  *record
-	deps []depRef
-	enf  *Enforcer
-}
-
+// depRef is an imported policy and its record when it was looked at (nil
+// when there was none).
 type depRef struct {
 	id  string
 	rec *record
+}
+
+// importKey is the enforcer content key of a policy with imports and the
+// imported records it was computed from.
+type importKey struct {
+	deps   []depRef
+	sum    [sha256.Size]byte
+	usesNS bool
 }
 
 // New returns a service; it only allocates.
@@ -63,7 +66,7 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, deps: deps, state: map[string]*record{}, cache: map[cacheKey]*cached{}}
+	return &Service{cfg: cfg, deps: deps, state: map[string]*record{}, enforcers: newEnforcerCache(enforcerCacheSize)}
 }
 
 // FSM is the state machine of the "policies" group; it implements
@@ -95,22 +98,38 @@ func resourcePath(p ditto.Pointer) ditto.Pointer {
 	return p
 }
 
-// importedEntries returns the entries policy imports, labelled
-// "imported-<id>-<label>", and the records they came from (sorted by ID).
-func (s *Service) importedEntries(policy map[string]any) ([]map[string]any, []depRef) {
+// importDeps returns the policies that policy imports with their current
+// records, sorted by ID.
+func (s *Service) importDeps(policy map[string]any) []depRef {
 	imps, _ := policy["imports"].(map[string]any)
 	if len(imps) == 0 {
-		return nil, nil
+		return nil
 	}
-	var out []map[string]any
 	deps := make([]depRef, 0, len(imps))
+	s.mu.RLock()
 	for _, id := range sortedKeys(imps) {
-		irec := s.current(id)
-		deps = append(deps, depRef{id: id, rec: irec})
-		if !irec.live() {
+		deps = append(deps, depRef{id: id, rec: s.state[id]})
+	}
+	s.mu.RUnlock()
+	return deps
+}
+
+// entriesOf returns what compile gets for policy: its entries sorted by
+// label, then the entries it imports from the records deps (see
+// importDeps), those of each import sorted by label.
+func entriesOf(policy map[string]any, deps []depRef) []map[string]any {
+	entries, _ := policy["entries"].(map[string]any)
+	out := make([]map[string]any, 0, len(entries))
+	for _, l := range sortedKeys(entries) {
+		em, _ := entries[l].(map[string]any)
+		out = append(out, em)
+	}
+	imps, _ := policy["imports"].(map[string]any)
+	for _, d := range deps {
+		if !d.rec.live() {
 			continue
 		}
-		imp, _ := imps[id].(map[string]any)
+		imp, _ := imps[d.id].(map[string]any)
 		explicit := map[string]bool{}
 		if labels, ok := imp["entries"].([]any); ok {
 			for _, l := range labels {
@@ -119,9 +138,9 @@ func (s *Service) importedEntries(policy map[string]any) ([]map[string]any, []de
 				}
 			}
 		}
-		entries, _ := irec.Policy["entries"].(map[string]any)
-		for _, label := range sortedKeys(entries) {
-			em, _ := entries[label].(map[string]any)
+		ientries, _ := d.rec.policy()["entries"].(map[string]any)
+		for _, label := range sortedKeys(ientries) {
+			em, _ := ientries[label].(map[string]any)
 			switch imp, _ := em["importable"].(string); imp {
 			case importableNever:
 				continue
@@ -133,51 +152,75 @@ func (s *Service) importedEntries(policy map[string]any) ([]map[string]any, []de
 			out = append(out, em)
 		}
 	}
-	return out, deps
+	return out
 }
 
-// entriesOf returns the entries of policy plus the imported ones.
-func (s *Service) entriesOf(policy map[string]any) []map[string]any {
-	entries, _ := policy["entries"].(map[string]any)
-	out := make([]map[string]any, 0, len(entries))
-	for _, l := range sortedKeys(entries) {
-		em, _ := entries[l].(map[string]any)
-		out = append(out, em)
+// enforcerKey returns the content key of rec's enforcer for namespace ns
+// and, for a policy with imports, the imported records the key stands for.
+// Without imports it reads only memoised facts and does not allocate.
+func (s *Service) enforcerKey(rec *record, ns string) (enforcerKey, []depRef) {
+	f := rec.facts(&s.facts)
+	if !f.imports {
+		k := enforcerKey{sum: f.sum}
+		if f.usesNS {
+			k.ns = ns
+		}
+		return k, nil
 	}
-	imported, _ := s.importedEntries(policy)
-	return append(out, imported...)
+	var ik *importKey
+	if rec.memo != nil {
+		ik = rec.memo.imports.Load()
+	}
+	if ik == nil || !s.depsCurrent(ik.deps) {
+		ik = s.deriveImportKey(rec, f)
+		if rec.memo != nil {
+			rec.memo.imports.Store(ik)
+		}
+	}
+	k := enforcerKey{sum: ik.sum}
+	if ik.usesNS {
+		k.ns = ns
+	}
+	return k, ik.deps
+}
+
+// deriveImportKey hashes the policy's own content key with the content
+// keys of the records it imports now.
+func (s *Service) deriveImportKey(rec *record, f *facts) *importKey {
+	ik := &importKey{deps: s.importDeps(rec.policy()), usesNS: f.usesNS}
+	h := sha256.New()
+	h.Write([]byte("imports\x00")) // hash writes never fail
+	h.Write(f.sum[:])
+	for _, d := range ik.deps {
+		h.Write([]byte(d.id))
+		if !d.rec.live() {
+			h.Write([]byte{0})
+			continue
+		}
+		df := d.rec.facts(&s.facts)
+		h.Write([]byte{1})
+		h.Write(df.sum[:])
+		ik.usesNS = ik.usesNS || df.usesNS
+	}
+	h.Sum(ik.sum[:0])
+	return ik
 }
 
 // enforcerAt returns the enforcer of rec for namespace ns, exact at now,
 // from the cache or freshly compiled. It is deterministic in (state, now),
 // so Apply uses it too.
 func (s *Service) enforcerAt(rec *record, ns string, now time.Time) *Enforcer {
-	key := cacheKey{rec.ID, ns}
-	s.cacheMu.Lock()
-	c := s.cache[key]
-	s.cacheMu.Unlock()
-	if c != nil && c.rec == rec && s.depsCurrent(c.deps) && !now.Before(c.enf.validFrom) &&
-		(c.enf.validUntil.IsZero() || now.Before(c.enf.validUntil)) {
-		return c.enf
+	key, deps := s.enforcerKey(rec, ns)
+	if e := s.enforcers.get(key, now); e != nil {
+		return e
 	}
-	entries, _ := rec.Policy["entries"].(map[string]any)
-	list := make([]map[string]any, 0, len(entries))
-	for _, l := range sortedKeys(entries) {
-		em, _ := entries[l].(map[string]any)
-		list = append(list, em)
-	}
-	imported, deps := s.importedEntries(rec.Policy)
-	enf := compile(append(list, imported...), ns, now)
-	s.cacheMu.Lock()
-	s.cache[key] = &cached{rec: rec, deps: deps, enf: enf}
-	s.cacheMu.Unlock()
+	// Compiled from exactly the records the key stands for.
+	enf := compile(entriesOf(rec.policy(), deps), ns, now)
+	s.enforcers.put(key, enf)
 	return enf
 }
 
 func (s *Service) depsCurrent(deps []depRef) bool {
-	if len(deps) == 0 {
-		return true
-	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, d := range deps {
@@ -329,19 +372,21 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 		}
 		return ditto.Result{}, notFound(k, id, p)
 	}
-	v, ok := ditto.GetAt(rec.Policy, p)
+	// A fresh tree, owned by this read: the view may share it.
+	tree := rec.policy()
+	v, ok := ditto.GetAt(tree, p)
 	if !ok {
-		v, ok = defaultAt(rec.Policy, p, k)
+		v, ok = defaultAt(tree, p, k)
 	}
 	if !ok {
 		if pp, pk, has := parent(p, k); has {
-			if _, found := ditto.GetAt(rec.Policy, pp); !found {
+			if _, found := ditto.GetAt(tree, pp); !found {
 				return ditto.Result{}, notFound(pk, id, p)
 			}
 		}
 		return ditto.Result{}, notFound(k, id, p)
 	}
-	cur, _ := etagOf(rec, p, k)
+	cur, _ := etagOf(rec, tree, p, k)
 	if k != kRoot && cur == "" {
 		cur = ditto.HashETag(v)
 	}
@@ -373,7 +418,7 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 	if !ok {
 		return ditto.Result{}, notFound(k, id, p)
 	}
-	return ditto.Result{Status: 200, Value: ditto.DeepCopy(view), ETag: cur, Revision: rec.Revision, Entity: id}, nil
+	return ditto.Result{Status: 200, Value: view, ETag: cur, Revision: rec.Revision, Entity: id}, nil
 }
 
 // defaultAt gives the implicit value of an absent entry field.

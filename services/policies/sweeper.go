@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/dittonode/dittonode/ditto"
@@ -50,29 +51,47 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// Sweep proposes the removal of the subjects that expired by now, one
-// command per affected policy, and returns how many it proposed.
+// Sweep proposes, one command per affected policy, the announcements of
+// subjects whose beforeExpiry announcement is due (announce.go), then the
+// removal of the subjects that expired by now. It returns how many commands
+// it proposed.
 func (s *Service) Sweep(ctx context.Context) int {
 	if l, ok := s.deps.Log.(leaderReporter); ok && !l.IsLeader() {
 		return 0
 	}
 	now := s.deps.Clock()
+	stamp := ditto.FormatTime(now)
+	// The stamp has millisecond precision; decide on the time Apply sees.
+	now = parseStamp(stamp)
 	s.mu.RLock()
-	var ids []string
+	var announce, expire []string
 	for id, rec := range s.state {
-		if rec.live() && hasExpired(rec.Policy, now) {
-			ids = append(ids, id)
+		if !rec.live() {
+			continue
+		}
+		if len(dueAnnouncements(rec, now)) > 0 {
+			announce = append(announce, id)
+		}
+		if rec.expiredAt(now) {
+			expire = append(expire, id)
 		}
 	}
 	s.mu.RUnlock()
+	slices.Sort(announce)
+	slices.Sort(expire)
 	n := 0
-	for _, id := range ids {
-		cmd := encodeCommand(cmdExpire, expireCmd{ID: id, Time: ditto.FormatTime(now)})
+	propose := func(what, id string, cmd []byte) {
 		if _, err := s.deps.Log.Propose(ctx, cmd); err != nil {
-			s.deps.Logger.Warn("sweep expired policy subjects", "policy", id, "err", err)
-			continue
+			s.deps.Logger.Warn("sweep: "+what, "policy", id, "err", err)
+			return
 		}
 		n++
+	}
+	for _, id := range announce {
+		propose("announce expiring policy subjects", id, encodeCommand(cmdAnnounce, announceCmd{ID: id, Time: stamp}))
+	}
+	for _, id := range expire {
+		propose("remove expired policy subjects", id, encodeCommand(cmdExpire, expireCmd{ID: id, Time: stamp}))
 	}
 	return n
 }

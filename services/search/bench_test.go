@@ -66,6 +66,9 @@ func benchService(tb testing.TB) *Service {
 		if err := benchSvc.Start(context.Background()); err != nil {
 			tb.Fatal(err)
 		}
+		if err := benchSvc.WaitReady(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
 	})
 	return benchSvc
 }
@@ -121,6 +124,9 @@ func measureRebuild(tb testing.TB, src Source) (s *Service, heap uint64, took ti
 	start := time.Now()
 	s = New(DefaultConfig(), Deps{Source: src, Enforcers: benchEnforcers()})
 	if err := s.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.WaitReady(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
 	took = time.Since(start)

@@ -7,12 +7,19 @@
 //
 // The index is a local projection of the applied things. Service.Start
 // registers a synchronous observer on the node's signal bus first and then
-// rebuilds the index from Source; signals that arrive during the rebuild are
-// replayed onto the fresh index with a per-thing revision check, so nothing
-// is lost or applied out of order. Because observers run inside the publish
-// of the applied change, the index is never behind the applied state once a
-// write has been acknowledged. A "_/_/things/twin/restored" signal (snapshot
-// restore) rebuilds the index from Source synchronously.
+// builds the index from Source in a background goroutine, so a node serves
+// thing reads while the index builds. Signals that arrive during the build
+// are recorded and replayed onto the fresh index with a per-thing revision
+// check, so nothing is lost or applied out of order. Queries (and the pages
+// of search subscriptions) wait until the index is complete, bounded by the
+// query timeout (then thing-search:search.timeout); WaitReady and Ready
+// expose the same gate. Because observers run inside the publish of the
+// applied change, the complete index is never behind the applied state once
+// a write has been acknowledged. A "_/_/things/twin/restored" signal
+// (snapshot restore) makes the index incomplete again and rebuilds it in the
+// background; the publishing state machine never waits for a build. A build
+// indexes the things in thingId order (Source yields them unordered), which
+// keeps B-tree inserts on recently used nodes.
 //
 // Every leaf of a thing (special fields thingId, policyId, _namespace,
 // _revision, _created, _modified, then definition, attributes, features and

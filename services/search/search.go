@@ -277,6 +277,9 @@ func (s *Service) SearchExplain(ctx context.Context, q Query) (Page, Explain, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	if err := s.waitReady(ctx); err != nil {
+		return Page{}, Explain{}, err
+	}
 	r := &runner{s: s, p: p, ctx: ctx, ec: enfCache{enfs: s.deps.Enforcers}}
 	need := p.size + 1
 	if p.limit {
@@ -499,6 +502,9 @@ func (s *Service) Count(ctx context.Context, q Query) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	if err := s.waitReady(ctx); err != nil {
+		return 0, err
+	}
 	r := &runner{s: s, p: p, ctx: ctx, ec: enfCache{enfs: s.deps.Enforcers}}
 	docs, _, all, _ := r.candidates()
 	if all {

@@ -2,9 +2,12 @@ package search
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -30,6 +33,9 @@ func dump(x *index) (map[string]string, Stats) {
 }
 
 func (s *Service) dumpIndex() (map[string]string, Stats) {
+	if err := s.WaitReady(context.Background()); err != nil {
+		panic(err)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return dump(s.idx)
@@ -158,5 +164,162 @@ func TestIgnoresOtherSignals(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
+	}
+}
+
+// gatedSource holds RangeThings back while block is set, so a test can act
+// while a build is running.
+type gatedSource struct {
+	src     Source
+	block   atomic.Bool
+	entered chan struct{} // receives once per held-back RangeThings
+	release chan struct{}
+}
+
+func newGatedSource(src Source) *gatedSource {
+	return &gatedSource{src: src, entered: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (g *gatedSource) RangeThings(fn func(ThingState) bool) {
+	if g.block.Load() {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	g.src.RangeThings(fn)
+}
+
+// expectSearchTimeout asserts that a count gives up with Ditto's search
+// timeout while the index is incomplete.
+func expectSearchTimeout(t *testing.T, s *Service) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := s.Count(ctx, Query{Auth: ditto.Auth{Subjects: []string{subjAdmin}}})
+	var de *ditto.Error
+	if !errors.As(err, &de) || de.Code != ditto.ErrSearchTimeout.Code {
+		t.Fatalf("count during the build: %v, want %s", err, ditto.ErrSearchTimeout.Code)
+	}
+}
+
+// TestQueriesWaitForTheBuild starts the service with a build held back:
+// Start returns at once, queries wait for the complete index, and writes
+// made during the build are in it once it is ready.
+func TestQueriesWaitForTheBuild(t *testing.T) {
+	w := newWorld(t)
+	w.populate(41, 300)
+	src := newGatedSource(w.src)
+	src.block.Store(true)
+	s := New(DefaultConfig(), Deps{Source: src, Enforcers: w.enfs, Bus: w.bus})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	<-src.entered
+	if s.Ready() {
+		t.Fatal("ready before the build read the things")
+	}
+	// Acknowledged during the build: recorded and replayed onto it.
+	w.populate(42, 200)
+	for i := 0; i < 300; i += 5 {
+		w.del(fmt.Sprintf("ns.a:thing-%04d", i))
+	}
+	expectSearchTimeout(t, s)
+	src.block.Store(false)
+	close(src.release)
+	n, err := s.Count(context.Background(), Query{Auth: ditto.Auth{Subjects: []string{subjAdmin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Ready() {
+		t.Fatal("a query returned before the index was ready")
+	}
+	want := 0
+	for _, ts := range w.src.snapshot() {
+		if _, ok := w.enfs[ts.PolicyID]; ok {
+			want++
+		}
+	}
+	if n != want {
+		t.Fatalf("count %d after the build, want %d", n, want)
+	}
+	fresh := New(DefaultConfig(), Deps{Source: w.src, Enforcers: w.enfs})
+	if err := fresh.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gotDocs, _ := s.dumpIndex()
+	wantDocs, _ := fresh.dumpIndex()
+	if diff := cmp.Diff(wantDocs, gotDocs); diff != "" {
+		t.Fatalf("documents differ (-rebuilt +built during writes):\n%s", diff)
+	}
+}
+
+// TestRestoreBuildsInBackground checks that a restore signal returns to
+// the publisher (the state machine) at once while the index is rebuilt,
+// and that queries wait for the rebuilt index.
+func TestRestoreBuildsInBackground(t *testing.T) {
+	w := newWorld(t)
+	w.populate(43, 100)
+	src := newGatedSource(w.src)
+	s := New(DefaultConfig(), Deps{Source: src, Enforcers: w.enfs, Bus: w.bus})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	src.block.Store(true)
+	w.src.mu.Lock()
+	w.src.things = map[string]ThingState{
+		"ns.a:only": {ID: "ns.a:only", PolicyID: "pol:open", Revision: 4, Created: "2026-01-01T00:00:00.000Z",
+			Modified: "2026-01-02T00:00:00.000Z", JSON: []byte(`{"attributes":{"a":1}}`)},
+	}
+	w.src.mu.Unlock()
+	w.bus.Publish(ditto.Signal{Envelope: ditto.Envelope{Topic: restoredTopic}})
+	<-src.entered
+	if s.Ready() {
+		t.Fatal("ready while the restored state is being read")
+	}
+	expectSearchTimeout(t, s)
+	src.block.Store(false)
+	close(src.release)
+	p, err := s.Search(context.Background(), Query{Auth: ditto.Auth{Subjects: []string{subjAdmin}}, Fields: "thingId,_revision"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []any{map[string]any{"thingId": "ns.a:only", "_revision": jsonNum("4")}}
+	if diff := cmp.Diff(want, p.Items); diff != "" {
+		t.Fatal(diff)
+	}
+}
+
+// TestCloseDuringBuild checks that Close releases waiting queries and
+// waits for the build goroutine.
+func TestCloseDuringBuild(t *testing.T) {
+	w := newWorld(t)
+	w.populate(44, 50)
+	src := newGatedSource(w.src)
+	src.block.Store(true)
+	s := New(DefaultConfig(), Deps{Source: src, Enforcers: w.enfs, Bus: w.bus})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-src.entered
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	if err := s.WaitReady(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WaitReady during Close: %v, want ErrClosed", err)
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while the build still ran", err)
+	default:
+	}
+	close(src.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if s.Ready() {
+		t.Fatal("ready after Close cut the build short")
 	}
 }

@@ -66,6 +66,11 @@ func (s *Service) applyLocked(index uint64, e *entry) (any, *ditto.Signal) {
 	}
 	s.things[e.id] = c.rec
 	res := ditto.Result{Status: c.status, Value: c.resVal, ETag: c.etag, Revision: c.rec.Revision, Entity: e.id}
+	if c.status == 201 && c.resVal == nil {
+		// A created JSON null is still the created value: Ditto answers 201
+		// with the body null (a nil Value would read as "no body").
+		res.Raw = []byte("null")
+	}
 	return res, s.event(index, e, c)
 }
 
@@ -331,6 +336,11 @@ func (s *Service) event(index uint64, e *entry, c *change) *ditto.Signal {
 	}
 	if e.origin != "" {
 		env.Headers[ditto.HeaderOriginator] = e.origin
+	}
+	if e.session != "" {
+		// Internal: lets the sending WebSocket session skip its own event;
+		// the gateway strips it from everything it sends.
+		env.Headers[ditto.HeaderOrigin] = e.session
 	}
 	if c.action == "merged" {
 		env.Headers[ditto.HeaderContentType] = contentTypeMergePatch

@@ -31,6 +31,9 @@ const (
 const (
 	flagMayCreate byte = 1 << iota // the proposer prepared a policy; a missing thing is created
 	flagHasValue
+	// flagHasSession: the entry ends with the sending session's ID
+	// (ditto-origin). Entries without it decode as before.
+	flagHasSession
 )
 
 // entry is one proposed thing write. Everything that decides its outcome
@@ -44,6 +47,7 @@ type entry struct {
 	time      int64  // stamped time, Unix milliseconds
 	corrID    string
 	origin    string // ditto-originator (first auth subject)
+	session   string // ditto-origin: the WebSocket session that sent the command
 	ifMatch   string
 	ifNone    string
 	ifEqual   string
@@ -57,7 +61,7 @@ func appendString(b []byte, s string) []byte {
 
 // encode renders e as a log entry.
 func (e *entry) encode() []byte {
-	n := 32 + len(e.id) + len(e.value) + len(e.corrID) + len(e.origin) + len(e.ifMatch) + len(e.ifNone) + len(e.ifEqual) + len(e.condition)
+	n := 32 + len(e.id) + len(e.value) + len(e.corrID) + len(e.origin) + len(e.session) + len(e.ifMatch) + len(e.ifNone) + len(e.ifEqual) + len(e.condition)
 	for _, s := range e.path {
 		n += len(s) + 2
 	}
@@ -68,6 +72,9 @@ func (e *entry) encode() []byte {
 	}
 	if e.value != nil {
 		flags |= flagHasValue
+	}
+	if e.session != "" {
+		flags |= flagHasSession
 	}
 	b = append(b, entryThingCommand, entryVersion, byte(e.op), flags)
 	b = appendString(b, e.id)
@@ -82,6 +89,9 @@ func (e *entry) encode() []byte {
 	b = binary.AppendVarint(b, e.time)
 	for _, s := range [...]string{e.corrID, e.origin, e.ifMatch, e.ifNone, e.ifEqual, e.condition} {
 		b = appendString(b, s)
+	}
+	if e.session != "" {
+		b = appendString(b, e.session)
 	}
 	return b
 }
@@ -182,6 +192,9 @@ func decodeEntry(b []byte) (*entry, error) {
 	e.ifNone = r.string()
 	e.ifEqual = r.string()
 	e.condition = r.string()
+	if flags&flagHasSession != 0 {
+		e.session = r.string()
+	}
 	if r.err != nil {
 		return nil, r.err
 	}

@@ -105,6 +105,7 @@ func TestEntryRoundTrip(t *testing.T) {
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add(createEntry("ns:a", `{"thingId":"ns:a","policyId":"ns:a"}`).encode())
 	f.Add((&entry{op: opDelete, id: "ns:a", path: ditto.MustPointer("/attributes/x")}).encode())
+	f.Add((&entry{op: opModify, id: "ns:a", path: ditto.MustPointer("/attributes/x"), value: []byte(`1`), session: "ws-1"}).encode())
 	f.Add([]byte{entryThingCommand, entryVersion, 2, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEntry(b)

@@ -1,0 +1,320 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/dittonode/dittonode/ditto"
+)
+
+// startBenchNode runs a quiet node (no log output) for benchmarks.
+func startBenchNode(b *testing.B, cb func(*Config)) *Node {
+	b.Helper()
+	cfg := DefaultConfig()
+	cfg.DataDir = b.TempDir()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.Users = map[string]string{"ditto": "ditto", "device": "device"}
+	cfg.Raft.NoSync = true
+	if cb != nil {
+		cb(&cfg)
+	}
+	n, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+// received is one event a subscriber got: the write's sequence number and
+// the arrival time.
+type received struct {
+	seq int
+	at  int64 // UnixNano
+}
+
+// BenchmarkWSFanoutPaced measures twin-event fan-out to 100 WebSocket
+// subscribers while a paced writer applies 2,000 changes/s for 5 s
+// (through things.Service.Handle, the path every ingress takes). It reports
+// delivered events/s and the p50/p99 delay from the write's acknowledgement
+// to the event's arrival (an event that arrives before its write returned
+// counts as 0), plus the sessions the node cut off as too slow.
+//
+//	go test -run '^$' -bench BenchmarkWSFanoutPaced -benchtime 1x ./node/
+func BenchmarkWSFanoutPaced(b *testing.B) {
+	const (
+		subscribers = 100
+		rate        = 2000 // changes per second
+		duration    = 5 * time.Second
+		things      = 16
+		workers     = 64
+	)
+	n := startBenchNode(b, func(c *Config) { c.HTTP.Streams.EventQueue = 8192 })
+	owner := ditto.Auth{Subjects: []string{"nginx:ditto"}}
+	for i := range things {
+		if _, err := n.things.Handle(context.Background(), ditto.Command{Action: ditto.ActionModify, Entity: fmt.Sprintf("bench:t%d", i),
+			Path: ditto.Pointer{}, Value: map[string]any{"attributes": map[string]any{"seq": json.Number("-1")}}, Headers: ditto.Headers{}, Auth: owner}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for range b.N {
+		total := rate * int(duration/time.Second)
+		acked := make([]atomic.Int64, total)
+		subs := make([]*benchSubscriber, subscribers)
+		for i := range subs {
+			subs[i] = newBenchSubscriber(b, n, total)
+		}
+		// Paced writer: a ticker hands sequence numbers to the workers.
+		seqs := make(chan int, workers)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for seq := range seqs {
+					_, err := n.things.Handle(context.Background(), ditto.Command{Action: ditto.ActionModify, Entity: fmt.Sprintf("bench:t%d", seq%things),
+						Path: ditto.MustPointer("/attributes/seq"), Value: json.Number(strconv.Itoa(seq)), Headers: ditto.Headers{}, Auth: owner})
+					if err != nil {
+						b.Errorf("write %d: %v", seq, err)
+						continue
+					}
+					acked[seq].Store(time.Now().UnixNano())
+				}
+			}()
+		}
+		began := time.Now()
+		interval := time.Second / rate
+		for seq := range total {
+			if wait := time.Until(began.Add(time.Duration(seq) * interval)); wait > 0 {
+				time.Sleep(wait) // pacing the load, not synchronisation
+			}
+			seqs <- seq
+		}
+		close(seqs)
+		wg.Wait()
+		writeTime := time.Since(began)
+		var lat []time.Duration
+		delivered, cut := 0, 0
+		var last int64
+		for _, s := range subs {
+			got, ended := s.wait(total, 30*time.Second)
+			if ended {
+				cut++
+			}
+			delivered += len(got)
+			for _, r := range got {
+				last = max(last, r.at)
+				lat = append(lat, time.Duration(max(r.at-acked[r.seq].Load(), 0)))
+			}
+		}
+		elapsed := time.Duration(last - began.UnixNano())
+		slices.Sort(lat)
+		b.ReportMetric(float64(delivered)/elapsed.Seconds(), "events/s")
+		b.ReportMetric(float64(total)/writeTime.Seconds(), "writes/s")
+		if len(lat) > 0 {
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		}
+		b.ReportMetric(float64(cut), "cut-sessions")
+		for _, s := range subs {
+			s.close()
+		}
+	}
+}
+
+// benchSubscriber is one WebSocket session receiving twin events; its
+// reader records the sequence number and arrival time of each.
+type benchSubscriber struct {
+	conn *websocket.Conn
+	mu   sync.Mutex
+	got  []received
+	end  chan struct{}
+	err  error
+}
+
+func newBenchSubscriber(b *testing.B, n *Node, expect int) *benchSubscriber {
+	conn := dialRawWS(b, n, "ditto", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := conn.Write(ctx, websocket.MessageText, []byte("START-SEND-EVENTS")); err != nil {
+		b.Fatal(err)
+	}
+	if _, ack, err := conn.Read(ctx); err != nil || string(ack) != "START-SEND-EVENTS:ACK" {
+		b.Fatalf("start: %q %v", ack, err)
+	}
+	s := &benchSubscriber{conn: conn, got: make([]received, 0, expect), end: make(chan struct{})}
+	go func() {
+		defer close(s.end)
+		for {
+			_, data, err := conn.Read(context.Background())
+			if err != nil {
+				s.err = err
+				return
+			}
+			at := time.Now().UnixNano()
+			seq, ok := seqOf(data)
+			if !ok {
+				continue
+			}
+			s.mu.Lock()
+			s.got = append(s.got, received{seq: seq, at: at})
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// wait returns the events received once all total arrived, the session
+// ended (ended=true) or d passed.
+func (s *benchSubscriber) wait(total int, d time.Duration) ([]received, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		s.mu.Lock()
+		n := len(s.got)
+		s.mu.Unlock()
+		select {
+		case <-s.end:
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.got, n < total
+		default:
+		}
+		if n >= total || time.Now().After(deadline) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return slices.Clone(s.got), false
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// seqOf reads the sequence number of an event frame ("value":<n>) without
+// decoding the whole envelope, so the clients, which share the CPU with the
+// node, measure the node rather than themselves.
+func seqOf(frame []byte) (int, bool) {
+	const key = `"value":`
+	i := bytes.Index(frame, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	rest := frame[i+len(key):]
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	seq, err := strconv.Atoi(string(rest[:j]))
+	return seq, err == nil
+}
+
+func (s *benchSubscriber) close() {
+	_ = s.conn.CloseNow()
+	<-s.end
+}
+
+// BenchmarkWSMessageRoundTrip measures HTTP message round trips through a
+// WebSocket responder: 32 concurrent HTTP clients POST messages that one
+// device session (START-SEND-MESSAGES) answers. Target: ≥ 2,000 msgs/s.
+//
+//	go test -run '^$' -bench BenchmarkWSMessageRoundTrip -benchtime 5000x ./node/
+func BenchmarkWSMessageRoundTrip(b *testing.B) {
+	const clients = 32
+	n := startBenchNode(b, nil)
+	base := "http://" + n.HTTPAddr().String()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: 30 * time.Second}
+	b.Cleanup(hc.CloseIdleConnections)
+	put, _ := http.NewRequest("PUT", base+"/api/2/things/bench:msg", strings.NewReader(`{}`))
+	put.SetBasicAuth("ditto", "ditto")
+	put.Header.Set("Content-Type", "application/json")
+	if resp, err := hc.Do(put); err != nil || resp.StatusCode != http.StatusCreated {
+		b.Fatalf("create thing: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	responder := dialRawWS(b, n, "ditto", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := responder.Write(ctx, websocket.MessageText, []byte("START-SEND-MESSAGES")); err != nil {
+		b.Fatal(err)
+	}
+	if _, ack, err := responder.Read(ctx); err != nil || string(ack) != "START-SEND-MESSAGES:ACK" {
+		b.Fatalf("start: %q %v", ack, err)
+	}
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		for {
+			_, data, err := responder.Read(ctx)
+			if err != nil {
+				return
+			}
+			msg, err := ditto.DecodeEnvelope(data)
+			if err != nil {
+				continue
+			}
+			out := ditto.Envelope{Topic: msg.Topic, Path: "/outbox/messages/ping", Status: http.StatusOK, Value: msg.Value,
+				Headers: ditto.Headers{ditto.HeaderCorrelationID: msg.Headers[ditto.HeaderCorrelationID], ditto.HeaderContentType: "text/plain"}}
+			if err := responder.Write(ctx, websocket.MessageText, ditto.EncodeEnvelope(out)); err != nil {
+				return
+			}
+		}
+	}()
+
+	var next atomic.Int64
+	var failed atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	began := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				req, _ := http.NewRequest("POST", base+"/api/2/things/bench:msg/inbox/messages/ping?timeout=10", strings.NewReader("ping"))
+				req.SetBasicAuth("ditto", "ditto")
+				req.Header.Set("Content-Type", "text/plain")
+				resp, err := hc.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || string(body) != "ping" {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(began)
+	b.StopTimer()
+	if f := failed.Load(); f > 0 {
+		b.Errorf("%d of %d round trips failed", f, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	cancel()
+	_ = responder.CloseNow()
+	<-answered
+}

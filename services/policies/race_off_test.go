@@ -1,0 +1,6 @@
+//go:build !race
+
+package policies
+
+// raceEnabled skips measurements that the race detector distorts.
+const raceEnabled = false
