@@ -8,7 +8,7 @@ FUZZTIME  ?= 30s
 SHORTFUZZ ?= 3s
 BENCHTIME ?= 1s
 
-.PHONY: help build run test test-short fuzz fuzz-short bench bench-http compat lint fmt verify clean
+.PHONY: help build run test test-short fuzz fuzz-short bench bench-http bench-mesh compat lint fmt verify clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench: ## Go benchmarks of every package
 
 bench-http: build ## HTTP load benchmarks of a real node (see docs/BENCHMARKS.md)
 	@scripts/bench-http.sh
+
+bench-mesh: build ## 3-node cluster vs 3-member etcd in one run (THINGS=10000 DURATION=20s)
+	@scripts/bench-mesh.sh $(or $(THINGS),10000) $(or $(DURATION),20s)
 
 compat: ## Eclipse Ditto JavaScript client compatibility checks (needs npm)
 	@scripts/compat-ditto-js.sh

@@ -243,6 +243,7 @@ func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason)
 
 // serveJoin answers the join protocol.
 func (c *cluster) serveJoin(s network.Stream) {
+	s = faulty(c.links, s)
 	defer s.Close()
 	remote := s.Conn().RemotePeer()
 	h, err := c.handshakeIn(s, c.hello)
@@ -261,10 +262,14 @@ func (c *cluster) serveJoin(s network.Stream) {
 func (c *cluster) join(ctx context.Context, p peer.ID) error {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
+	if err := linkCheck(ctx, c.links, p); err != nil {
+		return err
+	}
 	s, err := c.host.NewStream(ctx, p, protoJoin)
 	if err != nil {
 		return err
 	}
+	s = faulty(c.links, s)
 	defer s.Close()
 	h, err := c.handshakeOut(s, c.hello())
 	if errors.Is(err, errWrongSecret) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,6 +39,7 @@ type cluster struct {
 	gater *gater
 	book  *addrBook
 	joins []peer.AddrInfo
+	links LinkFaults // injected link faults (testnet); nil in production
 
 	life   context.Context
 	cancel context.CancelFunc
@@ -55,7 +57,11 @@ type cluster struct {
 	inflight    map[peer.ID]bool
 	lastSeen    map[peer.ID]time.Time // for automatic removal
 	marked      bool                  // member marker written (loop only)
+	found       map[peer.ID]found     // announced on the LAN (mdns.go)
+	removed     bool                  // this node was removed from every group
 	closeOnce   sync.Once
+
+	mdns io.Closer // nil without mDNS
 }
 
 type peerState struct {
@@ -146,8 +152,11 @@ func (c *cluster) close() error {
 		if c.cancel != nil {
 			c.cancel()
 		}
+		if c.mdns != nil {
+			err = c.mdns.Close()
+		}
 		if c.host != nil {
-			err = c.host.Close()
+			err = errors.Join(err, c.host.Close())
 		}
 		c.wg.Wait()
 		err = errors.Join(err, c.book.flush())
@@ -156,7 +165,7 @@ func (c *cluster) close() error {
 }
 
 func (c *cluster) stream(group string) consensus.StreamLayer {
-	return newStreamLayer(c.host, group, c.guard)
+	return newStreamLayer(c.host, group, c.guard, c.links)
 }
 
 func (c *cluster) forwarder() consensus.Forwarder { return rpcClient{c} }
@@ -318,9 +327,11 @@ func (c *cluster) refreshMembers() {
 	c.mu.Unlock()
 	servers := map[string][]consensus.Server{}
 	members := map[peer.ID]struct{}{}
+	complete := len(groups) > 0
 	for name, g := range groups {
 		ss, err := g.Servers()
 		if err != nil {
+			complete = false
 			continue
 		}
 		servers[name] = ss
@@ -331,8 +342,15 @@ func (c *cluster) refreshMembers() {
 		}
 	}
 	c.mu.Lock()
+	var gone []peer.ID
+	if complete && len(members) > 0 {
+		gone = departed(c.members, members)
+	}
 	c.servers, c.members = servers, members
 	c.mu.Unlock()
+	for _, p := range gone {
+		c.departed(p)
+	}
 }
 
 func (c *cluster) loop() {
@@ -346,6 +364,7 @@ func (c *cluster) loop() {
 		c.expireUnproven()
 		c.reconcile()
 		c.autoRemove()
+		c.promoteVoters()
 		if err := c.book.flush(); err != nil {
 			c.log.Warn("write peer address book", logKeyErr, err)
 		}
@@ -402,7 +421,15 @@ func (c *cluster) discover() {
 			targets[id] = true
 		}
 	}
+	for _, p := range c.foundTargets() {
+		targets[p] = true
+	}
 	c.mu.Lock()
+	if c.removed {
+		// A removed node stops looking for the cluster it left.
+		c.mu.Unlock()
+		return
+	}
 	for p := range c.members {
 		targets[p] = true
 	}
@@ -557,117 +584,15 @@ func (c *cluster) addLocal(ctx context.Context, g *consensus.Group, p peer.ID) e
 	if err != nil {
 		return err
 	}
-	voters := 0
-	for _, s := range ss {
-		if s.ID == p.String() {
-			return nil
-		}
-		if s.Suffrage == "Voter" {
-			voters++
-		}
-	}
 	name := g.Status().Name
-	if voters < maxVoters {
+	switch joinSuffrage(ss, p.String()) {
+	case suffrageVoter:
 		c.log.Info("adding voter", logKeyPeer, p.String(), "group", name)
 		return g.AddVoter(ctx, p.String(), p.String())
+	case suffrageNonvoter:
+		c.log.Info("adding non-voter", logKeyPeer, p.String(), "group", name)
+		return g.AddNonvoter(ctx, p.String(), p.String())
 	}
-	c.log.Info("adding non-voter", logKeyPeer, p.String(), "group", name)
-	return g.AddNonvoter(ctx, p.String(), p.String())
-}
-
-// removeLocal removes p from g on the leader and stops admitting it.
-func (c *cluster) removeLocal(ctx context.Context, g *consensus.Group, p peer.ID) error {
-	if err := g.RemoveServer(ctx, p.String()); err != nil {
-		return err
-	}
-	c.forget(p)
-	return nil
-}
-
-// forget drops a removed member: not admitted, not dialled, refused.
-func (c *cluster) forget(p peer.ID) {
-	c.mu.Lock()
-	delete(c.admitted, p)
-	delete(c.lastSeen, p)
-	c.refreshedAt = time.Time{}
-	c.mu.Unlock()
-	c.book.remove(p.String())
-	c.gater.denyPeer(p, denyFor)
-	c.host.ConnManager().Unprotect(p, "dittonode")
-}
-
-// autoRemove removes, on the leader of each group, members unreachable for
-// longer than RemoveAfter (off when zero).
-func (c *cluster) autoRemove() {
-	if c.cfg.RemoveAfter <= 0 {
-		return
-	}
-	now := c.now()
-	c.mu.Lock()
-	order := slices.Clone(c.groupOrder)
-	servers := c.servers
-	c.mu.Unlock()
-	for _, name := range order {
-		g := c.group(name)
-		for _, s := range servers[name] {
-			p, err := peer.Decode(s.ID)
-			if err != nil || p == c.self {
-				continue
-			}
-			c.mu.Lock()
-			if c.host.Network().Connectedness(p) == network.Connected {
-				c.lastSeen[p] = now
-			} else if _, ok := c.lastSeen[p]; !ok {
-				c.lastSeen[p] = now
-			}
-			gone := now.Sub(c.lastSeen[p])
-			c.mu.Unlock()
-			if gone > c.cfg.RemoveAfter && g.IsLeader() && c.due("autoremove/"+name+"/"+s.ID, memberRetry) {
-				c.log.Warn("removing member gone too long", logKeyPeer, s.ID, "group", name, "gone", gone.Round(time.Second).String())
-				ctx, cancel := context.WithTimeout(c.life, membershipWait)
-				if err := c.removeLocal(ctx, g, p); err != nil {
-					c.log.Warn("automatic removal failed", logKeyPeer, s.ID, logKeyErr, err)
-				}
-				cancel()
-			}
-		}
-	}
-}
-
-// removeMember removes the member id from every group through each
-// group's leader.
-func (c *cluster) removeMember(ctx context.Context, id string) error {
-	p, err := peer.Decode(id)
-	if err != nil {
-		return ditto.ErrResourceNotFound.New("'%s' is not a peer ID.", id)
-	}
-	if p == c.self {
-		return ditto.ErrMethodNotAllowed.New("A node cannot remove itself; ask another member to remove it.")
-	}
-	c.refreshMembers()
-	c.mu.Lock()
-	_, member := c.members[p]
-	order := slices.Clone(c.groupOrder)
-	c.mu.Unlock()
-	if !member {
-		return ditto.ErrResourceNotFound.New("The node '%s' is not a member of the cluster.", id)
-	}
-	payload, _ := json.Marshal(memberRequest{ID: id})
-	for _, name := range order {
-		g := c.group(name)
-		if g.IsLeader() {
-			err = c.removeLocal(ctx, g, p)
-		} else if leader, _ := g.Leader(); leader != "" {
-			_, err = c.call(ctx, leader, rpcRequest{op: opRemoveMember, group: name, payload: payload})
-		} else {
-			err = consensus.ErrNotLeader
-		}
-		if err != nil {
-			return ditto.ErrUnavailable.New("Removing '%s' from group %s failed: %v.", id, name, err)
-		}
-	}
-	c.forget(p)
-	c.log.Info("removed member", logKeyPeer, id)
 	return nil
 }
 
@@ -763,11 +688,16 @@ func (n *Node) startMesh(ctx context.Context, log *slog.Logger) (bool, error) {
 		return false, err
 	}
 	n.mesh = m
+	m.links = n.deps.Links
 	if err := m.start(n.id, hasState); err != nil {
 		return false, err
 	}
 	if n.cfg.Mesh.MDNS {
-		log.Warn("mDNS discovery is not part of this build; members are found through --join and the address book")
+		if err := m.startMDNS(); err != nil {
+			// A host without a multicast interface still joins with
+			// --join and the address book.
+			log.Warn("mDNS discovery unavailable; members are found through --join and the address book", logKeyErr, err)
+		}
 	}
 	return m.awaitBootstrap(ctx, hasState)
 }

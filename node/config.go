@@ -65,9 +65,12 @@ func DefaultConfig() Config {
 		Live:         live.DefaultConfig(),
 		Search:       search.DefaultConfig(),
 		Raft: RaftConfig{
-			SnapshotThreshold: 16384,
-			SnapshotInterval:  30 * time.Second,
-			TrailingLogs:      4096,
+			// A short log keeps the Raft log files (memory-mapped, so
+			// resident) small and restarts fast; snapshots stream in
+			// the background.
+			SnapshotThreshold: 8192,
+			SnapshotInterval:  5 * time.Second,
+			TrailingLogs:      2048,
 		},
 		StartTimeout: 10 * time.Second,
 		Mesh: MeshConfig{

@@ -66,7 +66,8 @@ func TestDependencyGraph(t *testing.T) {
 			continue
 		}
 		for _, imp := range p.Imports {
-			if imp == "testing" || strings.HasPrefix(imp, "testing/") {
+			// testnet is a test harness: it takes a testing.TB.
+			if (imp == "testing" || strings.HasPrefix(imp, "testing/")) && rel != "testnet" {
 				t.Errorf("%s imports %s in production code", rel, imp)
 			}
 			if strings.HasPrefix(imp, module+"/") {

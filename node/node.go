@@ -25,6 +25,9 @@ import (
 type Deps struct {
 	Logger *slog.Logger
 	Clock  func() time.Time
+	// Links injects faults on the mesh links to other nodes (testnet
+	// only; nil in production).
+	Links LinkFaults
 }
 
 // Group names of the stateful services; each is its own Raft group.

@@ -142,6 +142,9 @@ func (c *cluster) call(ctx context.Context, to string, req rpcRequest) (uint64, 
 	if dl, ok := ctx.Deadline(); ok {
 		req.timeout = max(time.Until(dl), time.Millisecond)
 	}
+	if err := linkCheck(ctx, c.links, p); err != nil {
+		return 0, fmt.Errorf("%w: rpc to %s: %w", consensus.ErrNotApplied, p, err)
+	}
 	if c.host.Network().Connectedness(p) != network.Connected {
 		if err := connect(ctx, c.host, peer.AddrInfo{ID: p}, peerDialTimeout); err != nil {
 			return 0, fmt.Errorf("%w: rpc to %s: %w", consensus.ErrNotApplied, p, err)
@@ -152,6 +155,7 @@ func (c *cluster) call(ctx context.Context, to string, req rpcRequest) (uint64, 
 		// Nothing was sent: the caller may retry.
 		return 0, fmt.Errorf("%w: rpc to %s: %w", consensus.ErrNotApplied, p, err)
 	}
+	s = faulty(c.links, s)
 	defer s.Close()
 	// Close or reset the stream when ctx ends so a blocked read returns.
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
@@ -186,6 +190,7 @@ func (c *cluster) rpcErr(ctx context.Context, p peer.ID, err error) error {
 
 // serveRPC answers one request (the stream is already guarded).
 func (c *cluster) serveRPC(s network.Stream) {
+	s = faulty(c.links, s)
 	defer s.Close()
 	_ = s.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	frame, err := readFrame(bufio.NewReader(s))

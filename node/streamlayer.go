@@ -22,6 +22,7 @@ type streamLayer struct {
 	host  host.Host
 	proto protocol.ID
 	self  peerAddr
+	links LinkFaults // injected faults (testnet); nil in production
 
 	incoming chan net.Conn
 	done     chan struct{}
@@ -32,11 +33,12 @@ var _ consensus.StreamLayer = (*streamLayer)(nil)
 
 // newStreamLayer registers the group's protocol on h; guard decides which
 // peers may open streams.
-func newStreamLayer(h host.Host, group string, guard func(string, func(network.Stream)) func(network.Stream)) *streamLayer {
+func newStreamLayer(h host.Host, group string, guard func(string, func(network.Stream)) func(network.Stream), links LinkFaults) *streamLayer {
 	l := &streamLayer{
 		host:     h,
 		proto:    protocol.ID(protoRaft(group)),
 		self:     peerAddr(h.ID().String()),
+		links:    links,
 		incoming: make(chan net.Conn),
 		done:     make(chan struct{}),
 	}
@@ -45,7 +47,7 @@ func newStreamLayer(h host.Host, group string, guard func(string, func(network.S
 }
 
 func (l *streamLayer) handle(s network.Stream) {
-	c := &streamConn{Stream: s, local: l.self, remote: peerAddr(s.Conn().RemotePeer().String())}
+	c := &streamConn{Stream: faulty(l.links, s), local: l.self, remote: peerAddr(s.Conn().RemotePeer().String())}
 	select {
 	case l.incoming <- c:
 	case <-l.done:
@@ -91,6 +93,9 @@ func (l *streamLayer) Dial(address string, timeout time.Duration) (net.Conn, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if err := linkCheck(ctx, l.links, p); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "libp2p", Err: err}
+	}
 	s, err := l.host.NewStream(ctx, p, l.proto)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -98,7 +103,7 @@ func (l *streamLayer) Dial(address string, timeout time.Duration) (net.Conn, err
 		}
 		return nil, err
 	}
-	return &streamConn{Stream: s, local: l.self, remote: peerAddr(address)}, nil
+	return &streamConn{Stream: faulty(l.links, s), local: l.self, remote: peerAddr(address)}, nil
 }
 
 // peerAddr is a peer ID as a net.Addr.

@@ -33,6 +33,79 @@ type config struct {
 	listen   string
 	filter   string
 	option   string
+	// urls are the targets; client i talks to urls[i%len(urls)]. -url
+	// alone is one target, -urls replaces it.
+	urls         []string
+	headers      []header // -header, sent with every request
+	serializable bool     // etcd-get: serializable instead of linearizable
+}
+
+// header is one -header name:value.
+type header struct{ name, value string }
+
+// headerFlag collects repeatable -header flags.
+type headerFlag struct{ dst *[]header }
+
+func (f headerFlag) String() string {
+	if f.dst == nil {
+		return ""
+	}
+	parts := make([]string, len(*f.dst))
+	for i, h := range *f.dst {
+		parts[i] = h.name + ": " + h.value
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (f headerFlag) Set(s string) error {
+	h, err := parseHeader(s)
+	if err != nil {
+		return err
+	}
+	*f.dst = append(*f.dst, h)
+	return nil
+}
+
+// parseHeader parses "name:value" (spaces around either are trimmed). The
+// name must be an HTTP token and the value must not hold control characters.
+func parseHeader(s string) (header, error) {
+	name, value, ok := strings.Cut(s, ":")
+	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	if !ok || name == "" {
+		return header{}, fmt.Errorf("header %q: want name:value", s)
+	}
+	for _, c := range []byte(name) {
+		if !isTokenChar(c) {
+			return header{}, fmt.Errorf("header %q: invalid character %q in name", s, c)
+		}
+	}
+	for _, c := range []byte(value) {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return header{}, fmt.Errorf("header %q: control character in value", s)
+		}
+	}
+	return header{name: name, value: value}, nil
+}
+
+// isTokenChar reports whether c may appear in an HTTP field name (RFC 9110
+// token).
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// splitURLs splits a comma-separated -urls value, dropping empty entries.
+func splitURLs(s string) []string {
+	var urls []string
+	for u := range strings.SplitSeq(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
 }
 
 // parseConfig parses the flags of command mode. On -h it prints the flags to
@@ -44,11 +117,19 @@ func parseConfig(mode string, args []string, stdout io.Writer) (config, error) {
 	switch mode {
 	case "hello":
 		fs.StringVar(&cfg.listen, "listen", "127.0.0.1:9090", "loopback `addr:port` to serve on")
-	case "put-property", "get-thing", "get", "search":
+	case "put-property", "get-thing", "get", "search", "etcd-put", "etcd-get":
 		defURL := "http://127.0.0.1:8080"
-		if mode == "get" {
+		switch mode {
+		case "get":
 			defURL = "http://127.0.0.1:9090/"
-		} else {
+		case "etcd-put", "etcd-get":
+			defURL = "http://127.0.0.1:2379"
+			fs.IntVar(&cfg.things, "things", 100000, "number of keys load/thing-0..N-1")
+			fs.BoolVar(&cfg.prepare, "prepare", false, "put every key once before the load phase")
+			if mode == "etcd-get" {
+				fs.BoolVar(&cfg.serializable, "serializable", false, "serializable ranges (local, no quorum round trip)")
+			}
+		default:
 			fs.StringVar(&cfg.user, "user", "ditto:ditto", "basic auth `user:password` (empty: none)")
 			fs.IntVar(&cfg.things, "things", 100000, "number of things load:thing-0..N-1")
 			fs.BoolVar(&cfg.prepare, "prepare", false, "create the things before the load phase")
@@ -58,6 +139,14 @@ func parseConfig(mode string, args []string, stdout io.Writer) (config, error) {
 			fs.StringVar(&cfg.option, "option", "", "search `option`s, e.g. sort(-_modified),size(25)")
 		}
 		fs.StringVar(&cfg.url, "url", defURL, "target `URL` (loopback only)")
+		fs.Func("urls", "comma-separated target `URLs`; client i uses the i-th modulo their number, -prepare the first", func(s string) error {
+			cfg.urls = splitURLs(s)
+			if len(cfg.urls) == 0 {
+				return errors.New("no URL")
+			}
+			return nil
+		})
+		fs.Var(headerFlag{&cfg.headers}, "header", "`name:value` sent with every request (repeatable), e.g. consistency:local")
 		fs.IntVar(&cfg.clients, "clients", 64, "concurrent workers and keep-alive connections")
 		fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "length of the load phase")
 		fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "per-request timeout")
@@ -74,6 +163,9 @@ func parseConfig(mode string, args []string, stdout io.Writer) (config, error) {
 			return cfg, errHelpShown
 		}
 		return cfg, err
+	}
+	if len(cfg.urls) == 0 && mode != "hello" {
+		cfg.urls = []string{cfg.url}
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -92,8 +184,10 @@ func (c config) validate() error {
 		}
 		return nil
 	}
-	if err := checkTarget(c.url); err != nil {
-		return err
+	for _, u := range c.urls {
+		if err := checkTarget(u); err != nil {
+			return err
+		}
 	}
 	switch {
 	case c.clients < 1 || c.clients > 4096:

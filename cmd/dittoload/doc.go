@@ -5,6 +5,19 @@
 //	dittoload get-thing    -url http://127.0.0.1:8080 -user ditto:ditto -things 100000 -clients 64 -duration 20s
 //	dittoload get          -url http://127.0.0.1:9090/ -clients 64 -duration 10s
 //	dittoload hello        -listen 127.0.0.1:9090
+//	dittoload put-property -urls http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083 -things 10000
+//	dittoload get-thing    -urls … -header consistency:local
+//	dittoload etcd-put     -urls http://127.0.0.1:2379,… -things 10000 -prepare
+//	dittoload etcd-get     -urls http://127.0.0.1:2379,… -things 10000 [-serializable]
+//
+// -urls spreads the clients round-robin over several nodes (client i talks to
+// the i-th URL modulo their number; -prepare goes through the first), and
+// -header adds a header to every request, such as consistency:local. The
+// etcd modes drive etcd's v3 JSON gateway (POST /v3/kv/put, /v3/kv/range)
+// with keys load/thing-<i> over the same -things key space, and put the same
+// bytes as value that put-property sends as property (the decimal request
+// number), so a 3-member etcd and a 3-node dittonode compare under the same
+// load; scripts/bench-mesh.sh runs both.
 //
 // With -prepare, put-property and get-thing first create the things
 // load:thing-0 … load:thing-<N-1>, shaped like Ditto's benchmark thing. The

@@ -79,7 +79,7 @@ type loader struct {
 	cfg       config
 	transport *http.Transport
 	client    *http.Client
-	base      string      // URL without trailing slash
+	bases     []string    // cfg.urls without trailing slash; client i uses bases[i%len]
 	header    http.Header // shared, read-only after newLoader
 	jsonHdr   http.Header // header plus Content-Type: application/json
 	seq       atomic.Uint64
@@ -98,15 +98,18 @@ func newLoader(cfg config) *loader {
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
-		MaxIdleConns:          cfg.clients,
+		MaxIdleConns:          cfg.clients * len(cfg.urls),
 		MaxIdleConnsPerHost:   cfg.clients,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: cfg.timeout,
 		DisableCompression:    true,
 	}
-	l := &loader{cfg: cfg, transport: tr, base: strings.TrimRight(cfg.url, "/"),
+	l := &loader{cfg: cfg, transport: tr,
 		header: http.Header{}, jsonHdr: http.Header{"Content-Type": {"application/json"}}}
+	for _, u := range cfg.urls {
+		l.bases = append(l.bases, strings.TrimRight(u, "/"))
+	}
 	l.client = &http.Client{Transport: tr, Timeout: cfg.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if cfg.user != "" {
@@ -114,13 +117,17 @@ func newLoader(cfg config) *loader {
 		l.header.Set("Authorization", auth)
 		l.jsonHdr.Set("Authorization", auth)
 	}
+	for _, h := range cfg.headers {
+		l.header.Add(h.name, h.value)
+		l.jsonHdr.Add(h.name, h.value)
+	}
 	return l
 }
 
 func load(ctx context.Context, cfg config, stdout io.Writer) error {
 	l := newLoader(cfg)
 	defer l.transport.CloseIdleConnections()
-	sum := summary{Mode: cfg.mode, URL: cfg.url, Clients: cfg.clients, Rate: cfg.rate}
+	sum := summary{Mode: cfg.mode, URL: strings.Join(cfg.urls, ","), Clients: cfg.clients, Rate: cfg.rate}
 	if cfg.mode != "get" {
 		sum.Things = cfg.things
 	}
@@ -159,17 +166,21 @@ func load(ctx context.Context, cfg config, stdout io.Writer) error {
 	return err
 }
 
-// prepare creates things load:thing-0..N-1 with -clients workers.
+// prepare creates things load:thing-0..N-1 (etcd modes: puts keys
+// load/thing-0..N-1) with -clients workers, all through the first URL.
 func (l *loader) prepare(ctx context.Context) result {
 	var next atomic.Uint64
 	n := uint64(l.cfg.things)
 	return l.drive(ctx, func() (time.Time, uint64, bool) {
 		i := next.Add(1) - 1
 		return time.Now(), i, i < n && ctx.Err() == nil
-	}, func(ctx context.Context, i uint64) (*http.Request, error) {
+	}, func(ctx context.Context, _ int, i uint64) (*http.Request, error) {
+		if isEtcd(l.cfg.mode) {
+			return l.request(ctx, http.MethodPost, l.bases[0]+etcdPutPath, etcdPutBody(i, 0))
+		}
 		body := `{"attributes":{"manufacturer":"ACME","serialNo":"` + strconv.FormatUint(i, 10) +
 			`"},"features":{"coffee-brewer":{"properties":{"brewed-coffees":0}}}}`
-		return l.request(ctx, http.MethodPut, l.thingURL(i), []byte(body))
+		return l.request(ctx, http.MethodPut, l.thingURL(l.bases[0], i), []byte(body))
 	})
 }
 
@@ -193,27 +204,34 @@ func (l *loader) loop(ctx context.Context) result {
 	return l.drive(ctx, next, l.build)
 }
 
-// build makes one load-phase request.
-func (l *loader) build(ctx context.Context, seq uint64) (*http.Request, error) {
+// build makes one load-phase request of client w. The property write's body
+// is the decimal sequence number, and etcd-put writes the same bytes as its
+// value, so both systems replicate values of the same size.
+func (l *loader) build(ctx context.Context, w int, seq uint64) (*http.Request, error) {
+	base := l.bases[w%len(l.bases)]
 	switch l.cfg.mode {
 	case "put-property":
-		u := l.thingURL(uint64(rand.IntN(l.cfg.things))) + "/features/coffee-brewer/properties/brewed-coffees"
+		u := l.thingURL(base, uint64(rand.IntN(l.cfg.things))) + "/features/coffee-brewer/properties/brewed-coffees"
 		return l.request(ctx, http.MethodPut, u, strconv.AppendUint(nil, seq, 10))
 	case "get-thing":
-		return l.request(ctx, http.MethodGet, l.thingURL(uint64(rand.IntN(l.cfg.things))), nil)
+		return l.request(ctx, http.MethodGet, l.thingURL(base, uint64(rand.IntN(l.cfg.things))), nil)
 	case "search":
 		q := url.Values{"filter": {strings.ReplaceAll(l.cfg.filter, "{i}", strconv.Itoa(rand.IntN(l.cfg.things)))}}
 		if l.cfg.option != "" {
 			q.Set("option", l.cfg.option)
 		}
-		return l.request(ctx, http.MethodGet, l.base+"/api/2/search/things?"+q.Encode(), nil)
+		return l.request(ctx, http.MethodGet, base+"/api/2/search/things?"+q.Encode(), nil)
+	case "etcd-put":
+		return l.request(ctx, http.MethodPost, base+etcdPutPath, etcdPutBody(uint64(rand.IntN(l.cfg.things)), seq))
+	case "etcd-get":
+		return l.request(ctx, http.MethodPost, base+etcdRangePath, etcdRangeBody(uint64(rand.IntN(l.cfg.things)), l.cfg.serializable))
 	default:
-		return l.request(ctx, http.MethodGet, l.cfg.url, nil)
+		return l.request(ctx, http.MethodGet, l.cfg.urls[w%len(l.cfg.urls)], nil)
 	}
 }
 
-func (l *loader) thingURL(i uint64) string {
-	return l.base + "/api/2/things/load:thing-" + strconv.FormatUint(i, 10)
+func (l *loader) thingURL(base string, i uint64) string {
+	return base + "/api/2/things/load:thing-" + strconv.FormatUint(i, 10)
 }
 
 // request builds a request sharing the loader's read-only headers. The body
@@ -265,7 +283,7 @@ func pace(ctx context.Context, rate float64, deadline time.Time, out chan<- time
 // drive runs -clients workers; each takes work from next until it says stop,
 // and records the outcome of the request build makes.
 func (l *loader) drive(ctx context.Context, next func() (time.Time, uint64, bool),
-	build func(context.Context, uint64) (*http.Request, error)) result {
+	build func(ctx context.Context, client int, seq uint64) (*http.Request, error)) result {
 	all := make([]*stats, l.cfg.clients)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -278,7 +296,7 @@ func (l *loader) drive(ctx context.Context, next func() (time.Time, uint64, bool
 				if !ok {
 					return
 				}
-				req, err := build(ctx, seq)
+				req, err := build(ctx, i, seq)
 				if err != nil {
 					st.errors["bad-request"]++
 					return

@@ -17,7 +17,11 @@ commands:
   get-thing     GET random things
   search        GET /api/2/search/things with -filter ({i} = a random thing number)
   get           GET one URL
+  etcd-put      put random keys through etcd's v3 JSON gateway (same value size as put-property)
+  etcd-get      range (get) random keys through etcd's v3 JSON gateway
   hello         serve a hello-world JSON handler as a baseline
+-urls a,b,c spreads the clients round-robin over several targets and
+-header name:value (repeatable) adds a header to every request.
 run "dittoload <command> -h" for its flags; targets must be loopback.
 `
 
