@@ -33,7 +33,9 @@ func EncodeJSON(v any) []byte {
 		panic("ditto: encode: " + err.Error())
 	}
 	b := buf.Bytes()
-	return b[:len(b)-1] // drop the trailing newline
+	// An exact-size copy: encoded values are often kept for long (stored
+	// entities), and the buffer's spare capacity would be kept with them.
+	return append(make([]byte, 0, len(b)-1), b[:len(b)-1]...) // without the trailing newline
 }
 
 func truncate(s string, n int) string {

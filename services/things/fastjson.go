@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -307,7 +308,21 @@ func (d *fastDecoder) hex4() (rune, bool) {
 // encodeTree encodes a JSON tree exactly as ditto.EncodeJSON does (compact,
 // keys sorted, no HTML escaping) without reflection. Values of other Go
 // types are encoded by ditto.EncodeJSON.
-func encodeTree(v any) []byte { return appendTree(make([]byte, 0, 128), v) }
+func encodeTree(v any) []byte {
+	bp := encodeBufs.Get().(*[]byte)
+	b := appendTree((*bp)[:0], v)
+	// An exact-size copy: the result is usually kept as a stored record,
+	// and a grown buffer's spare capacity would be kept with it.
+	out := append(make([]byte, 0, len(b)), b...)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		encodeBufs.Put(bp)
+	}
+	return out
+}
+
+// encodeBufs recycles encodeTree's scratch buffers.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func appendTree(b []byte, v any) []byte {
 	switch t := v.(type) {
