@@ -287,7 +287,9 @@ func (s *scanner) skip(depth int) {
 
 // end reports an error unless only whitespace is left.
 func (s *scanner) end() error {
-	if s.peek() != 0 && s.err == nil {
+	// Not peek: a NUL byte in the input would look like the end.
+	s.ws()
+	if s.i < len(s.b) && s.err == nil {
 		s.fail()
 	}
 	return s.err
