@@ -75,6 +75,9 @@ type Source interface {
 }
 
 // Enforcers finds the enforcer of a thing's policy (the policies service).
+// The enforcers it returns must be comparable (pointers, as the policies
+// service's are): a query memoises its access decisions per enforcer, so
+// one enforcer value must give the same answers throughout a query.
 type Enforcers interface {
 	EnforcerFor(policyID, entityNamespace string) (ditto.Enforcer, bool)
 }

@@ -71,6 +71,10 @@
 // thing is a result only if the requester has partial READ on thing:/. The
 // filter is matched against, sorted by and projected from the requester's
 // view; thingId and _namespace are always part of a readable thing's view.
+// A query decides access once per enforcer (things whose policies have
+// equal content share one interned enforcer, so 100k default policies cost
+// one decision) and only for the things it verifies; what remains per
+// thing is one EnforcerFor lookup.
 //
 // # Sorting and paging
 //
@@ -85,9 +89,15 @@
 // A thingId sort walks the ID order and stops after size+1 hits. Any other
 // sort with many candidates walks the first sort field's ordered keys from
 // the cursor's value (and within the filter's bounds on that field), one
-// group of equal values at a time, and stops once the page is full; things
-// the requester sees only partly and things whose value there is not one
-// scalar are verified up front and merged in (sortwalk.go).
+// group of equal values at a time, and stops once the page is full. When
+// the filter bounds the sort field with many candidates, the walk does not
+// build the candidate set: it enumerates the things within the bounds
+// itself. Access is decided for the things the walk reaches, not for every
+// candidate; things whose value there is not one scalar are verified up
+// front and merged in. Only an unbounded walk that comes to the missing
+// values (first when ascending) first looks up the access of every
+// candidate holding the field, to find partial readers whose view hides
+// it (sortwalk.go).
 //
 // search imports only the standard library, github.com/google/btree, ditto
 // and ditto/rql. It must not import other services, consensus, node, gateway,

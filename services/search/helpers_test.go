@@ -46,10 +46,13 @@ type world struct {
 	src  *fakeSource
 	bus  *ditto.Bus
 	enfs testEnforcers
-	svc  *Service
-	now  time.Time
-	revs map[string]int64 // last revision per thing, kept across deletes
-	mu   sync.Mutex       // serializes writes, like the FSM's apply loop
+	// policies, when set, replaces enfs (for the service and the
+	// reference).
+	policies Enforcers
+	svc      *Service
+	now      time.Time
+	revs     map[string]int64 // last revision per thing, kept across deletes
+	mu       sync.Mutex       // serializes writes, like the FSM's apply loop
 	// ref caches the decoded things for refSearch; put and del reset it.
 	ref []refDoc
 }
@@ -87,10 +90,18 @@ func newWorld(t testing.TB) *world {
 	return w
 }
 
+// enforcers is what the service and the reference authorize with.
+func (w *world) enforcers() Enforcers {
+	if w.policies != nil {
+		return w.policies
+	}
+	return w.enfs
+}
+
 // start creates and starts the service.
 func (w *world) start(t testing.TB, cfg Config) *Service {
 	t.Helper()
-	w.svc = New(cfg, Deps{Source: w.src, Enforcers: w.enfs, Bus: w.bus, Clock: func() time.Time { return w.now }})
+	w.svc = New(cfg, Deps{Source: w.src, Enforcers: w.enforcers(), Bus: w.bus, Clock: func() time.Time { return w.now }})
 	if err := w.svc.Start(context.Background()); err != nil {
 		t.Fatalf("start: %v", err)
 	}
@@ -262,7 +273,7 @@ func (w *world) refSearch(t testing.TB, q Query, sortSpec string) []any {
 	for _, rd := range w.refDocs() {
 		st, full := rd.st, rd.full
 		eid := ditto.EntityID{Namespace: rd.ns}
-		pol, ok := w.enfs[st.PolicyID]
+		pol, ok := w.enforcers().EnforcerFor(st.PolicyID, rd.ns)
 		if !ok {
 			continue
 		}

@@ -13,12 +13,14 @@ import (
 
 // cand is the planner's answer for one expression: either every thing
 // (all) or the things of a posting built on demand. est estimates the
-// posting's size (exactly for eq, in and exists).
+// posting's size (exactly for eq, in and exists); capped means counting
+// stopped at the planner's limit, so the size is only known to exceed est.
 type cand struct {
-	all   bool
-	est   int
-	build func() []uint32 // runs under the index read lock
-	desc  string
+	all    bool
+	est    int
+	capped bool
+	build  func() []uint32 // runs under the index read lock
+	desc   string
 }
 
 var allCand = cand{all: true, desc: "scan"}
@@ -62,7 +64,7 @@ func (p planner) plan(n rql.Node, limit int) cand {
 		// much larger ones cost more to build than Match costs to verify.
 		use := parts[:1]
 		for _, c := range parts[1:] {
-			if c.est <= 8*parts[0].est+4096 {
+			if c.est <= 8*parts[0].est+4096 && !c.capped {
 				use = append(use, c)
 			}
 		}
@@ -71,9 +73,9 @@ func (p planner) plan(n rql.Node, limit int) cand {
 			descs[i] = c.desc
 		}
 		if len(use) == 1 {
-			return cand{est: use[0].est, build: use[0].build, desc: "and[" + use[0].desc + "]"}
+			return cand{est: use[0].est, capped: use[0].capped, build: use[0].build, desc: "and[" + use[0].desc + "]"}
 		}
-		return cand{est: use[0].est, desc: "and[" + strings.Join(descs, "&") + "]", build: func() []uint32 {
+		return cand{est: use[0].est, capped: use[0].capped, desc: "and[" + strings.Join(descs, "&") + "]", build: func() []uint32 {
 			out := use[0].build()
 			for _, c := range use[1:] {
 				if len(out) == 0 {
@@ -85,7 +87,7 @@ func (p planner) plan(n rql.Node, limit int) cand {
 		}}
 	case rql.Or:
 		parts := make([]cand, 0, len(x.Children))
-		est := 0
+		est, capped := 0, false
 		descs := make([]string, 0, len(x.Children))
 		for _, c := range x.Children {
 			cc := p.plan(c, limit)
@@ -94,10 +96,11 @@ func (p planner) plan(n rql.Node, limit int) cand {
 			}
 			parts = append(parts, cc)
 			est += cc.est
+			capped = capped || cc.capped
 			descs = append(descs, cc.desc)
 		}
 		n := len(p.x.docs)
-		return cand{est: est, desc: "or[" + strings.Join(descs, ",") + "]", build: func() []uint32 {
+		return cand{est: est, capped: capped, desc: "or[" + strings.Join(descs, ",") + "]", build: func() []uint32 {
 			lists := make([][]uint32, len(parts))
 			for i, c := range parts {
 				lists[i] = c.build()
@@ -292,7 +295,24 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 		return est <= limit
 	})
 	n := len(p.x.docs)
-	return cand{est: est, desc: desc, build: func() []uint32 {
+	return cand{est: est, capped: est > limit, desc: desc, build: func() []uint32 {
+		if est > limit || est >= n/64 {
+			// Many keys (often one thing each): set bits as the keys go by
+			// rather than collecting their postings for a union.
+			set := newBitmap(n)
+			f.vals.AscendGreaterOrEqual(&entry{k: lo}, func(e *entry) bool {
+				if !in(e) {
+					return false
+				}
+				if test == nil || test(e.k.s) {
+					for _, sl := range e.post {
+						set.set(sl)
+					}
+				}
+				return true
+			})
+			return set.slots()
+		}
 		var lists [][]uint32
 		f.vals.AscendGreaterOrEqual(&entry{k: lo}, func(e *entry) bool {
 			if !in(e) {

@@ -51,21 +51,13 @@ func union(lists [][]uint32, n int) []uint32 {
 		slices.Sort(out)
 		return slices.Compact(out)
 	}
-	set := make([]uint64, (n+63)/64)
+	set := newBitmap(n)
 	for _, l := range lists {
 		for _, s := range l {
-			set[s>>6] |= 1 << (s & 63)
+			set.set(s)
 		}
 	}
-	out := make([]uint32, 0, total)
-	for w, b := range set {
-		for b != 0 {
-			i := bits.TrailingZeros64(b)
-			out = append(out, uint32(w*64+i))
-			b &= b - 1
-		}
-	}
-	return out
+	return set.slots()
 }
 
 // intersect returns the slots in both sorted postings; a is reused.
@@ -91,6 +83,33 @@ func intersect(a, b []uint32) []uint32 {
 type bitmap []uint64
 
 func newBitmap(n int) bitmap { return make(bitmap, (n+63)/64) }
+
+// slots returns the members of b in ascending order.
+func (b bitmap) slots() []uint32 {
+	total := 0
+	for _, w := range b {
+		total += bits.OnesCount64(w)
+	}
+	out := make([]uint32, 0, total)
+	for w, x := range b {
+		for ; x != 0; x &= x - 1 {
+			out = append(out, uint32(w*64+bits.TrailingZeros64(x)))
+		}
+	}
+	return out
+}
+
+// fullBitmap returns the set of the slots 0..n-1.
+func fullBitmap(n int) bitmap {
+	b := newBitmap(n)
+	for i := range b {
+		b[i] = ^uint64(0)
+	}
+	if r := n % 64; r != 0 {
+		b[len(b)-1] = 1<<r - 1
+	}
+	return b
+}
 
 func (b bitmap) has(s uint32) bool {
 	return int(s>>6) < len(b) && b[s>>6]&(1<<(s&63)) != 0

@@ -171,23 +171,19 @@ func (c *enfCache) get(policyID, ns string) (ditto.Enforcer, bool) {
 // view decodes d and returns the part the subjects may read, as the filter
 // sees it, or false when they may read nothing of it (or its JSON does not
 // decode). The result is fresh and owned by the caller.
-func view(d *doc, subjects []string, ec *enfCache) (map[string]any, bool) {
-	enf, ok := ec.get(d.policyID, d.ns)
-	if !ok || enf == nil {
-		return nil, false
-	}
-	if enf.Unrestricted(ditto.ResourceThing, rootPtr, subjects, ditto.PermRead) {
-		full, err := d.full()
-		return full, err == nil
-	}
-	if !enf.Partial(ditto.ResourceThing, rootPtr, subjects, ditto.PermRead) {
+func (r *runner) view(d *doc) (map[string]any, bool) {
+	enf, c := r.access(d)
+	if c == readNone {
 		return nil, false
 	}
 	full, err := d.full()
 	if err != nil {
 		return nil, false
 	}
-	v, ok := enf.View(ditto.ResourceThing, rootPtr, full, subjects)
+	if c == readAll {
+		return full, true
+	}
+	v, ok := enf.View(ditto.ResourceThing, rootPtr, full, r.p.subjects)
 	if !ok {
 		return nil, false
 	}
@@ -214,7 +210,8 @@ type runner struct {
 	ctx      context.Context
 	ec       enfCache
 	examined int
-	classes  map[enfKey]uint8 // readable's cache
+	// classes memoises access decisions per enforcer (access).
+	classes map[ditto.Enforcer]uint8
 }
 
 // check verifies d and returns its hit.
@@ -225,7 +222,7 @@ func (r *runner) check(d *doc) (hit, bool, error) {
 		}
 	}
 	r.examined++
-	v, ok := view(d, r.p.subjects, &r.ec)
+	v, ok := r.view(d)
 	if !ok || !rql.Match(r.p.node, v, r.p.env) {
 		return hit{}, false, nil
 	}

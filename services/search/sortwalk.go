@@ -13,22 +13,36 @@ import (
 
 // Sorting on a field other than thingId walks that field's ordered keys
 // (keyset: from the cursor's value on) instead of verifying every
-// candidate. The sort value of a thing is read from the requester's view,
-// so the walk only serves things whose view is the whole thing and whose
-// value at the sort path is one scalar (the index key is then the sort
-// value):
+// candidate. The sort value of a thing is read from the requester's view;
+// the index key is that value when the value is one scalar and the view
+// shows it:
 //
 //   - rank 0 (missing or null): candidates without the path or with a null
 //     key, checked as one group (by thingId with a single sort key, so the
 //     page stops early);
 //   - numbers, strings and booleans: the field's keys in order, each key's
 //     candidates as one group;
-//   - everything else, verified up front and merged by their true sort
-//     value: things the requester sees only partly, and things whose value
-//     is an object, an array or lies in one (the tIrr key).
+//   - things whose value is an object, an array or lies in one (the tIrr
+//     key) are verified up front and merged by their true sort value.
+//
+// Access is decided lazily, only for the things the walk reaches (with
+// per-thing policies that is one enforcer lookup per thing, so deciding it
+// for every candidate up front would cost more than the page). A partial
+// reader reached in a value group is a hit of that group when its view
+// shows the value. When its view hides the value, the thing sorts as
+// missing (rank 0):
+//
+//   - a filter that bounds the sort field never matches such a view, and
+//     bounded walks skip rank 0;
+//   - a descending walk without a cursor reaches rank 0 only after every
+//     value group, so the hidden ones it met on the way are kept and
+//     merged (deferred);
+//   - otherwise (ascending, where rank 0 comes first, or descending from a
+//     cursor, which skipped value groups) the walk looks up every present
+//     candidate's access when it comes to rank 0 (hiddenHits).
 //
 // Each hit of the walk must have the sort value of its group, else it is
-// dropped (a thing listed under two keys is served by the right one).
+// dropped (it is served by the group of its true value).
 
 // walkSource is one stretch of the walk in sort order.
 type walkSource struct {
@@ -47,52 +61,103 @@ func useWalk(cands, keys, need int) bool {
 	return cands > 2*need && int64(keys)*int64(need) < 100*int64(cands)*int64(cands)
 }
 
+// walkBuildLimit is the candidate estimate above which a walk bounded by
+// the filter on its sort field does not build the candidate set: the walk
+// enumerates the things within those bounds itself (the filter decides),
+// while building a range of many keys costs more than a page. Planning
+// such a query only counts range keys up to this limit.
+const walkBuildLimit = 4096
+
 // sorted returns the first need hits after the cursor in sort order.
 func (r *runner) sorted(need int) ([]hit, Explain, error) {
-	docs, _, all, ex := r.candidates()
-	if all {
-		docs = r.s.allDocs()
-		ex.Candidates = len(docs)
-	}
+	var ex Explain
 	path := strings.Join(r.p.sort[0].path, "/")
-	r.s.mu.RLock()
+	_, _, bounded := walkBounds(r.p.node, path, planner{env: r.p.env})
+	s := r.s
+	s.mu.RLock()
+	x := s.idx
+	limit := x.things
+	if bounded {
+		limit = min(limit, walkBuildLimit)
+	}
+	c := planner{x: x, env: r.p.env}.plan(r.p.node, limit)
+	ex.Plan, ex.Scan = c.String(), c.all
 	keys := 0
-	if f := r.s.idx.fields[path]; f != nil {
+	if f := x.fields[path]; f != nil {
 		keys = f.vals.Len()
 	}
-	r.s.mu.RUnlock()
-	if !useWalk(len(docs), keys, need) {
+	var inC bitmap
+	var docs []*doc
+	switch {
+	case bounded && !c.all && c.est > walkBuildLimit && useWalk(c.est, keys, need):
+		// Candidates: the things within the walk's bounds (est is a lower
+		// bound of their number).
+		inC, ex.Candidates = fullBitmap(len(x.docs)), c.est
+	case c.all && useWalk(x.things, keys, need):
+		inC, ex.Candidates = fullBitmap(len(x.docs)), x.things
+	case c.all:
+		docs = liveDocs(x, nil)
+		ex.Candidates = len(docs)
+	default:
+		docs = liveDocs(x, c.build())
+		ex.Candidates = len(docs)
+		if useWalk(len(docs), keys, need) {
+			inC = newBitmap(len(x.docs))
+			for _, d := range docs {
+				inC.set(d.slot)
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if inC == nil {
 		hits, err := r.checkAll(docs, need)
 		return hits, ex, err
 	}
 	ex.Plan += "+sortwalk:" + path
-	hits, err := r.walk(docs, path, need)
+	hits, err := r.walk(inC, path, need)
 	return hits, ex, err
 }
 
-// walk is sorted by walking the sort field.
-func (r *runner) walk(docs []*doc, path string, need int) ([]hit, error) {
-	// Split the candidates: wholly readable ones may be walked, partly
-	// readable ones are verified up front.
-	n := 0
-	for _, d := range docs {
-		n = max(n, int(d.slot)+1)
+// liveDocs returns the documents of slots (nil: of every thing). Called
+// with the read lock held.
+func liveDocs(x *index, slots []uint32) []*doc {
+	if slots == nil {
+		docs := make([]*doc, 0, x.things)
+		for _, d := range x.docs {
+			if d != nil {
+				docs = append(docs, d)
+			}
+		}
+		return docs
 	}
-	inC := newBitmap(n)
-	var extra []*doc
-	for _, d := range docs {
-		switch r.readable(d) {
-		case readAll:
-			inC.set(d.slot)
-		case readPart:
-			extra = append(extra, d)
+	docs := make([]*doc, 0, len(slots))
+	for _, sl := range slots {
+		if d := x.docs[sl]; d != nil {
+			docs = append(docs, d)
 		}
 	}
-	var groups []walkGroup
+	return docs
+}
+
+// walk is sorted by walking the sort field over the candidates inC (which
+// it modifies).
+func (r *runner) walk(inC bitmap, path string, need int) ([]hit, error) {
+	desc := r.p.sort[0].desc
+	var ra int
+	var after any
+	if r.p.hasAfter {
+		after = r.p.after[0]
+		ra = rank(after)
+	}
+	lo, hi, bounded := walkBounds(r.p.node, path, planner{env: r.p.env})
+	// deferHidden: value groups are walked completely before rank 0, so
+	// the hidden values met on the way are all there are.
+	deferHidden := desc && !r.p.hasAfter && !bounded
+	// Things whose value is not one scalar are verified up front.
+	var extra []*doc
 	r.s.mu.RLock()
 	x := r.s.idx
-	f := x.fields[path]
-	if f != nil {
+	if f := x.fields[path]; f != nil {
 		if e := f.get(vkey{t: tIrr}); e != nil {
 			for _, sl := range e.post {
 				if inC.has(sl) {
@@ -109,19 +174,11 @@ func (r *runner) walk(docs []*doc, path string, need int) ([]hit, error) {
 	if err != nil {
 		return nil, err
 	}
-	desc := r.p.sort[0].desc
 	order := walkOrder
 	if desc {
 		order = slices.Clone(walkOrder)
 		slices.Reverse(order)
 	}
-	var ra int
-	var after any
-	if r.p.hasAfter {
-		after = r.p.after[0]
-		ra = rank(after)
-	}
-	lo, hi, bounded := walkBounds(r.p.node, path, planner{env: r.p.env})
 	if bounded {
 		// Only things with a value of the bounds' type in the bounds can
 		// match: walk just that stretch of keys.
@@ -130,9 +187,17 @@ func (r *runner) walk(docs []*doc, path string, need int) ([]hit, error) {
 		lo, hi = vkey{t: tPresent, n: math.Inf(-1)}, vkey{t: tStr + 1}
 	}
 	var hits []hit
+	var groups []walkGroup
 	for _, src := range order {
 		if r.p.hasAfter && ((!desc && src.rank < ra) || (desc && src.rank > ra)) {
 			continue // wholly before the cursor
+		}
+		if src.rank == 0 && !deferHidden {
+			hh, err := r.hiddenHits(inC, path)
+			if err != nil {
+				return nil, err
+			}
+			eh = append(eh, hh...)
 		}
 		// The walk resumes at from: inclusive for the cursor's value,
 		// exclusive after a chunk.
@@ -172,11 +237,14 @@ func (r *runner) walk(docs []*doc, path string, need int) ([]hit, error) {
 				if len(hits) >= need {
 					break
 				}
-				gh, err := r.checkGroup(g, need-len(hits))
+				gh, hidden, err := r.checkGroup(g, need-len(hits))
 				if err != nil {
 					return nil, err
 				}
 				hits = append(hits, gh...)
+				if deferHidden {
+					eh = append(eh, hidden...)
+				}
 			}
 			if src.rank == 0 || len(groups) < walkChunk {
 				break
@@ -191,6 +259,53 @@ func (r *runner) walk(docs []*doc, path string, need int) ([]hit, error) {
 	r.sortHits(hits)
 	if len(hits) > need {
 		hits = hits[:need]
+	}
+	return hits, nil
+}
+
+// hiddenHits returns the hits among the candidates with a non-null value
+// at path whose view hides it: partial readers, for whom the thing sorts
+// as missing. It looks up the access of every such candidate.
+func (r *runner) hiddenHits(inC bitmap, path string) ([]hit, error) {
+	var present []*doc
+	r.s.mu.RLock()
+	x := r.s.idx
+	if f := x.fields[path]; f != nil {
+		var null bitmap
+		if e := f.get(vkey{t: tNull}); e != nil {
+			null = newBitmap(len(inC) * 64)
+			for _, sl := range e.post {
+				null.set(sl)
+			}
+		}
+		if e := f.get(vkey{t: tPresent}); e != nil {
+			for _, sl := range e.post {
+				if inC.has(sl) && !null.has(sl) {
+					if d := x.docs[sl]; d != nil {
+						present = append(present, d)
+					}
+				}
+			}
+		}
+	}
+	r.s.mu.RUnlock()
+	var hits []hit
+	for i, d := range present {
+		if i&1023 == 0 {
+			if err := r.ctx.Err(); err != nil {
+				return nil, timeoutErr(err)
+			}
+		}
+		if _, c := r.access(d); c != readPart {
+			continue
+		}
+		h, ok, err := r.check(d)
+		if err != nil {
+			return nil, err
+		}
+		if ok && rank(h.keys[0]) == 0 && r.afterCursor(h) {
+			hits = append(hits, h)
+		}
 	}
 	return hits, nil
 }
@@ -305,34 +420,40 @@ func hasValue(v any, k vkey) bool {
 
 // checkGroup verifies a group and returns its hits in sort order. With a
 // single sort key the group is ordered by thingId and stops after need
-// hits.
-func (r *runner) checkGroup(g walkGroup, need int) ([]hit, error) {
+// hits. hidden are the hits whose view hides the group's value (they sort
+// as missing).
+func (r *runner) checkGroup(g walkGroup, need int) (hits, hidden []hit, err error) {
 	single := len(r.p.sort) == 1
 	if single {
 		slices.SortFunc(g.docs, func(a, b *doc) int { return strings.Compare(a.id, b.id) })
 	}
 	atCursor := r.p.hasAfter && hasValue(r.p.after[0], g.k)
-	var hits []hit
 	for _, d := range g.docs {
 		if single && atCursor && d.id <= r.p.afterID {
 			continue
 		}
 		h, ok, err := r.check(d)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if !ok || !hasValue(h.keys[0], g.k) || !r.afterCursor(h) {
+		if !ok || !r.afterCursor(h) {
+			continue
+		}
+		if !hasValue(h.keys[0], g.k) {
+			if g.k.t != tPresent && rank(h.keys[0]) == 0 {
+				hidden = append(hidden, h)
+			}
 			continue
 		}
 		hits = append(hits, h)
 		if single && len(hits) >= need {
-			return hits, nil
+			return hits, hidden, nil
 		}
 	}
 	if !single {
 		r.sortHits(hits)
 	}
-	return hits, nil
+	return hits, hidden, nil
 }
 
 // Readability of a thing for the runner's subjects.
@@ -342,31 +463,36 @@ const (
 	readAll
 )
 
-type enfKey struct{ policyID, ns string }
+// maxClasses bounds the access decisions one query memoises.
+const maxClasses = 4096
 
-// readable classifies d by its policy, remembering up to 4096 policies
-// per query.
-func (r *runner) readable(d *doc) uint8 {
-	k := enfKey{d.policyID, d.ns}
-	if v, ok := r.classes[k]; ok {
-		return v
+// access returns d's enforcer and what the requester may read of d. The
+// decision depends only on the enforcer and the query's subjects, so it is
+// memoised per enforcer for the query: things whose policies have equal
+// content share one interned enforcer (100k default policies of one user
+// cost one decision, not 100k).
+func (r *runner) access(d *doc) (ditto.Enforcer, uint8) {
+	enf, ok := r.ec.get(d.policyID, d.ns)
+	if !ok || enf == nil {
+		return nil, readNone
+	}
+	if c, ok := r.classes[enf]; ok {
+		return enf, c
 	}
 	c := readNone
-	if enf, ok := r.ec.get(d.policyID, d.ns); ok && enf != nil {
-		switch {
-		case enf.Unrestricted(ditto.ResourceThing, rootPtr, r.p.subjects, ditto.PermRead):
-			c = readAll
-		case enf.Partial(ditto.ResourceThing, rootPtr, r.p.subjects, ditto.PermRead):
-			c = readPart
-		}
+	switch {
+	case enf.Unrestricted(ditto.ResourceThing, rootPtr, r.p.subjects, ditto.PermRead):
+		c = readAll
+	case enf.Partial(ditto.ResourceThing, rootPtr, r.p.subjects, ditto.PermRead):
+		c = readPart
 	}
 	if r.classes == nil {
-		r.classes = map[enfKey]uint8{}
+		r.classes = make(map[ditto.Enforcer]uint8, 4)
 	}
-	if len(r.classes) < 4096 {
-		r.classes[k] = c
+	if len(r.classes) < maxClasses {
+		r.classes[enf] = c
 	}
-	return c
+	return enf, c
 }
 
 // walkBounds returns the inclusive key range on path that the filter
