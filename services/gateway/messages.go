@@ -84,6 +84,13 @@ func parseMessageRoute(escaped string) (mr messageRoute, ok bool, derr *ditto.Er
 		if err != nil {
 			return messageRoute{}, true, err
 		}
+		// An encoded slash may sit inside a subject, but no part of the
+		// subject may be empty: it becomes a path of the message.
+		for _, part := range strings.Split(s, "/") {
+			if part == "" {
+				return messageRoute{}, true, ditto.ErrPointerInvalid.New("The message subject '%s' has an empty segment.", s)
+			}
+		}
 		mr.subject = append(mr.subject, s)
 	}
 	return mr, true, nil
