@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/dittonode/dittonode/ditto"
 )
@@ -25,45 +24,8 @@ const (
 	ackSearchPersisted = "search-persisted"
 )
 
-// requestedAcks parses the requested-acks header (a comma list or a JSON
-// array) into distinct valid labels.
-func requestedAcks(raw string) ([]string, *ditto.Error) {
-	raw = strings.TrimSpace(raw)
-	var parts []string
-	if strings.HasPrefix(raw, "[") {
-		if err := json.Unmarshal([]byte(raw), &parts); err != nil {
-			return nil, ditto.ErrHeaderInvalid.New("The header 'requested-acks' is neither a comma-separated list nor a JSON array of labels.")
-		}
-	} else if raw != "" {
-		parts = strings.Split(raw, ",")
-	}
-	var out []string
-	for _, p := range parts {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		if !ditto.ValidAckLabel(p) {
-			if len(p) > 120 {
-				p = p[:120] + "…"
-			}
-			return nil, ditto.ErrAckLabelInvalid.New("The acknowledgement label '%s' is invalid.", p)
-		}
-		if !containsLabel(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-func containsLabel(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
+// requestedAcks parses the requested-acks header into distinct valid labels.
+func requestedAcks(raw string) ([]string, *ditto.Error) { return ditto.ParseAckLabels(raw) }
 
 // zeroTimeout reports whether the timeout header asks not to wait.
 func zeroTimeout(h ditto.Headers) bool {

@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -71,29 +70,11 @@ func parseAckRequest(h ditto.Headers, answerable bool) (ackRequest, error) {
 // arrays arrive as comma lists) or a JSON array of labels. Duplicates are
 // dropped; an invalid label is acknowledgement:label.invalid.
 func ParseLabels(raw string) ([]string, error) {
-	raw = strings.TrimSpace(raw)
-	var parts []string
-	if strings.HasPrefix(raw, "[") {
-		if err := json.Unmarshal([]byte(raw), &parts); err != nil {
-			return nil, ditto.ErrHeaderInvalid.New("The header 'requested-acks' is neither a comma-separated list nor a JSON array of labels.")
-		}
-	} else if raw != "" {
-		parts = strings.Split(raw, ",")
+	labels, derr := ditto.ParseAckLabels(raw)
+	if derr != nil {
+		return nil, derr
 	}
-	var out []string
-	for _, p := range parts {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		if !ditto.ValidAckLabel(p) {
-			return nil, ditto.ErrAckLabelInvalid.New("The acknowledgement label '%s' is invalid.", truncate(p, 120))
-		}
-		if !containsString(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out, nil
+	return labels, nil
 }
 
 func containsString(list []string, s string) bool {
