@@ -7,8 +7,10 @@ PKGS      := ./...
 FUZZTIME  ?= 30s
 SHORTFUZZ ?= 3s
 BENCHTIME ?= 1s
+CHAOS     ?= 5m
+CHAOSSEED ?= 7
 
-.PHONY: help build run test test-short fuzz fuzz-short bench bench-http bench-mesh compat lint fmt verify clean
+.PHONY: help build run test test-short test-testnet testnet chaos fuzz fuzz-short bench bench-http bench-mesh compat lint fmt verify clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +29,15 @@ test: ## all tests with -race, then a short run of every fuzz target
 
 test-short: ## quick tests without -race and without the multi-node/slow ones
 	$(GO) test -short -count=1 $(PKGS)
+
+testnet: build ## run a local 3-node cluster in the foreground (Ctrl-C stops it)
+	@scripts/testnet.sh $(BIN)/dittonode
+
+test-testnet: ## multi-node testnet tests: harness faults and a short seeded linearizability run
+	DITTONODE_TESTNET=1 $(GO) test -race -count=1 -timeout 15m ./testnet/
+
+chaos: ## long linearizability run of testnet under faults (CHAOS=5m, CHAOSSEED=7)
+	DITTONODE_TESTNET=1 $(GO) test -race -count=1 -timeout 2h -v -run '^TestChaos$$' ./testnet -chaos.duration=$(CHAOS) -chaos.seed=$(CHAOSSEED)
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@scripts/fuzz.sh $(FUZZTIME)

@@ -234,11 +234,12 @@ func (n *Node) waitLeaders(ctx context.Context) {
 			}
 		}
 		// Replay the local log before serving: a read must not find a
-		// thing whose policy the policies group has not replayed yet.
-		if g.IsLeader() {
-			if err := g.ReadBarrier(ctx); err != nil {
-				n.deps.Logger.Warn("raft group did not catch up before serving", "group", g.Status().Name, "err", err)
-			}
+		// thing whose policy the policies group has not replayed yet. A
+		// follower catches up to the leader's commit index (a restarted
+		// follower would otherwise enforce writes against policies it has
+		// not applied yet and answer 403).
+		if err := g.ReadBarrier(ctx); err != nil {
+			n.deps.Logger.Warn("raft group did not catch up before serving", "group", g.Status().Name, "err", err)
 		}
 	}
 }

@@ -19,6 +19,7 @@ var queryHeaders = []string{
 	"channel", ditto.HeaderCorrelationID, ditto.HeaderRequestedAcks, "declared-acks", ditto.HeaderResponseRequired,
 	ditto.HeaderTimeout, "live-channel-timeout-strategy", ditto.HeaderAllowPolicyLockout, ditto.HeaderCondition,
 	"live-channel-condition", "at-historical-revision", "at-historical-timestamp", "dry-run", "accept",
+	ditto.HeaderConsistency,
 }
 
 // lowerNames caches the lower-case Ditto names of common canonical HTTP

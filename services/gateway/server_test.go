@@ -389,6 +389,12 @@ func TestHeaders(t *testing.T) {
 			t.Errorf("correlation-id = %q", c)
 		}
 	})
+	t.Run("consistency as query parameter", func(t *testing.T) {
+		env.do(t, req{method: "GET", path: thingURL + "?consistency=local"})
+		if c := env.things.last(t).Headers[ditto.HeaderConsistency]; c != "local" {
+			t.Errorf("command consistency = %q", c)
+		}
+	})
 	t.Run("correlation-id generated", func(t *testing.T) {
 		for _, r := range []req{{method: "GET", path: thingURL}, {method: "GET", path: "/nope"}, {method: "GET", path: "/health"}} {
 			if c := env.do(t, r).header.Get("correlation-id"); c == "" {
