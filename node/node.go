@@ -52,6 +52,7 @@ type Node struct {
 	gateway      *gateway.Server
 	mesh         *cluster // nil without a cluster secret
 	live         *live.Router
+	livePeers    *livePeers // nil without the mesh
 
 	groups []*consensus.Group // in start order
 
@@ -117,9 +118,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	})
 	// The live router observes the bus to stamp requested-acks on the twin
 	// events of commands that wait for custom acknowledgements.
-	n.live = live.New(n.cfg.Live, live.Deps{
-		Enforcers: n.policies, Things: thingPolicies{n.things}, Logger: log.With("service", "live"),
-	})
+	// In a cluster, live signals and their answers cross nodes over the
+	// mesh (node/live.go).
+	liveDeps := live.Deps{Enforcers: n.policies, Things: thingPolicies{n.things}, Logger: log.With("service", "live")}
+	if n.mesh != nil {
+		n.livePeers = newLivePeers(n.mesh, log)
+		liveDeps.Peers = n.livePeers
+	}
+	n.live = live.New(n.cfg.Live, liveDeps)
+	if n.livePeers != nil {
+		n.livePeers.start(n.live)
+	}
 	n.bus.Observe(n.live.TwinEvent)
 	n.connectivity = connectivity.New(n.cfg.Connectivity, connectivity.Deps{
 		Log: connLog, Clock: n.deps.Clock, Logger: log.With("service", "connectivity"),
@@ -325,6 +334,9 @@ func (n *Node) Close() error {
 		}
 		if n.policies != nil {
 			errs = append(errs, n.policies.Close())
+		}
+		if n.livePeers != nil {
+			n.livePeers.close()
 		}
 		for i := len(n.groups) - 1; i >= 0; i-- {
 			errs = append(errs, n.groups[i].Close())
