@@ -307,6 +307,17 @@ func (n *Node) ID() string { return n.id.ID }
 // Bus is the node-local signal bus.
 func (n *Node) Bus() *ditto.Bus { return n.bus }
 
+// SlowSubscribers counts the subscribers cut off for falling behind: bus
+// subscriptions (SSE streams, search) and WebSocket sessions whose event
+// queue overflowed.
+func (n *Node) SlowSubscribers() int64 {
+	cut := n.bus.Dropped()
+	if n.gateway != nil {
+		cut += n.gateway.SlowSessions()
+	}
+	return cut
+}
+
 // Live is the node's live-signal router (messages, live commands and
 // events, acknowledgements).
 func (n *Node) Live() *live.Router { return n.live }

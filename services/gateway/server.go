@@ -96,6 +96,7 @@ type Server struct {
 	sem        chan struct{}
 	handler    http.Handler
 	hub        *streamHub // WebSocket sessions and SSE streams
+	fanout     *eventFanout
 
 	mu      sync.Mutex
 	srv     *http.Server
@@ -139,6 +140,7 @@ func New(cfg Config, deps Deps) *Server {
 		s.mechanisms = append(s.mechanisms, s.jwt)
 	}
 	s.hub = newStreamHub(cfg.Streams)
+	s.fanout = newEventFanout(s)
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s
 }
@@ -223,6 +225,7 @@ func (s *Server) Close() error {
 		close(s.done)
 		s.stop()
 		s.hub.close()
+		s.fanout.close()
 		s.wg.Wait()
 	})
 	return s.closeErr
