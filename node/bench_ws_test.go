@@ -1,12 +1,17 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -142,9 +147,13 @@ func BenchmarkWSFanoutPaced(b *testing.B) {
 }
 
 // benchSubscriber is one WebSocket session receiving twin events; its
-// reader records the sequence number and arrival time of each.
+// reader records the sequence number and arrival time of each. It speaks
+// the few parts of RFC 6455 it needs itself (handshake, reading unmasked
+// server frames, masked client frames, pong): a full client library costs
+// more CPU per frame than the node's fan-out, and the clients share the two
+// cores with the node, so they would measure themselves.
 type benchSubscriber struct {
-	conn *websocket.Conn
+	conn net.Conn
 	mu   sync.Mutex
 	got  []received
 	end  chan struct{}
@@ -152,33 +161,42 @@ type benchSubscriber struct {
 }
 
 func newBenchSubscriber(b *testing.B, n *Node, expect int) *benchSubscriber {
-	conn := dialRawWS(b, n, "ditto", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := conn.Write(ctx, websocket.MessageText, []byte("START-SEND-EVENTS")); err != nil {
+	conn, br := dialBenchWS(b, n, "ditto")
+	if err := writeClientFrame(conn, 0x1, []byte("START-SEND-EVENTS")); err != nil {
 		b.Fatal(err)
 	}
-	if _, ack, err := conn.Read(ctx); err != nil || string(ack) != "START-SEND-EVENTS:ACK" {
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, ack, err := readServerFrame(br, nil); err != nil || string(ack) != "START-SEND-EVENTS:ACK" {
 		b.Fatalf("start: %q %v", ack, err)
 	}
+	_ = conn.SetReadDeadline(time.Time{})
 	s := &benchSubscriber{conn: conn, got: make([]received, 0, expect), end: make(chan struct{})}
 	go func() {
 		defer close(s.end)
-		// One reused buffer instead of a fresh one per frame: the clients
-		// share the CPU with the node.
-		buf := bytes.NewBuffer(make([]byte, 0, 4096))
+		buf := make([]byte, 0, 4096)
 		for {
-			_, r, err := conn.Reader(context.Background())
-			if err == nil {
-				buf.Reset()
-				_, err = buf.ReadFrom(r)
-			}
+			op, data, err := readServerFrame(br, buf[:0])
 			if err != nil {
 				s.err = err
 				return
 			}
+			buf = data[:0]
+			switch op {
+			case 0x8: // close
+				s.err = fmt.Errorf("closed by the node: %q", data)
+				return
+			case 0x9: // ping
+				if err := writeClientFrame(conn, 0xA, data); err != nil {
+					s.err = err
+					return
+				}
+				continue
+			case 0x1:
+			default:
+				continue
+			}
 			at := time.Now().UnixNano()
-			seq, ok := seqOf(buf.Bytes())
+			seq, ok := seqOf(data)
 			if !ok {
 				continue
 			}
@@ -188,6 +206,89 @@ func newBenchSubscriber(b *testing.B, n *Node, expect int) *benchSubscriber {
 		}
 	}()
 	return s
+}
+
+// dialBenchWS opens /ws/2 with a handshake of its own.
+func dialBenchWS(b *testing.B, n *Node, user string) (net.Conn, *bufio.Reader) {
+	b.Helper()
+	addr := n.HTTPAddr().String()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	key := make([]byte, 16)
+	_, _ = rand.Read(key)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/ws/2", nil)
+	req.SetBasicAuth(user, user)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(key))
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := req.Write(conn); err != nil {
+		b.Fatal(err)
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		b.Fatalf("websocket handshake: %v %v", resp, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, br
+}
+
+// readServerFrame reads one unfragmented, unmasked frame into buf.
+func readServerFrame(br *bufio.Reader, buf []byte) (byte, []byte, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	if hdr[0]&0x80 == 0 || hdr[1]&0x80 != 0 {
+		return 0, nil, fmt.Errorf("unexpected frame header %x", hdr)
+	}
+	n := uint64(hdr[1] & 0x7f)
+	switch n {
+	case 126:
+		var ext [2]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(ext[:])
+	}
+	if n > 1<<24 {
+		return 0, nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	buf = slices.Grow(buf[:0], int(n))[:n]
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0] & 0x0f, buf, nil
+}
+
+// writeClientFrame writes one masked frame (the zero mask: the payload
+// goes as it is).
+func writeClientFrame(w io.Writer, op byte, payload []byte) error {
+	f := []byte{0x80 | op}
+	switch {
+	case len(payload) < 126:
+		f = append(f, 0x80|byte(len(payload)))
+	case len(payload) <= 0xffff:
+		f = append(f, 0x80|126)
+		f = binary.BigEndian.AppendUint16(f, uint16(len(payload)))
+	default:
+		f = append(f, 0x80|127)
+		f = binary.BigEndian.AppendUint64(f, uint64(len(payload)))
+	}
+	f = append(f, 0, 0, 0, 0)
+	_, err := w.Write(append(f, payload...))
+	return err
 }
 
 // wait returns the events received once all total arrived, the session
@@ -233,7 +334,7 @@ func seqOf(frame []byte) (int, bool) {
 }
 
 func (s *benchSubscriber) close() {
-	_ = s.conn.CloseNow()
+	_ = s.conn.Close()
 	<-s.end
 }
 

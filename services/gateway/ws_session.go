@@ -74,8 +74,10 @@ type wsSession struct {
 	// streams is what the fan-out reads of this session, replaced under mu.
 	streams atomic.Pointer[streamView]
 	cmdSem  chan struct{}
-	liveQ   chan ditto.Envelope
-	wg      sync.WaitGroup
+	// liveQ holds pointers: a channel's buffer is allocated whole, and
+	// EventQueue envelopes per session would be most of a session's memory.
+	liveQ chan *ditto.Envelope
+	wg    sync.WaitGroup
 
 	failOnce    sync.Once
 	closing     chan struct{}
@@ -103,7 +105,7 @@ func newSession(s *Server, conn *websocket.Conn, auth ditto.Auth, expiry time.Ti
 		out:         make(chan []byte, cfg.OutQueue),
 		events:      make(chan []byte, cfg.EventQueue),
 		cmdSem:      make(chan struct{}, cfg.MaxInFlight),
-		liveQ:       make(chan ditto.Envelope, cfg.EventQueue),
+		liveQ:       make(chan *ditto.Envelope, cfg.EventQueue),
 		closing:     make(chan struct{}),
 		auth:        auth,
 		searches:    map[string]SearchSubscription{},
@@ -496,7 +498,7 @@ func (ss *wsSession) resubscribeLive() error {
 // whose live queue overflows is closed.
 func (ss *wsSession) deliverLive(env ditto.Envelope) {
 	select {
-	case ss.liveQ <- env:
+	case ss.liveQ <- &env:
 	case <-ss.ctx.Done():
 	default:
 		ss.fail(websocket.StatusPolicyViolation, "live signal queue overflowed: consumer too slow")
@@ -509,7 +511,8 @@ func (ss *wsSession) livePump() {
 		select {
 		case <-ss.ctx.Done():
 			return
-		case env := <-ss.liveQ:
+		case p := <-ss.liveQ:
+			env := *p
 			if env.Headers.Get(HeaderOrigin) == ss.id {
 				continue
 			}
