@@ -344,8 +344,54 @@ func (s *benchSubscriber) close() {
 //
 //	go test -run '^$' -bench BenchmarkWSMessageRoundTrip -benchtime 5000x ./node/
 func BenchmarkWSMessageRoundTrip(b *testing.B) {
-	const clients = 32
 	n := startBenchNode(b, nil)
+	messageRoundTrips(b, n, n)
+}
+
+// BenchmarkWSMessageRoundTripAcrossNodes is the same with the HTTP clients
+// on node 1 and the device session on node 3 of a three-node cluster
+// (real libp2p on loopback): every message and answer crosses the mesh.
+//
+//	go test -run '^$' -bench BenchmarkWSMessageRoundTripAcrossNodes -benchtime 5000x ./node/
+func BenchmarkWSMessageRoundTripAcrossNodes(b *testing.B) {
+	nodes := startBenchCluster(b)
+	messageRoundTrips(b, nodes[0], nodes[2])
+}
+
+// startBenchCluster runs three quiet mesh nodes on loopback.
+func startBenchCluster(b *testing.B) []*Node {
+	b.Helper()
+	mesh := func(join []string) func(*Config) {
+		return func(c *Config) {
+			c.StartTimeout = 10 * time.Second
+			c.Mesh.ClusterSecret = testSecret
+			c.Mesh.MDNS = false
+			c.Mesh.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"}
+			c.Mesh.Join = join
+		}
+	}
+	n1 := startBenchNode(b, mesh(nil))
+	nodes := []*Node{n1, nil, nil}
+	var wg sync.WaitGroup
+	for i := 1; i < 3; i++ {
+		wg.Go(func() { nodes[i] = startBenchNode(b, mesh(n1.P2PAddrs()[:1])) })
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for err := converged(nodes, 3); err != nil; err = converged(nodes, 3) {
+		if time.Now().After(deadline) {
+			b.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+	return nodes
+}
+
+// messageRoundTrips runs 32 HTTP clients against entry whose messages one
+// device session on responder answers.
+func messageRoundTrips(b *testing.B, entry, responderNode *Node) {
+	const clients = 32
+	n := entry
 	base := "http://" + n.HTTPAddr().String()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: 30 * time.Second}
 	b.Cleanup(hc.CloseIdleConnections)
@@ -358,7 +404,24 @@ func BenchmarkWSMessageRoundTrip(b *testing.B) {
 		resp.Body.Close()
 	}
 
-	responder := dialRawWS(b, n, "ditto", "")
+	// The responder's node must have applied the thing.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", "http://"+responderNode.HTTPAddr().String()+"/api/2/things/bench:msg?consistency=local", nil)
+		req.SetBasicAuth("ditto", "ditto")
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("thing not on the responder's node: %v %v", resp, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+	responder := dialRawWS(b, responderNode, "ditto", "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := responder.Write(ctx, websocket.MessageText, []byte("START-SEND-MESSAGES")); err != nil {

@@ -73,15 +73,20 @@ type remoteEntry struct {
 	thingID string
 	sig     *signal  // live signals: the classified signal (responder checks)
 	labels  []string // twin expectations: the requested custom labels
+	// custom: the origin also waits for custom labels, so the entry stays
+	// after the live response until it expires.
+	custom  bool
 	expires time.Time
 	// answered: a live response was routed back already (the first wins).
 	answered bool
 }
 
-// remember records e under cid in m, sweeping expired entries when m is
-// large. It reports false when m is full. The caller holds r.mu.
-func remember(m map[string]*remoteEntry, cid string, e *remoteEntry, now time.Time) bool {
-	if len(m) >= maxRemote/2 {
+// remember records e under cid in m, sweeping expired entries (at most
+// once a second) when m is large. It reports false when m is full. The
+// caller holds r.mu.
+func (r *Router) remember(m map[string]*remoteEntry, cid string, e *remoteEntry, now time.Time) bool {
+	if len(m) >= maxRemote/2 && now.Sub(r.swept) >= time.Second {
+		r.swept = now
 		for k, old := range m {
 			if now.After(old.expires) {
 				delete(m, k)
@@ -126,7 +131,7 @@ func (r *Router) Offered(from string, o Offer) {
 	if o.Await && cid != "" {
 		now := time.Now()
 		r.mu.Lock()
-		ok := remember(r.remote, cid, &remoteEntry{node: from, thingID: sig.thingID, sig: sig, expires: now.Add(o.Timeout)}, now)
+		ok := r.remember(r.remote, cid, &remoteEntry{node: from, thingID: sig.thingID, sig: sig, custom: len(o.Custom) > 0, expires: now.Add(o.Timeout)}, now)
 		r.mu.Unlock()
 		if !ok {
 			r.log.Warn("live: too many pending signals of other nodes; answers to this one are not routed", "from", from, "correlationId", cid)
@@ -152,7 +157,7 @@ func (r *Router) Expected(from string, e Expectation) {
 	}
 	now := time.Now()
 	r.mu.Lock()
-	ok := remember(r.remoteTwin, e.CorrelationID, &remoteEntry{node: from, thingID: e.ThingID, labels: e.Labels, expires: now.Add(e.Timeout)}, now)
+	ok := r.remember(r.remoteTwin, e.CorrelationID, &remoteEntry{node: from, thingID: e.ThingID, labels: e.Labels, expires: now.Add(e.Timeout)}, now)
 	r.mu.Unlock()
 	if !ok {
 		r.log.Warn("live: too many twin commands of other nodes waiting for acknowledgements", "from", from, "correlationId", e.CorrelationID)

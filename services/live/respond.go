@@ -142,6 +142,10 @@ func (r *Router) liveResponse(t ditto.Topic, cid string, env ditto.Envelope, aut
 	r.mu.Lock()
 	first := !e.answered
 	e.answered = true
+	if !e.custom && r.remote[cid] == e {
+		// Nothing else is awaited for this signal: forget it now.
+		delete(r.remote, cid)
+	}
 	r.mu.Unlock()
 	if first && r.peers != nil {
 		r.peers.Reply(e.node, Reply{Envelope: resp})

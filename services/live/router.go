@@ -130,6 +130,7 @@ type Router struct {
 	// by correlation-id.
 	remote     map[string]*remoteEntry
 	remoteTwin map[string]*remoteEntry
+	swept      time.Time // last sweep of expired remote entries
 }
 
 // New returns a router; it only allocates. Zero Config fields take their
