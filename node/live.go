@@ -218,7 +218,10 @@ func (lp *livePeers) Expect(ctx context.Context, e live.Expectation) {
 	lp.mu.Lock()
 	lp.nextID++
 	id := lp.nextID
-	w := &expectWait{left: map[peer.ID]bool{}, done: make(chan struct{})}
+	w := &expectWait{left: make(map[peer.ID]bool, len(peers)), done: make(chan struct{})}
+	for _, p := range peers {
+		w.left[p] = true
+	}
 	lp.expects[id] = w
 	lp.mu.Unlock()
 	defer func() {
@@ -231,9 +234,6 @@ func (lp *livePeers) Expect(ctx context.Context, e live.Expectation) {
 		return
 	}
 	for _, p := range peers {
-		lp.mu.Lock()
-		w.left[p] = true
-		lp.mu.Unlock()
 		if !lp.send(p, f) {
 			lp.confirm(id, p)
 		}

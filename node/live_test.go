@@ -1,6 +1,9 @@
 package node
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -320,4 +323,30 @@ func TestLiveAcrossNodes(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// TestLiveFrames: frames of /dittonode/live/1 decode to what was encoded;
+// truncated and oversized frames are errors.
+func TestLiveFrames(t *testing.T) {
+	env := ditto.Envelope{Topic: "ns/t1/things/live/messages/ask", Path: "/inbox/messages/ask",
+		Headers: ditto.Headers{ditto.HeaderCorrelationID: "c1", ditto.HeaderContentType: "text/plain"}, Value: json.RawMessage(`"hi"`)}
+	in := liveWire{Envelope: &env, Sender: "ws-1", Custom: []string{"a"}, Await: true, TimeoutMS: 1500}
+	f, err := encodeLiveFrame(liveOffer, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, out, err := readLiveFrame(bufio.NewReader(bytes.NewReader(f)))
+	if err != nil || typ != liveOffer {
+		t.Fatalf("decode: %v %v", typ, err)
+	}
+	if diff := cmp.Diff(in, out); diff != "" {
+		t.Errorf("round trip (-in +out):\n%s", diff)
+	}
+	if _, _, err := readLiveFrame(bufio.NewReader(bytes.NewReader(f[:len(f)-1]))); err == nil {
+		t.Error("a truncated frame decoded")
+	}
+	big := binary.BigEndian.AppendUint32(nil, maxLiveFrame+1)
+	if _, _, err := readLiveFrame(bufio.NewReader(bytes.NewReader(append(big, byte(liveOffer))))); err == nil {
+		t.Error("an oversized frame was accepted")
+	}
 }
