@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dittonode/dittonode/ditto"
 )
@@ -348,5 +349,36 @@ func TestLiveFrames(t *testing.T) {
 	big := binary.BigEndian.AppendUint32(nil, maxLiveFrame+1)
 	if _, _, err := readLiveFrame(bufio.NewReader(bytes.NewReader(append(big, byte(liveOffer))))); err == nil {
 		t.Error("an oversized frame was accepted")
+	}
+}
+
+// TestLiveQueueBounds: a peer that does not take frames fills its queue
+// up to the frame and byte bounds; what does not fit is dropped and
+// counted, and the sender never waits.
+func TestLiveQueueBounds(t *testing.T) {
+	p, err := peer.Decode("12D3KooWFjccBUPghgA3zfbfWjfbqNEyru6E5qxX4aM7P7eKfLmM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := &livePeers{links: map[peer.ID]*liveLink{}, down: map[peer.ID]time.Time{}}
+	// A link whose writer is stuck: nothing drains its queue.
+	lp.links[p] = &liveLink{p: p, q: make(chan []byte, 2)}
+	for i, want := range []bool{true, true, false} {
+		if got := lp.send(p, []byte("frame")); got != want {
+			t.Errorf("send %d: queued %v, want %v", i, got, want)
+		}
+	}
+	lp.links[p] = &liveLink{p: p, q: make(chan []byte, liveQueueFrames), bytes: liveQueueBytes - 3}
+	if lp.send(p, []byte("frame")) {
+		t.Error("a frame beyond the byte bound was queued")
+	}
+	// A peer marked down is skipped until its backoff ends.
+	delete(lp.links, p)
+	lp.down[p] = time.Now().Add(time.Hour)
+	if lp.send(p, []byte("frame")) {
+		t.Error("a frame for a peer that is down was queued")
+	}
+	if n := lp.Dropped(); n != 3 {
+		t.Errorf("dropped %d, want 3", n)
 	}
 }
