@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -171,6 +172,42 @@ func TestLiveAcrossNodes(t *testing.T) {
 		// carol may not read the thing: her next frame is the reply to a
 		// control frame, not the event.
 		carol.start("STOP-SEND-LIVE-EVENTS")
+	})
+
+	t.Run("SSE message stream on another node", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n2.HTTPAddr().String()+"/api/2/things/ns:t1/inbox/messages/note", nil)
+		req.SetBasicAuth("device", "device")
+		req.Header.Set("Accept", "text/event-stream")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("SSE on node 2: %v %v", resp, err)
+		}
+		defer resp.Body.Close()
+		lines := bufio.NewScanner(resp.Body)
+		// The stream is registered once its first comment arrived.
+		if !lines.Scan() {
+			t.Fatal("SSE stream ended")
+		}
+		r := owner.do("POST", "/api/2/things/ns:t1/inbox/messages/note?timeout=0", "hello", "Content-Type", "text/plain")
+		expectStatus(t, r, http.StatusAccepted)
+		var got []string
+		for lines.Scan() {
+			if l := lines.Text(); strings.HasPrefix(l, "event:") || strings.HasPrefix(l, "data:") {
+				got = append(got, l)
+			}
+			if len(got) == 2 {
+				break
+			}
+		}
+		if !cmp.Equal(got, []string{"event:note", "data:hello"}) {
+			t.Errorf("SSE on node 2 got %q", got)
+		}
+		// The device session on node 3 got it too.
+		if msg := dev.envelope(); msg.Topic != "ns/t1/things/live/messages/note" {
+			t.Errorf("device on node 3 got %+v", msg)
+		}
 	})
 
 	t.Run("custom acks of a message", func(t *testing.T) {
