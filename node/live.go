@@ -325,7 +325,8 @@ func (lp *livePeers) run(l *liveLink) {
 		case f := <-l.q:
 			_ = s.SetWriteDeadline(time.Now().Add(liveWriteTimeout))
 			err := lp.write(l, bw, f)
-			for n := 1; err == nil && n < liveBatch; n++ {
+			batch := 1
+			for ; err == nil && batch < liveBatch; batch++ {
 				select {
 				case f = <-l.q:
 					err = lp.write(l, bw, f)
@@ -339,6 +340,7 @@ func (lp *livePeers) run(l *liveLink) {
 			}
 			if err != nil {
 				lp.log.Debug("live link failed", logKeyPeer, l.p.String(), logKeyErr, err)
+				lp.dropped.Add(int64(batch)) // the batch is lost with the stream
 				lp.end(l, true)
 				return
 			}

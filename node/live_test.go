@@ -353,6 +353,10 @@ func TestLiveAcrossNodes(t *testing.T) {
 				t.Fatalf("round trip %d through node 2 with node 3 dead: %d %s", i, r.status, r.body)
 			}
 		}
+		// What node 3 could not take was dropped and counted.
+		if n1.LiveFramesDropped() == 0 {
+			t.Error("no live frame for the dead node 3 was counted as dropped")
+		}
 		// No link goroutine to the dead peer outlives its failure.
 		waitFor(t, 10*time.Second, func() error {
 			if n := n1.livePeers.linkTo(n3.ID()); n {

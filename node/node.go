@@ -318,6 +318,16 @@ func (n *Node) SlowSubscribers() int64 {
 	return cut
 }
 
+// LiveFramesDropped counts the live-signal frames (signals, answers,
+// acknowledgements) that another member could not take in time and that
+// were dropped; 0 on a node alone.
+func (n *Node) LiveFramesDropped() int64 {
+	if n.livePeers == nil {
+		return 0
+	}
+	return n.livePeers.Dropped()
+}
+
 // Live is the node's live-signal router (messages, live commands and
 // events, acknowledgements).
 func (n *Node) Live() *live.Router { return n.live }
