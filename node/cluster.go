@@ -62,6 +62,10 @@ type cluster struct {
 	closeOnce   sync.Once
 
 	mdns io.Closer // nil without mDNS
+
+	// Forward queues by leader and group (forwardbatch.go).
+	fwdMu     sync.Mutex
+	fwdQueues map[fwdKey]*fwdQueue
 }
 
 type peerState struct {
