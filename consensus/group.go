@@ -204,8 +204,8 @@ func (g *Group) start(ctx context.Context) error {
 	// real vote; with two round trips per election, a loaded node (or one
 	// that just came back from a partition) saw elections fail for tens of
 	// seconds in testnet. Plain elections cost one round trip; the price is
-	// one extra election when a partitioned member with a higher term
-	// returns.
+	// one extra election when a member with a higher term returns from a
+	// partition (or a starved follower times out).
 	rc.PreVoteDisabled = true
 	rc.Logger = hcl
 	rc.NoLegacyTelemetry = true
