@@ -27,7 +27,7 @@ func TestCrossGroupRead(t *testing.T) {
 		thing := fmt.Sprintf("/api/2/things/org.testnet:cross-%d", i)
 		via := []int{l, other}[i%2]
 		c.mustDo(t, http.StatusCreated, http.MethodPut, net.URL(via)+thing, `{"attributes":{"v":1}}`)
-		code, hdr, b, err := c.do(context.Background(), http.MethodGet, net.URL(f)+thing, "")
+		code, hdr, b, err := available(c, http.MethodGet, net.URL(f)+thing, "")
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("read through node %d right after the create through node %d: %d %s %v", f, via, code, b, err)
 		}
@@ -36,9 +36,23 @@ func TestCrossGroupRead(t *testing.T) {
 		}
 		thing2 := thing + "-w"
 		c.mustDo(t, http.StatusCreated, http.MethodPut, net.URL(via)+thing2, `{"attributes":{"v":1}}`)
-		code, _, b, err = c.do(context.Background(), http.MethodPut, net.URL(f)+thing2+"/attributes/v", `2`)
+		code, _, b, err = available(c, http.MethodPut, net.URL(f)+thing2+"/attributes/v", `2`)
 		if err != nil || code != http.StatusNoContent {
 			t.Fatalf("write through node %d right after the create through node %d: %d %s %v", f, via, code, b, err)
 		}
+	}
+}
+
+// available sends an idempotent request again while the cluster answers
+// 503 or 408 (a leader change under load: no answer about consistency),
+// for up to 10 s, and returns the first other answer.
+func available(c *client, method, url, body string) (int, http.Header, []byte, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, hdr, b, err := c.do(context.Background(), method, url, body)
+		if err != nil || (code != http.StatusServiceUnavailable && code != http.StatusRequestTimeout) || time.Now().After(deadline) {
+			return code, hdr, b, err
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
 	}
 }
