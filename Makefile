@@ -34,10 +34,10 @@ testnet: build ## run a local 3-node cluster in the foreground (Ctrl-C stops it)
 	@scripts/testnet.sh $(BIN)/dittonode
 
 test-testnet: ## multi-node testnet tests: harness faults and a short seeded linearizability run
-	DITTONODE_TESTNET=1 $(GO) test -race -count=1 -timeout 15m ./testnet/
+	$(GO) test -race -count=1 -timeout 15m ./testnet/
 
 chaos: ## long linearizability run of testnet under faults (CHAOS=5m, CHAOSSEED=7)
-	DITTONODE_TESTNET=1 $(GO) test -race -count=1 -timeout 2h -v -run '^TestChaos$$' ./testnet -chaos.duration=$(CHAOS) -chaos.seed=$(CHAOSSEED)
+	$(GO) test -race -count=1 -timeout 2h -v -run '^TestChaos$$' ./testnet -chaos.duration=$(CHAOS) -chaos.seed=$(CHAOSSEED)
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@scripts/fuzz.sh $(FUZZTIME)

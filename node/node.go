@@ -99,7 +99,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.cfg.NodeName = n.id.ID[len(n.id.ID)-8:]
 	}
 	log := n.deps.Logger.With("node", n.cfg.NodeName)
-	bootstrap, err := n.startMesh(ctx, log)
+	voters, err := n.startMesh(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// its group, the group applies to the service's FSM), so the services
 	// get a reference that the group fills in.
 	policyLog := &groupRef{unavailable: ditto.ErrPolicyUnavailable}
-	thingLog := &groupRef{unavailable: ditto.ErrThingUnavailable}
+	// A thing is read through its policy, which lives in the policies
+	// group: a linearizable thing read also passes the policies group's
+	// barrier, or a node that applied a new thing before its policy would
+	// answer 404 for a thing created through another node.
+	thingLog := &groupRef{unavailable: ditto.ErrThingUnavailable, with: []*groupRef{policyLog}}
 	connLog := &groupRef{unavailable: ditto.ErrUnavailable}
 	n.policies = policies.New(n.cfg.Policies, policies.Deps{
 		Log: policyLog, Bus: n.bus, Clock: n.deps.Clock, Logger: log.With("service", "policies"),
@@ -142,7 +146,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		{GroupThings, thingLog, n.things.FSM()},
 		{GroupConnectivity, connLog, n.connectivity.FSM()},
 	} {
-		g, err := n.newGroup(s.name, s.fsm, bootstrap)
+		g, err := n.newGroup(s.name, s.fsm, voters)
 		if err != nil {
 			return err
 		}
@@ -198,12 +202,20 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-func (n *Node) newGroup(name string, fsm consensus.FSM, bootstrap bool) (*consensus.Group, error) {
+// newGroup builds the Raft group name; voters, when not empty, is the
+// first configuration this node bootstraps a new cluster with (peer IDs,
+// which are also the members' addresses).
+func (n *Node) newGroup(name string, fsm consensus.FSM, voters []string) (*consensus.Group, error) {
 	c := consensus.DefaultConfig()
 	c.Name = name
 	c.Dir = filepath.Join(n.cfg.DataDir, "raft", name)
 	c.NodeID = n.id.ID
-	c.Bootstrap = bootstrap
+	c.Bootstrap = len(voters) > 0
+	if len(voters) > 1 {
+		for _, v := range voters {
+			c.BootstrapServers = append(c.BootstrapServers, consensus.Server{ID: v, Address: v, Suffrage: "Voter"})
+		}
+	}
 	c.NoSync = n.cfg.Raft.NoSync
 	if n.cfg.Raft.SnapshotThreshold > 0 {
 		c.SnapshotThreshold = n.cfg.Raft.SnapshotThreshold
@@ -214,7 +226,7 @@ func (n *Node) newGroup(name string, fsm consensus.FSM, bootstrap bool) (*consen
 	if n.cfg.Raft.TrailingLogs > 0 {
 		c.TrailingLogs = n.cfg.Raft.TrailingLogs
 	}
-	deps := consensus.Deps{Logger: n.deps.Logger.With("group", name)}
+	deps := consensus.Deps{Logger: n.deps.Logger.With("node", n.cfg.NodeName)}
 	if n.mesh != nil {
 		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = meshHeartbeat, meshElection, meshLease
 		deps.Stream, deps.Forwarder = n.mesh.stream(name), n.mesh.forwarder()
@@ -260,6 +272,9 @@ func (n *Node) waitLeaders(ctx context.Context) {
 type groupRef struct {
 	g           *consensus.Group
 	unavailable ditto.ErrorDef
+	// with are the groups whose state this group's reads depend on;
+	// ReadBarrier passes their barriers too.
+	with []*groupRef
 }
 
 func (r *groupRef) Propose(ctx context.Context, cmd []byte) (any, error) {
@@ -267,7 +282,27 @@ func (r *groupRef) Propose(ctx context.Context, cmd []byte) (any, error) {
 	return res, r.translate(err)
 }
 
-func (r *groupRef) ReadBarrier(ctx context.Context) error { return r.translate(r.g.ReadBarrier(ctx)) }
+// ReadBarrier returns once this node applied everything its group, and
+// every group in with, committed before the call. The barriers run
+// concurrently: each read index is taken after the call started, so any
+// order is linearizable, and the reader waits for the slowest round trip
+// only.
+func (r *groupRef) ReadBarrier(ctx context.Context) error {
+	if len(r.with) == 0 {
+		return r.translate(r.g.ReadBarrier(ctx))
+	}
+	errs := make(chan error, len(r.with))
+	for _, w := range r.with {
+		go func() { errs <- w.ReadBarrier(ctx) }()
+	}
+	err := r.translate(r.g.ReadBarrier(ctx))
+	for range r.with {
+		if werr := <-errs; err == nil {
+			err = werr
+		}
+	}
+	return err
+}
 
 func (r *groupRef) translate(err error) error {
 	switch {
