@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // Deps are the collaborators of a Group.
@@ -38,6 +36,7 @@ type Group struct {
 	fsm    *fsmAdapter
 
 	applied appliedTracker
+	stats   statCounters
 
 	// mu serialises Start and Close.
 	mu      sync.Mutex
@@ -48,7 +47,7 @@ type Group struct {
 	// r is set by Start once raft runs; nil before.
 	r       atomic.Pointer[raft.Raft]
 	closing atomic.Bool
-	store   *raftboltdb.BoltStore
+	store   logStore
 	logs    raft.LogStore
 	snaps   *raft.FileSnapshotStore
 	trans   raft.Transport
@@ -102,6 +101,7 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 	}
 	g.pending.init(maxPendingForwards)
 	g.fsm = newFSMAdapter(fsm, &g.applied)
+	g.fsm.stats = &g.stats
 	g.fsm.self = cfg.NodeID
 	g.fsm.pending = &g.pending
 	g.leaderReads.init()
@@ -114,6 +114,7 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 const (
 	logKeyGroup = "group"
 	logKeyError = "error"
+	logKeyStore = "store"
 )
 
 // Start opens the stores, starts raft and, on first start with Bootstrap,
@@ -143,23 +144,23 @@ func (g *Group) start(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return err
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:   filepath.Join(cfg.Dir, "raft.db"),
-		NoSync: cfg.NoSync,
-	})
+	hcl := newHCLog(g.log, "raft")
+	store, kind, err := openLogStore(cfg, hcl.Named("logstore"))
 	if err != nil {
-		return fmt.Errorf("open log store: %w", err)
+		return err
 	}
 	g.store = store
+	g.log.Debug("log store opened", logKeyStore, kind)
 	if err := g.reserveSeq(); err != nil {
 		return err
 	}
 	// The cache serves recent entries to replication and to the apply
 	// loop of followers without a bolt read.
-	if g.logs, err = raft.NewLogCache(2*cfg.MaxAppendEntries, store); err != nil {
+	cache, err := raft.NewLogCache(2*cfg.MaxAppendEntries, store)
+	if err != nil {
 		return err
 	}
-	hcl := newHCLog(g.log, "raft")
+	g.logs = countingLogs{LogStore: cache, c: &g.stats}
 	if g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hcl.Named("snapshot")); err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
