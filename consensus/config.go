@@ -12,8 +12,8 @@ import (
 type Config struct {
 	// Name is the group name: "things", "policies" or "connectivity".
 	Name string `json:"name" yaml:"name"`
-	// Dir holds the log and stable store (wal/, or raft.db in directories
-	// from before the WAL) and snapshots/; by convention <data>/raft/<name>.
+	// Dir holds raft.db (log and stable store) and snapshots/; by
+	// convention <data>/raft/<name>.
 	Dir string `json:"dir" yaml:"dir"`
 	// NodeID is this node's raft server ID, at most 255 bytes; forwarded
 	// entries carry it as their origin.
@@ -47,10 +47,6 @@ type Config struct {
 	// and applied at once; 1 to 1024.
 	MaxAppendEntries int `json:"maxAppendEntries" yaml:"maxAppendEntries"`
 
-	// LogStore is the log store a new Dir gets: LogStoreWAL (default) or
-	// LogStoreBolt. A Dir that already holds a log store keeps its kind.
-	LogStore string `json:"logStore" yaml:"logStore"`
-
 	// NoSync skips fsync in the log store. Tests only: a crash loses
 	// acknowledged writes.
 	NoSync bool `json:"noSync" yaml:"noSync"`
@@ -67,7 +63,6 @@ func DefaultConfig() Config {
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       10240,
 		MaxAppendEntries:   256,
-		LogStore:           LogStoreWAL,
 	}
 }
 
@@ -97,9 +92,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAppendEntries == 0 {
 		c.MaxAppendEntries = d.MaxAppendEntries
-	}
-	if c.LogStore == "" {
-		c.LogStore = d.LogStore
 	}
 	return c
 }
@@ -145,9 +137,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024 {
 		errs = append(errs, fmt.Errorf("max append entries %d is outside 1..1024", c.MaxAppendEntries))
-	}
-	if c.LogStore != LogStoreWAL && c.LogStore != LogStoreBolt {
-		errs = append(errs, fmt.Errorf("log store %q is neither %q nor %q", c.LogStore, LogStoreWAL, LogStoreBolt))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("consensus config: %w", err)

@@ -1,7 +1,6 @@
 // Package consensus runs one hashicorp/raft instance per stateful service
 // (things, policies, connectivity): a Group. A Group owns its log and stable
-// store (raft-wal, <dir>/wal; raft-boltdb <dir>/raft.db in directories from
-// before the WAL), its snapshot store (<dir>/snapshots)
+// store (raft-boltdb, <dir>/raft.db), its snapshot store (<dir>/snapshots)
 // and its transport, and drives a service's deterministic FSM.
 //
 // Writes go through Group.Propose, which returns the FSM's result once the
@@ -18,7 +17,6 @@
 //
 // No hashicorp/raft type appears in the exported API. This package imports
 // only the standard library, github.com/hashicorp/raft,
-// github.com/hashicorp/raft-boltdb/v2, github.com/hashicorp/raft-wal and
-// github.com/hashicorp/go-hclog;
+// github.com/hashicorp/raft-boltdb/v2 and github.com/hashicorp/go-hclog;
 // it must not import any other dittonode package (see imports_test.go).
 package consensus

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // Deps are the collaborators of a Group.
@@ -47,7 +49,7 @@ type Group struct {
 	// r is set by Start once raft runs; nil before.
 	r       atomic.Pointer[raft.Raft]
 	closing atomic.Bool
-	store   logStore
+	store   *raftboltdb.BoltStore
 	logs    raft.LogStore
 	snaps   *raft.FileSnapshotStore
 	trans   raft.Transport
@@ -114,7 +116,6 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 const (
 	logKeyGroup = "group"
 	logKeyError = "error"
-	logKeyStore = "store"
 )
 
 // Start opens the stores, starts raft and, on first start with Bootstrap,
@@ -144,13 +145,14 @@ func (g *Group) start(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return err
 	}
-	hcl := newHCLog(g.log, "raft")
-	store, kind, err := openLogStore(cfg, hcl.Named("logstore"))
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:   filepath.Join(cfg.Dir, "raft.db"),
+		NoSync: cfg.NoSync,
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("open log store: %w", err)
 	}
 	g.store = store
-	g.log.Debug("log store opened", logKeyStore, kind)
 	if err := g.reserveSeq(); err != nil {
 		return err
 	}
@@ -161,6 +163,7 @@ func (g *Group) start(ctx context.Context) error {
 		return err
 	}
 	g.logs = countingLogs{LogStore: cache, c: &g.stats}
+	hcl := newHCLog(g.log, "raft")
 	if g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hcl.Named("snapshot")); err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}

@@ -11,16 +11,11 @@ import (
 )
 
 // TestImports enforces doc.go's promise: production files import only the
-// standard library, hashicorp/raft, raft-boltdb, raft-wal and hclog.
+// standard library, hashicorp/raft, raft-boltdb and hclog.
 func TestImports(t *testing.T) {
 	allowed := []string{
 		"github.com/hashicorp/raft",
 		"github.com/hashicorp/raft-boltdb/v2",
-		"github.com/hashicorp/raft-wal",
-		"github.com/hashicorp/raft-wal/fs",
-		"github.com/hashicorp/raft-wal/metadb",
-		"github.com/hashicorp/raft-wal/segment",
-		"github.com/hashicorp/raft-wal/types",
 		"github.com/hashicorp/go-hclog",
 	}
 	files, err := filepath.Glob("*.go")

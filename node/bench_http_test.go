@@ -47,10 +47,7 @@ func BenchmarkHTTP(b *testing.B) {
 		}
 		things = v
 	}
-	n := startBenchNode(b, func(c *Config) {
-		c.Raft.NoSync = false
-		c.Raft.LogStore = os.Getenv("BENCH_LOGSTORE") // "bolt" to compare
-	})
+	n := startBenchNode(b, func(c *Config) { c.Raft.NoSync = false })
 	prepareBenchThings(b, n, things)
 	base := "http://" + n.HTTPAddr().String()
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("ditto:ditto"))

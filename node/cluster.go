@@ -199,7 +199,7 @@ func hasClusterState(dataDir string) bool {
 		return false
 	}
 	for _, g := range []string{GroupPolicies, GroupThings, GroupConnectivity} {
-		if consensus.HasLogStore(filepath.Join(dataDir, "raft", g)) {
+		if _, err := os.Stat(filepath.Join(dataDir, "raft", g, "raft.db")); err == nil {
 			return true
 		}
 	}

@@ -62,10 +62,6 @@ type RaftConfig struct {
 	SnapshotInterval time.Duration
 	// TrailingLogs is how many entries stay in the log after a snapshot.
 	TrailingLogs uint64
-	// LogStore is the log store of new Raft group directories: "wal"
-	// (default: one fsync per batch of entries) or "bolt". Existing
-	// directories keep the kind they were created with.
-	LogStore string
 	// NoSync turns off fsync of the Raft log. Only for tests: with it an
 	// acknowledged write can be lost on power failure.
 	NoSync bool

@@ -196,9 +196,6 @@ func (n *Node) newGroup(name string, fsm consensus.FSM, bootstrap bool) (*consen
 	c.NodeID = n.id.ID
 	c.Bootstrap = bootstrap
 	c.NoSync = n.cfg.Raft.NoSync
-	if n.cfg.Raft.LogStore != "" {
-		c.LogStore = n.cfg.Raft.LogStore
-	}
 	if n.cfg.Raft.SnapshotThreshold > 0 {
 		c.SnapshotThreshold = n.cfg.Raft.SnapshotThreshold
 	}
