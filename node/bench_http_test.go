@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,8 @@ import (
 //
 // It prepares BENCH_THINGS (default 20000) things shaped like Ditto's
 // benchmark thing, each with its own default policy, then runs with 64
-// concurrent clients (keep-alive connections):
+// concurrent clients (keep-alive connections); BENCH_MEMLIMIT_MIB sets a
+// soft memory limit for the process, as dittonode does by default:
 //
 //   - put-property: durable PUT …/features/coffee-brewer/properties/brewed-coffees
 //     of a random thing, reporting req/s, the things group's commands per
@@ -46,6 +48,15 @@ func BenchmarkHTTP(b *testing.B) {
 			b.Fatalf("BENCH_THINGS=%q", s)
 		}
 		things = v
+	}
+	if s := os.Getenv("BENCH_MEMLIMIT_MIB"); s != "" {
+		// The soft memory limit dittonode applies by default
+		// (Config.MemoryLimit), for the whole benchmark process.
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			b.Fatalf("BENCH_MEMLIMIT_MIB=%q", s)
+		}
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(v) << 20))
 	}
 	n := startBenchNode(b, func(c *Config) { c.Raft.NoSync = false })
 	prepareBenchThings(b, n, things)
