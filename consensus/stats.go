@@ -8,12 +8,12 @@ import (
 )
 
 // Stats counts the work of a group's write pipeline since Start: how many
-// commands share one durable log write (one bolt transaction, one fsync)
-// and what applying them to the FSM costs. The counters only grow; compare
+// commands share one durable log write (one bolt transaction with its two
+// fsyncs) and what applying them to the FSM costs. The counters only grow; compare
 // two readings to see a rate.
 type Stats struct {
 	// LogWrites is the number of batches written to the log store, each
-	// one bolt transaction ending in an fsync (unless NoSync).
+	// one bolt transaction made durable with fsyncs (unless NoSync).
 	LogWrites uint64 `json:"logWrites"`
 	// LogEntries is the number of entries those writes stored.
 	LogEntries uint64 `json:"logEntries"`
