@@ -38,6 +38,7 @@ type Group struct {
 	fsm    *fsmAdapter
 
 	applied appliedTracker
+	stats   statCounters
 
 	// mu serialises Start and Close.
 	mu      sync.Mutex
@@ -105,6 +106,7 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 	}
 	g.pending.init(maxPendingForwards)
 	g.fsm = newFSMAdapter(fsm, &g.applied)
+	g.fsm.stats = &g.stats
 	g.fsm.self = cfg.NodeID
 	g.fsm.pending = &g.pending
 	g.leaderReads.init()
@@ -160,9 +162,11 @@ func (g *Group) start(ctx context.Context) error {
 	}
 	// The cache serves recent entries to replication and to the apply
 	// loop of followers without a bolt read.
-	if g.logs, err = raft.NewLogCache(2*cfg.MaxAppendEntries, store); err != nil {
+	cache, err := raft.NewLogCache(2*cfg.MaxAppendEntries, store)
+	if err != nil {
 		return err
 	}
+	g.logs = countingLogs{LogStore: cache, c: &g.stats}
 	hcl := newHCLog(g.log, "raft")
 	if g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hcl.Named("snapshot")); err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)

@@ -36,6 +36,7 @@ type fileConfig struct {
 	ClusterSecret     string     `yaml:"cluster-secret"`
 	MDNS              *bool      `yaml:"mdns"`
 	RemoveAfter       string     `yaml:"remove-after"`
+	MemoryLimit       string     `yaml:"memory-limit"`
 }
 
 // fileOIDC is one trusted OpenID Connect issuer of the config file
@@ -64,6 +65,7 @@ func runNode(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	applyMemoryLimit(cfg.MemoryLimit, getenv, logger)
 	if addr := getenv("DITTONODE_PPROF"); addr != "" {
 		stop, err := servePprof(addr, logger)
 		if err != nil {
@@ -104,6 +106,7 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		mdns       = fs.Bool("mdns", true, "find members on the LAN with mDNS")
 		noMDNS     = fs.Bool("no-mdns", false, "turn mDNS discovery off")
 		removeAft  = fs.Duration("remove-after", 0, "remove a member unreachable this long (0: never)")
+		memLimit   = fs.String("memory-limit", "", "soft memory limit of the Go runtime, e.g. 200MiB or 1GiB; 0 turns it off (default 200MiB; GOMEMLIMIT wins)")
 	)
 	fs.Var(&users, "user", "HTTP basic auth user NAME:PASSWORD (repeatable; subject nginx:NAME); env DITTONODE_USERS=a:pw,b:pw")
 	fs.Var(&p2p, "p2p", "libp2p listen multiaddr (repeatable; default QUIC and TCP on port 4001 on all interfaces)")
@@ -143,6 +146,13 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		cfg.HTTP.Addr = v
 	}
 	cfg.NodeName = pick("node-name", *nodeName, fc.NodeName)
+	if v := pick("memory-limit", *memLimit, fc.MemoryLimit); v != "" {
+		n, err := parseSize(v)
+		if err != nil {
+			return cfg, 0, fmt.Errorf("memory-limit: %w", err)
+		}
+		cfg.MemoryLimit = n
+	}
 	if err := meshFlags(&cfg.Mesh, set, fc, getenv, meshArgs{p2p: p2p, join: join, expect: *expect, secret: *secret,
 		mdns: *mdns && !*noMDNS, removeAfter: *removeAft}); err != nil {
 		return cfg, 0, err
