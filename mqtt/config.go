@@ -40,7 +40,9 @@ type Config struct {
 	// counted.
 	MaxInflight int `json:"maxInflight" yaml:"max-inflight"`
 	// MaxPending bounds the messages queued for writing to one connected
-	// client; a slow client loses what does not fit, counted.
+	// client; a slow client loses what does not fit, counted. It is at
+	// least MaxInflight, so QoS 1/2 traffic alone (at most MaxInflight
+	// messages per client) never overflows it.
 	MaxPending int `json:"maxPending" yaml:"max-pending"`
 	// SessionExpiry caps how long a disconnected persistent session is
 	// kept.
@@ -60,7 +62,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:          "127.0.0.1:1883",
 		MaxInflight:   1024,
-		MaxPending:    256,
+		MaxPending:    1024,
 		SessionExpiry: 7 * 24 * time.Hour,
 		EventQueue:    16384,
 		AuthFailures:  5,
@@ -96,8 +98,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxInflight == 0 {
 		c.MaxInflight = d.MaxInflight
 	}
-	if c.MaxPending == 0 {
-		c.MaxPending = d.MaxPending
+	if c.MaxPending < c.MaxInflight {
+		c.MaxPending = c.MaxInflight
 	}
 	if c.SessionExpiry == 0 {
 		c.SessionExpiry = d.SessionExpiry

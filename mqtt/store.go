@@ -223,10 +223,27 @@ func inflightKey(id string, pk packets.Packet) string {
 	return storage.InflightKey + "_" + id + ":" + pk.FormatID()
 }
 
+// persistent reports whether a client's session outlives its connection
+// (MQTT 5: a session expiry interval; 3.1.1: clean session off). Only
+// those sessions, their subscriptions and in-flight messages are stored:
+// the state of a clean session ends with its connection anyway, so its
+// QoS 1 traffic costs no disk writes.
+func persistent(cl *mochi.Client) bool {
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval > 0
+	}
+	return !cl.Properties.Clean
+}
+
 func (s *store) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) { s.putClient(cl) }
 func (s *store) OnWillSent(cl *mochi.Client, _ packets.Packet)           { s.putClient(cl) }
 
 func (s *store) putClient(cl *mochi.Client) {
+	if !persistent(cl) {
+		// A clean session replaces whatever was stored under its ID.
+		s.del(clientKey(cl.ID))
+		return
+	}
 	props := cl.Properties.Props.Copy(false)
 	s.put(clientKey(cl.ID), &storage.Client{
 		ID: cl.ID, T: storage.ClientKey, Remote: cl.Net.Remote, Listener: cl.Net.Listener,
@@ -253,6 +270,9 @@ func (s *store) OnDisconnect(cl *mochi.Client, _ error, expire bool) {
 func (s *store) OnClientExpired(cl *mochi.Client) { s.del(clientKey(cl.ID)) }
 
 func (s *store) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte) {
+	if !persistent(cl) {
+		return
+	}
 	for i, f := range pk.Filters {
 		if i >= len(codes) || codes[i] >= 0x80 {
 			continue
@@ -266,6 +286,9 @@ func (s *store) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte) 
 }
 
 func (s *store) OnUnsubscribed(cl *mochi.Client, pk packets.Packet) {
+	if !persistent(cl) {
+		return
+	}
 	for _, f := range pk.Filters {
 		s.del(subscriptionKey(cl.ID, f.Filter))
 	}
@@ -284,13 +307,27 @@ func (s *store) OnRetainMessage(cl *mochi.Client, pk packets.Packet, r int64) {
 func (s *store) OnRetainedExpired(topic string) { s.del(retainedKey(topic)) }
 
 func (s *store) OnQosPublish(cl *mochi.Client, pk packets.Packet, sent int64, _ int) {
+	// The pending PUBACK of a received QoS 1 message means nothing after
+	// a restart (the client resends what it has no PUBACK for).
+	if !persistent(cl) || pk.FixedHeader.Type == packets.Puback {
+		return
+	}
 	m := message(cl.ID, pk)
 	m.ID, m.T, m.Sent = inflightKey(cl.ID, pk), storage.InflightKey, sent
 	s.put(m.ID, m)
 }
 
-func (s *store) OnQosComplete(cl *mochi.Client, pk packets.Packet) { s.del(inflightKey(cl.ID, pk)) }
-func (s *store) OnQosDropped(cl *mochi.Client, pk packets.Packet)  { s.del(inflightKey(cl.ID, pk)) }
+func (s *store) OnQosComplete(cl *mochi.Client, pk packets.Packet) {
+	if persistent(cl) {
+		s.del(inflightKey(cl.ID, pk))
+	}
+}
+
+func (s *store) OnQosDropped(cl *mochi.Client, pk packets.Packet) {
+	if persistent(cl) {
+		s.del(inflightKey(cl.ID, pk))
+	}
+}
 
 func message(clientID string, pk packets.Packet) *storage.Message {
 	props := pk.Properties.Copy(false)

@@ -204,7 +204,12 @@ func (s *Service) AuthenticateDevice(username, password string) ([]string, bool)
 	if s.verified.ok(username, d.Hash, sum) {
 		return d.Subjects, true
 	}
-	if bcrypt.CompareHashAndPassword([]byte(d.Hash), []byte(password)) != nil {
+	// Many clients of one device reconnecting at once (a gateway restart)
+	// must not each pay for bcrypt: identical checks in flight share one.
+	ok = s.verified.check(username, sum, func() bool {
+		return bcrypt.CompareHashAndPassword([]byte(d.Hash), []byte(password)) == nil
+	})
+	if !ok {
 		return nil, false
 	}
 	s.verified.store(username, d.Hash, sum)
@@ -224,8 +229,43 @@ func (s *Service) dummyHash() []byte {
 // It holds at most one entry per applied device (entries of a changed
 // device are replaced by the next check; a bound guards against churn).
 type verifiedCache struct {
-	mu sync.Mutex
-	m  map[string]verifiedEntry
+	mu       sync.Mutex
+	m        map[string]verifiedEntry
+	inflight map[verifyKey]*verifyCall
+}
+
+type verifyKey struct {
+	username string
+	sum      [32]byte
+}
+
+type verifyCall struct {
+	done chan struct{}
+	ok   bool
+}
+
+// check runs fn once for concurrent identical checks and gives all of them
+// its result.
+func (c *verifiedCache) check(username string, sum [32]byte, fn func() bool) bool {
+	k := verifyKey{username, sum}
+	c.mu.Lock()
+	if call, ok := c.inflight[k]; ok {
+		c.mu.Unlock()
+		<-call.done
+		return call.ok
+	}
+	if c.inflight == nil {
+		c.inflight = map[verifyKey]*verifyCall{}
+	}
+	call := &verifyCall{done: make(chan struct{})}
+	c.inflight[k] = call
+	c.mu.Unlock()
+	call.ok = fn()
+	c.mu.Lock()
+	delete(c.inflight, k)
+	c.mu.Unlock()
+	close(call.done)
+	return call.ok
 }
 
 type verifiedEntry struct {
