@@ -251,6 +251,16 @@ func (b *Broker) Stats() map[string]any {
 	return m
 }
 
+// disconnectListener disconnects the connected clients of a listener
+// (shutdown): a snapshot of all clients, then one disconnect each.
+func (b *Broker) disconnectListener(id string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == id && !cl.Net.Inline && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+}
+
 // rememberIdent records which device owns a client ID.
 func (b *Broker) rememberIdent(clientID, username string) {
 	b.identMu.Lock()

@@ -29,10 +29,10 @@ import (
 func (b *Broker) listeners() ([]listeners.Listener, error) {
 	var out []listeners.Listener
 	if b.cfg.Addr != "" {
-		out = append(out, listeners.NewTCP(listeners.Config{ID: ListenerTCP, Address: b.cfg.Addr}))
+		out = append(out, &tcpListener{id: ListenerTCP, address: b.cfg.Addr, disconnect: b.disconnectListener})
 	}
 	if b.cfg.WSAddr != "" {
-		out = append(out, &wsListener{id: ListenerWS, address: b.cfg.WSAddr, ctx: b.ctx})
+		out = append(out, &wsListener{id: ListenerWS, address: b.cfg.WSAddr, ctx: b.ctx, disconnect: b.disconnectListener})
 	}
 	if b.cfg.TLSAddr == "" && b.cfg.QUICAddr == "" {
 		return out, nil
@@ -42,12 +42,12 @@ func (b *Broker) listeners() ([]listeners.Listener, error) {
 		return nil, err
 	}
 	if b.cfg.TLSAddr != "" {
-		out = append(out, listeners.NewTCP(listeners.Config{ID: ListenerTLS, Address: b.cfg.TLSAddr, TLSConfig: tc}))
+		out = append(out, &tcpListener{id: ListenerTLS, address: b.cfg.TLSAddr, tls: tc, disconnect: b.disconnectListener})
 	}
 	if b.cfg.QUICAddr != "" {
 		qc := tc.Clone()
 		qc.NextProtos = []string{"mqtt"}
-		out = append(out, &quicListener{id: ListenerQUIC, address: b.cfg.QUICAddr, tls: qc, ctx: b.ctx})
+		out = append(out, &quicListener{id: ListenerQUIC, address: b.cfg.QUICAddr, tls: qc, ctx: b.ctx, disconnect: b.disconnectListener})
 	}
 	return out, nil
 }
@@ -132,11 +132,80 @@ func selfSigned(dir string) (tls.Certificate, error) {
 	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
+// Our listeners disconnect their clients through the broker
+// (disconnectListener) instead of mochi's close callback: that one lists
+// the clients under a read lock it takes twice, which deadlocks against a
+// client leaving at the same moment (mochi v2.7.9 Clients.GetByListener),
+// so a node under load could hang in shutdown.
+
+// tcpListener serves MQTT over TCP, or TLS with a tls.Config.
+type tcpListener struct {
+	id, address string
+	tls         *tls.Config
+	disconnect  func(listener string)
+	log         *slog.Logger
+
+	ln net.Listener
+	wg sync.WaitGroup
+}
+
+func (l *tcpListener) ID() string { return l.id }
+func (l *tcpListener) Protocol() string {
+	if l.tls != nil {
+		return "tls"
+	}
+	return "tcp"
+}
+func (l *tcpListener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+func (l *tcpListener) Init(log *slog.Logger) error {
+	l.log = log
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	if l.tls != nil {
+		ln = tls.NewListener(ln, l.tls)
+	}
+	l.ln = ln
+	return nil
+}
+
+func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			if err := establish(l.id, conn); err != nil {
+				l.log.Debug("mqtt: client ended", "listener", l.id, logKeyError, err)
+			}
+		}()
+	}
+}
+
+func (l *tcpListener) Close(listeners.CloseFn) {
+	if l.ln != nil {
+		_ = l.ln.Close()
+	}
+	l.disconnect(l.id)
+	l.wg.Wait()
+}
+
 // wsListener serves MQTT over WebSocket (subprotocol "mqtt", binary
 // frames) on any path.
 type wsListener struct {
 	id, address string
 	ctx         context.Context
+	disconnect  func(listener string)
 	log         *slog.Logger
 
 	ln  net.Listener
@@ -186,8 +255,8 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
-	closeClients(l.id)
+func (l *wsListener) Close(listeners.CloseFn) {
+	l.disconnect(l.id)
 	if l.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -204,6 +273,7 @@ type quicListener struct {
 	id, address string
 	tls         *tls.Config
 	ctx         context.Context
+	disconnect  func(listener string)
 	log         *slog.Logger
 
 	ln     *quic.Listener
@@ -265,14 +335,14 @@ func (l *quicListener) serveConn(conn *quic.Conn, establish listeners.EstablishF
 	_ = conn.CloseWithError(0, "")
 }
 
-func (l *quicListener) Close(closeClients listeners.CloseFn) {
-	closeClients(l.id)
+func (l *quicListener) Close(listeners.CloseFn) {
 	if l.cancel != nil {
 		l.cancel()
 	}
 	if l.ln != nil {
 		_ = l.ln.Close()
 	}
+	l.disconnect(l.id)
 	l.wg.Wait()
 }
 
