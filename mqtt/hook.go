@@ -31,6 +31,7 @@ func (h *hook) Provides(b byte) bool {
 		mochi.OnPublishDropped,
 		mochi.OnQosDropped,
 		mochi.OnClientExpired,
+		mochi.OnDisconnect,
 	}, []byte{b})
 }
 
@@ -60,6 +61,13 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 		if owner, known := b.ident(cl.ID); known && owner != username {
 			ok = false
 		}
+	}
+	// mochi publishes a will without ACL check or OnPublish, so a will
+	// may only go to an ordinary topic: never a forged event or reply, and
+	// no command that would bypass enforcement.
+	if ok && pk.Connect.WillFlag && parseInbound(pk.Connect.WillTopic).kind != inboundPlain {
+		b.log.Info("mqtt: refused a will on a reserved topic", logKeyClient, cl.ID, "topic", pk.Connect.WillTopic)
+		return false
 	}
 	if !ok {
 		b.stats.authFailures.Add(1)
@@ -107,6 +115,14 @@ func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 		return d.allow(cl.ID)
 	}
 	return true
+}
+
+// OnDisconnect forgets the owner of a session that ends with its
+// connection, so the client ID is free for any device again.
+func (h *hook) OnDisconnect(cl *mochi.Client, _ error, expire bool) {
+	if expire && !errors.Is(cl.StopCause(), packets.ErrSessionTakenOver) {
+		h.b.forgetIdent(cl.ID)
+	}
 }
 
 // OnClientExpired forgets the owner of an expired session.

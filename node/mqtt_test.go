@@ -224,11 +224,30 @@ func TestMQTTDevicePathMosquitto(t *testing.T) {
 			"none":           {"-h", h, "-p", p},
 			"wrong password": conn("dev1", "wrong"),
 			"unknown device": conn("nobody", "secret-1"),
+			// A will would be published without enforcement: refused
+			// on the reserved topics.
+			"will on an event topic":    append(conn("dev1", "secret-1"), "--will-topic", "things/t:dev1/events/attributes/x", "--will-payload", "forged"),
+			"will on the command topic": append(conn("dev1", "secret-1"), "--will-topic", mqtt.CommandTopic, "--will-payload", "{}"),
 		} {
 			out, err := run(t, pub, append(args, "-i", "intruder", "-t", "x", "-m", "1")...)
-			if err == nil || !strings.Contains(strings.ToLower(out), "not authori") {
+			if err == nil || !strings.Contains(strings.ToLower(out), "refused") {
 				t.Errorf("%s: err %v out %q, want a refused connection", name, err, out)
 			}
+		}
+	})
+
+	t.Run("client IDs belong to their device while the session lives", func(t *testing.T) {
+		if out, err := run(t, pub, append(conn("dev1", "secret-1"), "-c", "-q", "1", "-i", "shared-p", "-t", "x", "-m", "1")...); err != nil {
+			t.Fatalf("persistent session: %v %s", err, out)
+		}
+		if out, err := run(t, pub, append(conn("dev2", "secret-2"), "-i", "shared-p", "-t", "x", "-m", "1")...); err == nil {
+			t.Errorf("dev2 took over dev1's persistent session: %s", out)
+		}
+		if out, err := run(t, pub, append(conn("dev1", "secret-1"), "-i", "shared-c", "-t", "x", "-m", "1")...); err != nil {
+			t.Fatalf("clean session: %v %s", err, out)
+		}
+		if out, err := run(t, pub, append(conn("dev2", "secret-2"), "-i", "shared-c", "-t", "x", "-m", "1")...); err != nil {
+			t.Errorf("a clean session's client ID stayed bound to its device: %v %s", err, out)
 		}
 	})
 
