@@ -62,6 +62,10 @@ type Broker struct {
 	store  *store        // nil without Dir
 	limit  *authLimiter
 
+	// pipes are the command pipelines of connected clients.
+	pipeMu sync.Mutex
+	pipes  map[*mochi.Client]*clientPipeline
+
 	// idents maps client IDs to the device usernames that own them.
 	identMu sync.RWMutex
 	idents  map[string]string
@@ -112,6 +116,7 @@ func New(cfg Config, deps Deps) *Broker {
 		deps.Clock = time.Now
 	}
 	return &Broker{cfg: cfg, deps: deps, log: deps.Logger, idents: map[string]string{}, addrs: map[string]net.Addr{},
+		pipes: map[*mochi.Client]*clientPipeline{},
 		limit: newAuthLimiter(cfg.AuthFailures, cfg.AuthWindow, cfg.AuthBlock, deps.Clock)}
 }
 

@@ -120,6 +120,7 @@ func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 // OnDisconnect forgets the owner of a session that ends with its
 // connection, so the client ID is free for any device again.
 func (h *hook) OnDisconnect(cl *mochi.Client, _ error, expire bool) {
+	h.b.dropPipeline(cl)
 	if expire && !errors.Is(cl.StopCause(), packets.ErrSessionTakenOver) {
 		h.b.forgetIdent(cl.ID)
 	}
@@ -155,30 +156,52 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 	}
 	b := h.b
 	b.stats.commands.Add(1)
+	// Failures found before running anything still go through the
+	// pipeline (key ""), so their PUBACK keeps its place in the order.
+	var run func() error
+	key := ""
 	auth, ok := b.auth(cl.ID)
-	if !ok {
-		return pk, h.fail(cl, pk, ditto.ErrAuthFailed.New("The device of this MQTT client no longer exists."), nil)
+	switch {
+	case !ok:
+		run = func() error {
+			return h.fail(cl, pk, ditto.ErrAuthFailed.New("The device of this MQTT client no longer exists."), nil)
+		}
+	case in.kind == inboundCommand:
+		env, err := ditto.DecodeEnvelope(pk.Payload)
+		if err != nil {
+			var de *ditto.Error
+			if !errors.As(err, &de) {
+				de = ditto.ErrJSONInvalid.New("%v", err)
+			}
+			run = func() error { return h.fail(cl, pk, de, nil) }
+			break
+		}
+		key = "protocol"
+		if t, err := ditto.ParseTopic(env.Topic); err == nil {
+			key = t.Group + "/" + t.Entity()
+		}
+		run = func() error { return h.command(cl, pk, auth, env) }
+	case in.kind == inboundValue:
+		key = ditto.GroupThings + "/" + in.thingID
+		run = func() error { return h.value(cl, pk, in, auth) }
+	default:
+		return pk, packets.ErrRejectPacket
 	}
-	switch in.kind {
-	case inboundCommand:
-		return pk, h.command(cl, pk, auth)
-	case inboundValue:
-		return pk, h.value(cl, pk, in, auth)
+	if pk.FixedHeader.Qos > 1 {
+		// QoS 2 keeps mochi's own flow: the PUBREC follows this call.
+		return pk, run()
 	}
+	// QoS 0 and 1 run in the client's pipeline: several commands of one
+	// device at once, one after another per entity, PUBACKs in arrival
+	// order once each command committed. mochi does nothing more with
+	// the packet.
+	h.b.pipeline(cl).submit(h.b, cl, pk, key, run)
 	return pk, packets.ErrRejectPacket
 }
 
 // command executes a Ditto Protocol message.
-func (h *hook) command(cl *mochi.Client, pk packets.Packet, auth ditto.Auth) error {
+func (h *hook) command(cl *mochi.Client, pk packets.Packet, auth ditto.Auth, env ditto.Envelope) error {
 	b := h.b
-	env, err := ditto.DecodeEnvelope(pk.Payload)
-	if err != nil {
-		var de *ditto.Error
-		if !errors.As(err, &de) {
-			de = ditto.ErrJSONInvalid.New("%v", err)
-		}
-		return h.fail(cl, pk, de, nil)
-	}
 	resp, respond := b.deps.Protocol.ExecuteProtocol(b.ctx, env, auth, cl.ID)
 	if resp.Status >= 400 {
 		b.stats.commandErrors.Add(1)

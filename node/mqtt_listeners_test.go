@@ -57,7 +57,7 @@ func dialQUIC(t *testing.T, addr string) net.Conn {
 
 // pahoClient connects an MQTT 5 client over conn; received publishes
 // arrive on the channel.
-func pahoClient(t *testing.T, conn net.Conn, id, user, pw string) (*paho.Client, <-chan *paho.Publish, error) {
+func pahoClient(t *testing.T, conn net.Conn, id, user, pw string) (*paho.Client, *inbox, error) {
 	t.Helper()
 	got := make(chan *paho.Publish, 64)
 	c := paho.NewClient(paho.ClientConfig{
@@ -78,7 +78,14 @@ func pahoClient(t *testing.T, conn net.Conn, id, user, pw string) (*paho.Client,
 		return nil, nil, err
 	}
 	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
-	return c, got, nil
+	return c, &inbox{ch: got}, nil
+}
+
+// inbox holds what a client received; receive takes messages by topic in
+// any arrival order.
+type inbox struct {
+	ch      chan *paho.Publish
+	backlog []*paho.Publish
 }
 
 func pahoSubscribe(t *testing.T, c *paho.Client, topics ...string) {
@@ -101,16 +108,23 @@ func pahoPublish(c *paho.Client, p *paho.Publish) error {
 	return err
 }
 
-func receive(t *testing.T, ch <-chan *paho.Publish, topicPrefix string) *paho.Publish {
+func receive(t *testing.T, in *inbox, topicPrefix string) *paho.Publish {
 	t.Helper()
+	for i, p := range in.backlog {
+		if strings.HasPrefix(p.Topic, topicPrefix) {
+			in.backlog = append(in.backlog[:i], in.backlog[i+1:]...)
+			return p
+		}
+	}
 	timer := time.NewTimer(10 * time.Second)
 	defer timer.Stop()
 	for {
 		select {
-		case p := <-ch:
+		case p := <-in.ch:
 			if strings.HasPrefix(p.Topic, topicPrefix) {
 				return p
 			}
+			in.backlog = append(in.backlog, p)
 		case <-timer.C:
 			t.Fatalf("nothing on %s", topicPrefix)
 			return nil

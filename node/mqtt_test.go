@@ -219,6 +219,28 @@ func TestMQTTDevicePathMosquitto(t *testing.T) {
 		expectJSON(t, c.do("GET", "/api/2/things/t:dev1/attributes/label", ""), `"kitchen lamp"`)
 	})
 
+	t.Run("pipelined values keep their order", func(t *testing.T) {
+		// mosquitto_pub -l sends one message per line with up to 20 in
+		// flight; the broker runs them concurrently but per thing in
+		// order, so the last line wins and every line is one revision.
+		before := c.do("GET", "/api/2/things/t:dev1?fields=_revision", "").json(t)["_revision"].(float64)
+		var lines strings.Builder
+		for i := 1; i <= 200; i++ {
+			fmt.Fprintf(&lines, "%d\n", i)
+		}
+		cmd := exec.Command(pub, append(conn("dev1", "secret-1"), "-i", "dev1-lines", "-q", "1", "-l",
+			"-t", "things/t:dev1/attributes/seq")...)
+		cmd.Stdin = strings.NewReader(lines.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub -l: %v %s", err, out)
+		}
+		expectJSON(t, c.do("GET", "/api/2/things/t:dev1/attributes/seq", ""), "200")
+		after := c.do("GET", "/api/2/things/t:dev1?fields=_revision", "").json(t)["_revision"].(float64)
+		if after-before != 200 {
+			t.Errorf("revision %v -> %v, want 200 modifies", before, after)
+		}
+	})
+
 	t.Run("refused without or with wrong credentials", func(t *testing.T) {
 		for name, args := range map[string][]string{
 			"none":           {"-h", h, "-p", p},

@@ -67,14 +67,14 @@ echo "== 2. QoS 0 at $QOS0_RATE msg/s, subscribers keep up"
 p2p "mosquitto" $MOSQ -broker 127.0.0.1:$MOSQ_PORT -pairs 4 -inflight 1 -qos 0 -rate "$QOS0_RATE" -duration "$DURATION"
 p2p "dittonode" $NODE -broker 127.0.0.1:$MQTT_PORT -user ditto:ditto -pairs 4 -inflight 1 -qos 0 -rate "$QOS0_RATE" -duration "$DURATION"
 echo "== 3. device twin modifies, Ditto Protocol over QoS 1, $DEVICES devices"
-twin() { # namespace
+twin() { # namespace inflight
 	local c0; c0=$(cpu_ticks $NODE)
-	local out; out=$($BIN/mqttload twin -broker 127.0.0.1:$MQTT_PORT -user ditto:ditto -http http://127.0.0.1:$HTTP_PORT -devices "$DEVICES" -inflight 1 -duration "$DURATION" -namespace "$1")
+	local out; out=$($BIN/mqttload twin -broker 127.0.0.1:$MQTT_PORT -user ditto:ditto -http http://127.0.0.1:$HTTP_PORT -devices "$DEVICES" -inflight "$2" -duration "$DURATION" -namespace "$1")
 	local c1; c1=$(cpu_ticks $NODE)
 	echo "$out node_cpu=$(( (c1 - c0) * 10 ))ms"
 }
-twin mqttload1
-twin mqttload2
+twin mqttload1 1
+twin mqttload4 4
 curl -s "http://127.0.0.1:$HTTP_PORT/health"; echo
 stop_node
 echo "== 4. $IDLE idle device connections on a fresh node"
