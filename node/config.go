@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dittonode/dittonode/mqtt"
 	"github.com/dittonode/dittonode/services/connectivity"
 	"github.com/dittonode/dittonode/services/gateway"
 	"github.com/dittonode/dittonode/services/live"
@@ -29,7 +30,13 @@ type Config struct {
 	Connectivity connectivity.Config
 	Live         live.Config
 	Search       search.Config
-	Raft         RaftConfig
+	// MQTT is the embedded broker; it is off when every listener address
+	// is empty.
+	MQTT mqtt.Config
+	// Devices are device identities created at start when missing (the
+	// --dev device ditto/ditto).
+	Devices []DeviceSeed
+	Raft    RaftConfig
 	// Mesh joins this node with others into one cluster over libp2p; it
 	// runs only with a cluster secret.
 	Mesh MeshConfig
@@ -78,6 +85,7 @@ func DefaultConfig() Config {
 		Connectivity: connectivity.DefaultConfig(),
 		Live:         live.DefaultConfig(),
 		Search:       search.DefaultConfig(),
+		MQTT:         mqttOff(),
 		Raft: RaftConfig{
 			// A short log keeps the Raft log files (memory-mapped, so
 			// resident) small and restarts fast; snapshots stream in
@@ -96,6 +104,21 @@ func DefaultConfig() Config {
 	}
 }
 
+// DeviceSeed is a device identity to create at start when it is missing.
+type DeviceSeed struct {
+	Username, Password string
+	Subjects           []string
+}
+
+// mqttOff is the broker's default configuration with every listener off;
+// cmd/dittonode turns the TCP listener on (--mqtt, default 127.0.0.1:1883),
+// tests choose their own ports.
+func mqttOff() mqtt.Config {
+	c := mqtt.DefaultConfig()
+	c.Addr = ""
+	return c
+}
+
 // Validate reports the first configuration error.
 func (c Config) Validate() error {
 	if c.DataDir == "" {
@@ -112,6 +135,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemoryLimit < 0 {
 		return errors.New("memory limit is negative")
+	}
+	if err := c.MQTT.Validate(); err != nil {
+		return fmt.Errorf("mqtt: %w", err)
 	}
 	return nil
 }

@@ -57,6 +57,7 @@ func TestDependencyGraph(t *testing.T) {
 		"node":                  nil,
 		"cmd/dittonode":         nil,
 		"cmd/dittoload":         {},
+		"cmd/mqttload":          {},
 	}
 	for _, p := range goList(t) {
 		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")

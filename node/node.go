@@ -13,6 +13,7 @@ import (
 
 	"github.com/dittonode/dittonode/consensus"
 	"github.com/dittonode/dittonode/ditto"
+	"github.com/dittonode/dittonode/mqtt"
 	"github.com/dittonode/dittonode/services/connectivity"
 	"github.com/dittonode/dittonode/services/gateway"
 	"github.com/dittonode/dittonode/services/live"
@@ -52,7 +53,8 @@ type Node struct {
 	gateway      *gateway.Server
 	mesh         *cluster // nil without a cluster secret
 	live         *live.Router
-	livePeers    *livePeers // nil without the mesh
+	livePeers    *livePeers   // nil without the mesh
+	mqtt         *mqtt.Broker // nil when every MQTT listener is off
 
 	groups []*consensus.Group // in start order
 
@@ -193,8 +195,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		ThingState:     thingJSON{n.things}.lookup,
 		SearchProtocol: searchProtocol{n.search},
 		Cluster:        clusterView{n},
+		Devices:        deviceRegistry{n.connectivity},
 	})
 	if err := n.gateway.Start(life); err != nil {
+		return err
+	}
+	if err := n.startMQTT(life); err != nil {
 		return err
 	}
 	log.Info("node started", "id", n.id.ID, "http", n.gateway.Addr().String(), "data", n.cfg.DataDir,
@@ -330,7 +336,11 @@ func (n *Node) health(ctx context.Context) (map[string]any, bool) {
 	// The search index builds in the background after a start or a
 	// restore; searches wait for it, everything else is served meanwhile.
 	search := map[string]any{"ready": n.search != nil && n.search.Ready()}
-	return map[string]any{"node": n.cfg.NodeName, "id": n.id.ID, "groups": groups, "search": search}, ok
+	h := map[string]any{"node": n.cfg.NodeName, "id": n.id.ID, "groups": groups, "search": search}
+	if n.mqtt != nil {
+		h["mqtt"] = n.mqtt.Stats()
+	}
+	return h, ok
 }
 
 // HTTPAddr is the address the gateway listens on (useful with port 0).
@@ -382,6 +392,9 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		if n.mqtt != nil {
+			errs = append(errs, n.mqtt.Close())
+		}
 		if n.gateway != nil {
 			errs = append(errs, n.gateway.Close())
 		}

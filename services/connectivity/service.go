@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/dittonode/dittonode/consensus"
@@ -14,10 +15,15 @@ import (
 type Config struct {
 	// MaxConnectionBytes bounds one connection definition.
 	MaxConnectionBytes int `json:"maxConnectionBytes" yaml:"max-connection-bytes"`
+	// DeviceHashCost is the bcrypt cost of device passwords (default 10;
+	// tests lower it, bcrypt under the race detector is slow).
+	DeviceHashCost int `json:"deviceHashCost" yaml:"device-hash-cost"`
 }
 
 // DefaultConfig returns the defaults.
-func DefaultConfig() Config { return Config{MaxConnectionBytes: 100 * 1024} }
+func DefaultConfig() Config {
+	return Config{MaxConnectionBytes: 100 * 1024, DeviceHashCost: bcryptCost}
+}
 
 // Log is the connectivity consensus group as this service uses it.
 type Log interface {
@@ -37,12 +43,19 @@ type Service struct {
 	cfg  Config
 	deps Deps
 	fsm  *fsm
+	// verified remembers successful device password checks (devices.go).
+	verified  verifiedCache
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 // New returns a service; it only allocates.
 func New(cfg Config, deps Deps) *Service {
 	if cfg.MaxConnectionBytes == 0 {
 		cfg.MaxConnectionBytes = DefaultConfig().MaxConnectionBytes
+	}
+	if cfg.DeviceHashCost == 0 {
+		cfg.DeviceHashCost = bcryptCost
 	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now

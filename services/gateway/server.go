@@ -69,6 +69,9 @@ type Deps struct {
 	// Cluster serves GET /cluster and DELETE /cluster/members/{id} (nil:
 	// those answer 503).
 	Cluster Cluster
+	// Devices manages the device identities of the embedded MQTT broker
+	// on /api/2/devices (nil: those answer 503).
+	Devices Devices
 }
 
 // Log keys.
@@ -314,6 +317,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if escaped == "/checkPermissions" {
 		s.serveCheckPermissions(w, r, auth, cid)
+		return
+	}
+	if s.serveDevices(w, r, auth, escaped, cid) {
 		return
 	}
 	if s.serveSearch(w, r, q, auth, escaped) {
