@@ -48,6 +48,7 @@ type Node struct {
 	policies     *policies.Service
 	things       *things.Service
 	connectivity *connectivity.Service
+	connRuntime  *connectivity.Runtime // nil until started
 	search       *search.Service
 	gateway      *gateway.Server
 	mesh         *cluster // nil without a cluster secret
@@ -181,6 +182,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		SearchProtocol: searchProtocol{n.search},
 		Cluster:        clusterView{n},
 	})
+	if err := n.startConnections(life, log); err != nil {
+		return fmt.Errorf("start connections: %w", err)
+	}
+	n.gateway.SetConnections(connectivity.NewAPI(n.connectivity, n.connRuntime))
 	if err := n.gateway.Start(life); err != nil {
 		return err
 	}
@@ -317,6 +322,9 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		if n.connRuntime != nil {
+			errs = append(errs, n.connRuntime.Close())
+		}
 		if n.gateway != nil {
 			errs = append(errs, n.gateway.Close())
 		}

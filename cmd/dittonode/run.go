@@ -36,6 +36,7 @@ type fileConfig struct {
 	ClusterSecret     string     `yaml:"cluster-secret"`
 	MDNS              *bool      `yaml:"mdns"`
 	RemoveAfter       string     `yaml:"remove-after"`
+	ConnectionAdmins  []string   `yaml:"connection-admins"`
 }
 
 // fileOIDC is one trusted OpenID Connect issuer of the config file
@@ -99,6 +100,7 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		users      multiFlag
 		p2p        multiFlag
 		join       multiFlag
+		admins     multiFlag
 		expect     = fs.Int("bootstrap-expect", 1, "members a new cluster waits for before the lowest peer ID bootstraps it")
 		secret     = fs.String("cluster-secret", "", "shared secret that admits members (env DITTONODE_CLUSTER_SECRET); needed for more than one node")
 		mdns       = fs.Bool("mdns", true, "find members on the LAN with mDNS")
@@ -107,6 +109,7 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 	)
 	fs.Var(&users, "user", "HTTP basic auth user NAME:PASSWORD (repeatable; subject nginx:NAME); env DITTONODE_USERS=a:pw,b:pw")
 	fs.Var(&p2p, "p2p", "libp2p listen multiaddr (repeatable; default QUIC and TCP on port 4001 on all interfaces)")
+	fs.Var(&admins, "connection-admin", "authorization subject that may manage /api/2/connections, e.g. nginx:alice (repeatable; --dev adds nginx:ditto)")
 	fs.Var(&join, "join", "multiaddr of a member to join, ending in /p2p/<peer ID> (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, 0, err
@@ -163,8 +166,10 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		userList = append(userList, strings.Split(env, ",")...)
 	}
 	userList = append(userList, users...)
+	cfg.Connectivity.Admins = append(append([]string{}, fc.ConnectionAdmins...), admins...)
 	if fc.Dev || *dev {
 		userList = append(userList, "ditto:ditto")
+		cfg.Connectivity.Admins = append(cfg.Connectivity.Admins, "nginx:ditto")
 	}
 	cfg.HTTP.Users = map[string]string{}
 	for _, u := range userList {

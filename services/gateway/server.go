@@ -69,6 +69,8 @@ type Deps struct {
 	// Cluster serves GET /cluster and DELETE /cluster/members/{id} (nil:
 	// those answer 503).
 	Cluster Cluster
+	// Connections serves /api/2/connections (nil: 503).
+	Connections Connections
 }
 
 // Log keys.
@@ -314,6 +316,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.serveSearch(w, r, q, auth, escaped) {
+		return
+	}
+	if s.serveConnections(w, r, q, auth, escaped, cid) {
 		return
 	}
 	if mr, ok, derr := parseMessageRoute(escaped); ok {
