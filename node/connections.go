@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/url"
 	"time"
@@ -33,10 +34,87 @@ func (n *Node) startConnections(ctx context.Context, log *slog.Logger) error {
 		Live:       liveSource{n},
 		Bus:        n.bus,
 		Members:    n.connectionMembers,
+		Remote:     connRemote{n},
 		Logger:     log.With("service", "connections"),
 		Clock:      n.deps.Clock,
 	})
+	if n.mesh != nil {
+		n.mesh.host.SetStreamHandler(protoConnections, n.mesh.guard(protoConnections, n.serveConnectionOp))
+	}
 	return n.connRuntime.Start(ctx)
+}
+
+// protoConnections asks the node that runs a connection for its status,
+// metrics or logs, or to reset them. One request per stream:
+// {"op","id"} from the caller, then {"value"} or {"error"} back.
+const protoConnections = "/dittonode/connections/1"
+
+const (
+	maxConnOpRequest  = 4 << 10
+	maxConnOpResponse = 4 << 20
+	connOpTimeout     = 10 * time.Second
+)
+
+type connOpRequest struct {
+	Op string `json:"op"`
+	ID string `json:"id"`
+}
+
+type connOpResponse struct {
+	Value json.RawMessage `json:"value,omitempty"`
+	Error *ditto.Error    `json:"error,omitempty"`
+}
+
+func (n *Node) serveConnectionOp(s network.Stream) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(connOpTimeout))
+	var req connOpRequest
+	if err := json.NewDecoder(io.LimitReader(s, maxConnOpRequest)).Decode(&req); err != nil {
+		_ = s.Reset()
+		return
+	}
+	var resp connOpResponse
+	v, err := n.connRuntime.Local(req.Op, req.ID)
+	if err != nil {
+		resp.Error = dittoError(err)
+	} else {
+		resp.Value = ditto.EncodeJSON(v)
+	}
+	_ = json.NewEncoder(s).Encode(resp) // the caller went away: nothing to tell it
+}
+
+// connRemote asks other nodes over protoConnections.
+type connRemote struct{ n *Node }
+
+func (r connRemote) Ask(ctx context.Context, node, op, id string) (json.RawMessage, error) {
+	if r.n.mesh == nil {
+		return nil, errors.New("no mesh")
+	}
+	p, err := peer.Decode(node)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, connOpTimeout)
+	defer cancel()
+	s, err := r.n.mesh.host.NewStream(ctx, p, protoConnections)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	if err := json.NewEncoder(s).Encode(connOpRequest{Op: op, ID: id}); err != nil {
+		return nil, err
+	}
+	_ = s.CloseWrite()
+	var resp connOpResponse
+	if err := json.NewDecoder(io.LimitReader(s, maxConnOpResponse)).Decode(&resp); err != nil {
+		return nil, err
+	}
+	if resp.Error != nil {
+		return nil, resp.Error
+	}
+	return resp.Value, nil
 }
 
 // connectionMembers is the member list connections are placed on: this

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,6 +90,16 @@ func TestConnectionsPlacement(t *testing.T) {
 		})
 	}
 	send(1, nodes[(owner+1)%3])
+	// Any node answers status, metrics and logs from the owner.
+	other := nodes[(owner+2)%3]
+	code, _, body, err := call(other, "GET", "/api/2/connections/placed/status", "")
+	if err != nil || code != 200 || !strings.Contains(string(body), `"liveStatus":"open"`) || !strings.Contains(string(body), nodes[owner].ID()) {
+		t.Errorf("status via another node: %d %s %v", code, body, err)
+	}
+	code, _, body, err = call(other, "GET", "/api/2/connections/placed/metrics", "")
+	if err != nil || code != 200 || !strings.Contains(string(body), `"consumed":{"failure":{"PT1H":0,"PT1M":0,"PT24H":0},"success":{"PT1H":`) || strings.Contains(string(body), `"consumed":{"failure":{"PT1H":0,"PT1M":0,"PT24H":0},"success":{"PT1H":0`) {
+		t.Errorf("metrics via another node: %d %s %v", code, body, err)
+	}
 
 	// The owner dies: a survivor takes the connection over.
 	if err := nodes[owner].Close(); err != nil {

@@ -366,7 +366,8 @@ func TestConnectionsHTTPPush(t *testing.T) {
 	def := fmt.Sprintf(`{"id":"push","connectionType":"http-push","connectionStatus":"open","uri":%q,
   "targets":[{"address":"POST:/hook/{{ thing:name }}?rev={{ header:ditto-originator | fn:default('none') | fn:url-encode() }}",
     "topics":["_/_/things/twin/events?filter=eq(attributes/alarm,true)"],"authorizationContext":["integration:devices"],
-    "headerMapping":{"x-thing":"{{ thing:id }}"}}]}`, srv.URL)
+    "headerMapping":{"x-thing":"{{ thing:id }}"}},
+   {"address":"PUT:/messages/{{ topic:subject }}","topics":["_/_/things/live/messages?namespaces=org.test"],"authorizationContext":["integration:devices"]}]}`, srv.URL)
 	expectStatus(t, c.do("POST", "/api/2/connections", def), 201)
 	waitLive(t, c, "push")
 	expectStatus(t, c.do("PUT", "/api/2/things/"+thing+"/attributes/alarm", `false`), 201)
@@ -382,9 +383,20 @@ func TestConnectionsHTTPPush(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no push")
 	}
+	// A live message reaches the live-messages target.
+	r := c.do("POST", "/api/2/things/"+thing+"/inbox/messages/beep?timeout=0", `{"loud":true}`)
+	expectStatus(t, r, 202)
 	select {
 	case r := <-got:
-		t.Errorf("filtered event was pushed: %s", r.body)
+		if r.method != "PUT" || r.path != "/messages/beep" || !strings.Contains(string(r.body), `"loud":true`) {
+			t.Errorf("message push %+v %s", r, r.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message push")
+	}
+	select {
+	case r := <-got:
+		t.Errorf("unexpected push: %s %s", r.path, r.body)
 	default:
 	}
 }

@@ -178,40 +178,36 @@ func (a *API) Command(ctx context.Context, id, command string) (any, error) {
 			return nil, err
 		}
 		return resp("testConnection"), nil
-	case CmdResetMetrics:
-		a.rt.ResetMetrics(id)
-		return resp("resetConnectionMetrics"), nil
-	case CmdEnableLogs:
-		a.rt.EnableLogs(id)
-		return resp("enableConnectionLogs"), nil
-	case CmdResetLogs:
-		a.rt.ResetLogs(id)
-		return resp("resetConnectionLogs"), nil
+	case CmdResetMetrics, CmdEnableLogs, CmdResetLogs:
+		op := map[string]string{CmdResetMetrics: OpResetMetrics, CmdEnableLogs: OpEnableLogs, CmdResetLogs: OpResetLogs}[command]
+		if _, err := a.rt.onOwner(ctx, op, id); err != nil {
+			return nil, err
+		}
+		return resp(strings.TrimPrefix(command, "connectivity.commands:")), nil
 	}
 	return nil, ditto.ErrConnectionCommand.New("The command '%s' is not a connectivity command.", clip(command))
 }
 
-// Status returns the connection's live status.
+// Status returns the connection's live status from the node that runs it.
 func (a *API) Status(ctx context.Context, id string) (any, error) {
-	r, err := a.svc.Retrieve(ctx, id, true)
-	if err != nil {
+	if _, err := a.svc.Retrieve(ctx, id, true); err != nil {
 		return nil, err
 	}
-	return a.rt.Status(r), nil
+	return a.rt.onOwner(ctx, OpStatus, id)
 }
 
-// Metrics returns the connection's metrics on this node.
+// Metrics returns the connection's metrics from the node that runs it.
 func (a *API) Metrics(ctx context.Context, id string) (any, error) {
 	if _, err := a.svc.Retrieve(ctx, id, true); err != nil {
 		return nil, err
 	}
-	return a.rt.Metrics(id), nil
+	return a.rt.onOwner(ctx, OpMetrics, id)
 }
 
-// Logs returns the connection's logs on this node.
+// Logs returns the connection's logs from the node that runs it.
 func (a *API) Logs(ctx context.Context, id string) (any, error) {
 	if _, err := a.svc.Retrieve(ctx, id, true); err != nil {
 		return nil, err
 	}
-	return a.rt.Logs(id), nil
+	return a.rt.onOwner(ctx, OpLogs, id)
 }

@@ -2,6 +2,7 @@ package connectivity
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,6 +89,74 @@ type Views interface {
 	LiveSignalView(q url.Values) (func(env ditto.Envelope, auth ditto.Auth) (ditto.Envelope, bool), error)
 }
 
+// Remote reaches the runtime of another node: Ask runs Local(op, id) on
+// node and returns its JSON answer.
+type Remote interface {
+	Ask(ctx context.Context, node, op, id string) (json.RawMessage, error)
+}
+
+// Operations a node answers for connections it runs (Runtime.Local).
+const (
+	OpStatus       = "status"
+	OpMetrics      = "metrics"
+	OpLogs         = "logs"
+	OpResetMetrics = "resetMetrics"
+	OpEnableLogs   = "enableLogs"
+	OpResetLogs    = "resetLogs"
+)
+
+// Local answers op for connection id from this node's runtime.
+func (r *Runtime) Local(op, id string) (any, error) {
+	switch op {
+	case OpStatus:
+		rec, ok := r.deps.Service.fsm.lookup(id)
+		if !ok {
+			return nil, ditto.ErrConnectionNotFound.New("The connection with ID '%s' could not be found.", id)
+		}
+		return r.Status(rec), nil
+	case OpMetrics:
+		return r.Metrics(id), nil
+	case OpLogs:
+		return r.Logs(id), nil
+	case OpResetMetrics:
+		r.ResetMetrics(id)
+		return map[string]any{}, nil
+	case OpEnableLogs:
+		r.EnableLogs(id)
+		return map[string]any{}, nil
+	case OpResetLogs:
+		r.ResetLogs(id)
+		return map[string]any{}, nil
+	}
+	return nil, ditto.ErrConnectionCommand.New("The operation '%s' is unknown.", clip(op))
+}
+
+// onOwner runs op on the node that runs connection id: here, or through
+// Remote. An unreachable owner's status is answered here (liveStatus
+// unknown); other operations fail with 503.
+func (r *Runtime) onOwner(ctx context.Context, op, id string) (any, error) {
+	owner, own := r.Owner(id)
+	if own || r.deps.Remote == nil || owner == "" {
+		return r.Local(op, id)
+	}
+	raw, err := r.deps.Remote.Ask(ctx, owner, op, id)
+	if err == nil {
+		v, derr := ditto.DecodeJSON(raw)
+		if derr == nil {
+			return v, nil
+		}
+		err = derr
+	}
+	var de *ditto.Error
+	if errors.As(err, &de) {
+		return nil, de
+	}
+	if op == OpStatus {
+		return r.Local(op, id)
+	}
+	return nil, ditto.ErrUnavailable.New("The node %s that runs the connection '%s' did not answer: %v", owner, id, err)
+}
+
 // LiveSource delivers live signals (messages, live commands and events) a
 // subscriber's subjects may read.
 type LiveSource interface {
@@ -110,8 +179,11 @@ type RuntimeDeps struct {
 	// Factories build the client of each connection type; default
 	// DefaultClientFactories.
 	Factories map[string]ClientFactory
-	Logger    *slog.Logger
-	Clock     func() time.Time
+	// Remote asks the node that runs a connection for its status,
+	// metrics and logs, or to reset them (nil: answer locally).
+	Remote Remote
+	Logger *slog.Logger
+	Clock  func() time.Time
 }
 
 // Runtime runs the open connections this node owns: it connects their
