@@ -242,3 +242,7 @@ type liveSource struct{ n *Node }
 func (l liveSource) Subscribe(id string, auth ditto.Auth, kinds, declaredAcks []string, deliver func(ditto.Envelope)) (func(), error) {
 	return l.n.live.Subscribe(id, auth, kinds, declaredAcks, deliver)
 }
+
+func (l liveSource) Respond(env ditto.Envelope, auth ditto.Auth) error {
+	return l.n.live.Respond(env, auth)
+}

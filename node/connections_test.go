@@ -21,7 +21,7 @@ import (
 // startMosquitto runs a real mosquitto broker on a free loopback port and
 // returns its address. Without mosquitto the test is skipped, unless
 // DITTONODE_REQUIRE_MOSQUITTO=1 (CI), where that is a failure.
-func startMosquitto(t *testing.T) string {
+func startMosquitto(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -47,7 +47,7 @@ func startMosquitto(t *testing.T) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -55,27 +55,31 @@ func startMosquitto(t *testing.T) string {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	waitFor(t, 10*time.Second, func() error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			_ = c.Close()
+			return addr
 		}
-		return err
-	})
-	return addr
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto does not listen: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
 }
 
 // device is an MQTT client on the external broker, as a device or a
 // backend system would use it.
 type device struct {
-	t  *testing.T
+	t  testing.TB
 	cl mqtt.Client
 	mu sync.Mutex
 	// got collects messages by topic.
 	got map[string][][]byte
 }
 
-func newDevice(t *testing.T, broker, id string) *device {
+func newDevice(t testing.TB, broker, id string) *device {
 	t.Helper()
 	d := &device{t: t, got: map[string][][]byte{}}
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + broker).SetClientID(id).SetCleanSession(true)
@@ -366,12 +370,22 @@ func TestConnectionsHTTPPush(t *testing.T) {
 	def := fmt.Sprintf(`{"id":"push","connectionType":"http-push","connectionStatus":"open","uri":%q,
   "targets":[{"address":"POST:/hook/{{ thing:name }}?rev={{ header:ditto-originator | fn:default('none') | fn:url-encode() }}",
     "topics":["_/_/things/twin/events?filter=eq(attributes/alarm,true)"],"authorizationContext":["integration:devices"],
-    "headerMapping":{"x-thing":"{{ thing:id }}"}},
+    "headerMapping":{"x-thing":"{{ thing:id }}"},"issuedAcknowledgementLabel":"{{ connection:id }}:delivered"},
    {"address":"PUT:/messages/{{ topic:subject }}","topics":["_/_/things/live/messages?namespaces=org.test"],"authorizationContext":["integration:devices"]}]}`, srv.URL)
 	expectStatus(t, c.do("POST", "/api/2/connections", def), 201)
 	waitLive(t, c, "push")
-	expectStatus(t, c.do("PUT", "/api/2/things/"+thing+"/attributes/alarm", `false`), 201)
-	expectStatus(t, c.do("PUT", "/api/2/things/"+thing+"/attributes/alarm", `true`), 204)
+	// The target acknowledges with its issued label: weakly for a filtered
+	// event, after the push for a delivered one.
+	r := c.do("PUT", "/api/2/things/"+thing+"/attributes/alarm", `false`, "requested-acks", "twin-persisted,push:delivered")
+	expectStatus(t, r, 200)
+	if !strings.Contains(string(r.body), `"push:delivered":{"headers":`) || !strings.Contains(string(r.body), `"ditto-weak-ack":"true"},"status":200`) {
+		t.Errorf("weak ack %s", r.body)
+	}
+	r = c.do("PUT", "/api/2/things/"+thing+"/attributes/alarm", `true`, "requested-acks", "push:delivered")
+	expectStatus(t, r, 200)
+	if strings.Contains(string(r.body), "weak") {
+		t.Errorf("ack %s", r.body)
+	}
 	select {
 	case r := <-got:
 		if r.method != "POST" || !strings.HasPrefix(r.path, "/hook/pushed?rev=") || r.auth != thing || r.ct != "application/vnd.eclipse.ditto+json" {
@@ -384,7 +398,7 @@ func TestConnectionsHTTPPush(t *testing.T) {
 		t.Fatal("no push")
 	}
 	// A live message reaches the live-messages target.
-	r := c.do("POST", "/api/2/things/"+thing+"/inbox/messages/beep?timeout=0", `{"loud":true}`)
+	r = c.do("POST", "/api/2/things/"+thing+"/inbox/messages/beep?timeout=0", `{"loud":true}`)
 	expectStatus(t, r, 202)
 	select {
 	case r := <-got:

@@ -146,15 +146,24 @@ func (m *jsMapper) newRuntime() (*goja.Runtime, error) {
 		return ""
 	})
 	_ = vm.Set("__stringToBytes", func(s string) goja.ArrayBuffer { return vm.NewArrayBuffer([]byte(s)) })
-	for _, p := range []*goja.Program{guardProgram, dittoScopeProgram, m.program} {
-		if _, err := m.guarded(vm, func() (goja.Value, error) { return vm.RunProgram(p) }); err != nil {
+	// The guard and the helpers are trusted and finite; the user's script
+	// loads under the watchdog with a load budget (compiling its functions
+	// and running its top level), generous enough for a loaded machine.
+	for _, p := range []*goja.Program{guardProgram, dittoScopeProgram} {
+		if _, err := vm.RunProgram(p); err != nil {
 			return nil, err
 		}
+	}
+	if _, err := m.guarded(vm, m.loadTimeout(), func() (goja.Value, error) { return vm.RunProgram(m.program) }); err != nil {
+		return nil, err
 	}
 	// The guard and the helpers are in place; the script's own globals
 	// stay writable for the script.
 	return vm, nil
 }
+
+// loadTimeout bounds loading a script: ten calls' worth, at least 2 s.
+func (m *jsMapper) loadTimeout() time.Duration { return max(10*m.cfg.CallTimeout, 2*time.Second) }
 
 func (m *jsMapper) get() (*goja.Runtime, error) {
 	m.mu.Lock()
@@ -190,20 +199,20 @@ func heapBytes() uint64 {
 
 // guarded runs fn on vm under the time and heap watchdog. A Go panic inside
 // the interpreter (e.g. an allocation the runtime refuses) is an error too.
-func (m *jsMapper) guarded(vm *goja.Runtime, fn func() (goja.Value, error)) (v goja.Value, err error) {
+func (m *jsMapper) guarded(vm *goja.Runtime, timeout time.Duration, fn func() (goja.Value, error)) (v goja.Value, err error) {
 	done := make(chan struct{})
 	start := heapBytes()
 	go func() {
 		t := time.NewTicker(2 * time.Millisecond)
 		defer t.Stop()
-		deadline := time.NewTimer(m.cfg.CallTimeout)
+		deadline := time.NewTimer(timeout)
 		defer deadline.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-deadline.C:
-				vm.Interrupt(fmt.Errorf("the script ran longer than %s", m.cfg.CallTimeout))
+				vm.Interrupt(fmt.Errorf("the script ran longer than %s", timeout))
 				return
 			case <-t.C:
 				if h := heapBytes(); h > start && h-start > m.cfg.CallHeapBytes {
@@ -241,7 +250,7 @@ func (m *jsMapper) call(name string, args ...any) (goja.Value, error) {
 		}
 		vals[i] = vm.ToValue(a)
 	}
-	res, err := m.guarded(vm, func() (goja.Value, error) { return fn(goja.Undefined(), vals...) })
+	res, err := m.guarded(vm, m.cfg.CallTimeout, func() (goja.Value, error) { return fn(goja.Undefined(), vals...) })
 	if err != nil {
 		// An interrupted or failed runtime may hold half-built state:
 		// discard it.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +61,9 @@ type targetRT struct {
 	live     []liveTopic
 	announce bool
 	ackLabel *Template
+	// label is the resolved issuedAcknowledgementLabel and ackID the live
+	// subscriber that declared it ("" without one).
+	label, ackID string
 }
 
 type liveTopic struct {
@@ -240,16 +245,25 @@ func (rn *runner) run(ctx context.Context) {
 		}
 		delay = min(2*delay, cfg.MaxReconnectDelay)
 	}
-	rn.setState("open", "connected")
-	rn.logEntry("connection", "connected", true, "", "", "Connected to "+redactURI(rn.conn.URI)+".")
-	rn.announce(ctx, "opened", "openedAt")
+	// Subscribe every target before the connection reports open, so
+	// that nothing applied after that is missed.
 	for _, t := range rn.targets {
 		for _, lt := range t.live {
 			rn.startLive(ctx, t, lt)
 		}
+		if cancel := rn.declareAck(t); cancel != nil {
+			defer cancel()
+		}
 	}
+	var sub *ditto.Subscription
 	if rn.hasTwinTargets() && rn.rt.deps.Bus != nil {
-		rn.pumpTwin(ctx)
+		sub = rn.rt.deps.Bus.Subscribe(rn.rt.cfg.SignalQueue)
+	}
+	rn.setState("open", "connected")
+	rn.logEntry("connection", "connected", true, "", "", "Connected to "+redactURI(rn.conn.URI)+".")
+	rn.announce(ctx, "opened", "openedAt")
+	if sub != nil {
+		rn.pumpTwin(ctx, sub)
 	}
 	<-ctx.Done()
 }
@@ -706,9 +720,11 @@ func (rn *runner) publish(ctx context.Context, mappers []Mapper, hm map[string]*
 // pumpTwin delivers the node's twin events to the twin targets. A cut-off
 // subscription (the external system was too slow) is logged and counted,
 // then renewed.
-func (rn *runner) pumpTwin(ctx context.Context) {
+func (rn *runner) pumpTwin(ctx context.Context, sub *ditto.Subscription) {
 	for ctx.Err() == nil {
-		sub := rn.rt.deps.Bus.Subscribe(rn.rt.cfg.SignalQueue)
+		if sub == nil {
+			sub = rn.rt.deps.Bus.Subscribe(rn.rt.cfg.SignalQueue)
+		}
 		func() {
 			defer sub.Close()
 			for {
@@ -725,6 +741,7 @@ func (rn *runner) pumpTwin(ctx context.Context) {
 				}
 			}
 		}()
+		sub = nil
 	}
 }
 
@@ -745,25 +762,92 @@ func (rn *runner) twinSignal(ctx context.Context, sig ditto.Signal) {
 				break
 			}
 		}
+		wantsAck := rn.ackRequested(tg, sig.Envelope.Headers)
 		if !ok {
 			rn.count(mOutFiltered, true)
+			if wantsAck {
+				rn.issueAck(tg, t, sig.Envelope.Headers, 200, true)
+			}
 			continue
 		}
-		rn.toTarget(ctx, tg, env, sig.State)
+		delivered := rn.toTarget(ctx, tg, env, sig.State)
+		if wantsAck {
+			status := http.StatusOK
+			if !delivered {
+				status = http.StatusServiceUnavailable
+			}
+			rn.issueAck(tg, t, sig.Envelope.Headers, status, false)
+		}
 	}
 }
 
-func (rn *runner) toTarget(ctx context.Context, tg *targetRT, env ditto.Envelope, state []byte) {
+// toTarget resolves the target address for env and publishes it; it
+// reports whether every publish succeeded.
+func (rn *runner) toTarget(ctx context.Context, tg *targetRT, env ditto.Envelope, state []byte) bool {
 	res := rn.outboundResolver(env, state, nil)
 	vals, ok, _ := tg.address.Resolve(res)
 	if !ok || len(vals) == 0 {
 		rn.count(mOutDropped, true)
 		rn.logEntry("target", "dropped", true, env.Headers.Get(ditto.HeaderCorrelationID), tg.t.Address,
 			"The target address could not be resolved for "+env.Topic+"; the signal was dropped.")
-		return
+		return false
 	}
+	all := true
 	for _, a := range vals {
-		rn.publish(ctx, tg.mappers, tg.headers, a, tg.qos, env, res, "target")
+		all = rn.publish(ctx, tg.mappers, tg.headers, a, tg.qos, env, res, "target") && all
+	}
+	return all
+}
+
+// declareAck declares the target's issuedAcknowledgementLabel at the live
+// router, so that its acknowledgements count for commands that requested
+// the label. The label may use connection:id only.
+func (rn *runner) declareAck(tg *targetRT) func() {
+	live := rn.rt.deps.Live
+	if tg.ackLabel == nil || live == nil {
+		return nil
+	}
+	label, ok := tg.ackLabel.ResolveOne(func(prefix, name string) (string, bool) {
+		return rn.conn.ID, prefix == "connection" && name == "id"
+	})
+	if !ok || !ditto.ValidAckLabel(label) {
+		rn.logEntry("target", "acknowledged", false, "", tg.t.Address, "The issuedAcknowledgementLabel does not resolve to a valid label with the connection's ID alone.")
+		return nil
+	}
+	id := fmt.Sprintf("connection:%s:acks:%d", rn.conn.ID, tg.index)
+	cancel, err := live.Subscribe(id, tg.auth, nil, []string{label}, func(ditto.Envelope) {})
+	if err != nil {
+		rn.logEntry("target", "acknowledged", false, "", tg.t.Address, err.Error())
+		return nil
+	}
+	tg.label, tg.ackID = label, id
+	return cancel
+}
+
+func (rn *runner) ackRequested(tg *targetRT, h ditto.Headers) bool {
+	if tg.label == "" {
+		return false
+	}
+	raw := h.Get(ditto.HeaderRequestedAcks)
+	if raw == "" {
+		return false
+	}
+	labels, err := ditto.ParseAckLabels(raw)
+	return err == nil && slices.Contains(labels, tg.label)
+}
+
+// issueAck acknowledges a twin event with the target's label: 200 when it
+// was published (or weakly, when the target filtered it out), 503 when the
+// external system did not accept it.
+func (rn *runner) issueAck(tg *targetRT, t ditto.Topic, h ditto.Headers, status int, weak bool) {
+	cid := h.Get(ditto.HeaderCorrelationID)
+	ah := ditto.Headers{ditto.HeaderCorrelationID: cid, ditto.HeaderOrigin: tg.ackID}
+	if weak {
+		ah["ditto-weak-ack"] = "true"
+	}
+	ack := ditto.Envelope{Topic: t.Namespace + "/" + t.Name + "/things/twin/acks/" + tg.label, Headers: ah, Path: "/", Status: status}
+	if err := rn.rt.deps.Live.Respond(ack, tg.auth); err != nil {
+		rn.logEntry("target", "acknowledged", false, cid, tg.t.Address, err.Error())
 	}
 }
 

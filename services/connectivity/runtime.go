@@ -158,9 +158,11 @@ func (r *Runtime) onOwner(ctx context.Context, op, id string) (any, error) {
 }
 
 // LiveSource delivers live signals (messages, live commands and events) a
-// subscriber's subjects may read.
+// subscriber's subjects may read, and takes the acknowledgements targets
+// issue (Respond) for labels they declared when subscribing.
 type LiveSource interface {
 	Subscribe(id string, auth ditto.Auth, kinds []string, declaredAcks []string, deliver func(ditto.Envelope)) (cancel func(), err error)
+	Respond(env ditto.Envelope, auth ditto.Auth) error
 }
 
 // RuntimeDeps are the runtime's collaborators.
