@@ -176,10 +176,11 @@ func TestConnectionsMQTT(t *testing.T) {
      "enforcement":{"input":"{{ source:address }}","filters":["%s/devices/{{ thing:id }}/twin"]},
      "replyTarget":{"enabled":true,"address":"%s/replies/{{ header:correlation-id }}","expectedResponseTypes":["response","error"]}}],
   "targets":[
+    {"address":"%s/announce","topics":["_/_/connections/announcements"],"authorizationContext":["integration:devices"],"qos":1},
     {"address":"%s/nobody/{{ thing:id }}","topics":["_/_/things/twin/events"],"authorizationContext":["integration:nobody"],"qos":1},
     {"address":"%s/partial/{{ thing:id }}","topics":["_/_/things/twin/events"],"authorizationContext":["integration:partial"],"qos":1},
     {"address":"%s/events/{{ thing:id }}/{{ topic:action | fn:upper() }}","topics":["_/_/things/twin/events?namespaces=org.test&filter=gt(attributes/counter,42)&extraFields=attributes/public"],
-     "authorizationContext":["integration:devices"],"qos":1}]}`, id, typ, broker, id, id, id, id, id, id)
+     "authorizationContext":["integration:devices"],"qos":1}]}`, id, typ, broker, id, id, id, id, id, id, id)
 			r := c.do("POST", "/api/2/connections", def)
 			expectStatus(t, r, 201)
 			if loc := r.header.Get("Location"); loc != "/api/2/connections/"+id {
@@ -283,6 +284,21 @@ func TestConnectionsMQTT(t *testing.T) {
 			dev.publish(id+"/devices/"+thing+"/twin", cmd(7, "cid-7"))
 			expectStatus(t, c.doText("POST", "/api/2/connections/"+id+"/command", "connectivity.commands:openConnection"), 200)
 			waitLive(t, c, id)
+			// The announcements target saw closed and opened again (the
+			// first opened went out before the app subscribed).
+			waitFor(t, 10*time.Second, func() error {
+				var got []string
+				for _, m := range app.messages(id + "/announce") {
+					var env map[string]any
+					_ = json.Unmarshal(m, &env)
+					got = append(got, fmt.Sprint(env["topic"]))
+				}
+				want := "_/" + id + "/connections/announcements/"
+				if strings.Join(got, ",") != want+"closed,"+want+"opened" {
+					return fmt.Errorf("announcements %v", got)
+				}
+				return nil
+			})
 			expectStatus(t, c.do("DELETE", "/api/2/connections/"+id, ""), 204)
 		})
 	}

@@ -317,12 +317,18 @@ func (r *Runtime) reconcile(ctx context.Context) {
 		return
 	}
 	var stop []*runner
+	var closing []*runner // closed by the user: they announce it
 	for id, rn := range r.running {
 		rec, ok := want[id]
 		_, own := r.Owner(id)
 		if !ok || !own || rec.Revision != rn.rev || rn.conn.ConnectionStatus != "open" {
 			stop = append(stop, rn)
 			delete(r.running, id)
+			if ok && own && rec.Revision != rn.rev {
+				if c, err := ParseConnection(rec.JSON, r.types()); err == nil && c.ConnectionStatus == "closed" {
+					closing = append(closing, rn)
+				}
+			}
 		}
 	}
 	for id := range r.stats {
@@ -331,6 +337,11 @@ func (r *Runtime) reconcile(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
+	for _, rn := range closing {
+		actx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+		rn.announce(actx, "closed", "closedAt")
+		cancel()
+	}
 	for _, rn := range stop {
 		if err := rn.stop(); err != nil {
 			r.log.Debug("connectivity: close client", "connection", rn.conn.ID, "error", err)
