@@ -187,6 +187,11 @@ var (
 	ErrConnectionConflict   = ErrorDef{"connectivity:connection.conflict", 409, "Choose another connection ID."}
 	ErrConnectionInvalid    = ErrorDef{"connectivity:connection.configuration.invalid", 400, "Check the connection configuration."}
 	ErrConnectionIDInvalid  = ErrorDef{"connectivity:connection.id.invalid", 400, "Connection IDs match [a-zA-Z0-9-_:]{1,100}."}
+	ErrConnectionFailed     = ErrorDef{"connectivity:connection.failed", 400, "Check the URI, the credentials and that the endpoint is reachable from the node."}
+	ErrConnectionCommand    = ErrorDef{"connectivity:connection.command.invalid", 400, "Send one of connectivity.commands:openConnection, closeConnection, testConnection, resetConnectionMetrics, enableConnectionLogs or resetConnectionLogs as text."}
+	ErrConnectionNotAllowed = ErrorDef{"connectivity:connection.notallowed", 403, "Connections are managed by the subjects configured as connection administrators."}
+	ErrMappingFailed        = ErrorDef{"connectivity:message.mapping.failed", 400, "Check the payload mapping of the connection and the message it got."}
+	ErrEnforcementFailed    = ErrorDef{"connectivity:connection.id.enforcement.failed", 400, "The message's enforcement input does not match the filters of the source: a device may only change its own things."}
 	ErrPlaceholderNotFound  = ErrorDef{"placeholder:placeholder.notfound", 400, "Check the placeholder name."}
 	ErrPlaceholderFnInvalid = ErrorDef{"placeholder:function.invalid", 400, "Check the placeholder function."}
 	ErrPlaceholderRefUnsup  = ErrorDef{"placeholder:placeholder.reference.notsupported", 400, "Only references of the form '{{ ref:things/<thingId>/policyId }}' are supported."}
@@ -231,7 +236,8 @@ var Catalogue = []ErrorDef{
 	ErrSearchOptionInvalid, ErrSearchCursorInvalid, ErrSearchTimeout, ErrSearchProtocol, ErrMessageSendDenied,
 	ErrMessageTooLarge, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrAckLabelInvalid,
 	ErrAckLabelNotDeclared, ErrEventNotAllowed, ErrConnectionNotFound,
-	ErrConnectionConflict, ErrConnectionInvalid, ErrConnectionIDInvalid, ErrPlaceholderNotFound,
+	ErrConnectionConflict, ErrConnectionInvalid, ErrConnectionIDInvalid, ErrConnectionFailed, ErrConnectionCommand,
+	ErrConnectionNotAllowed, ErrMappingFailed, ErrEnforcementFailed, ErrPlaceholderNotFound,
 	ErrPlaceholderFnInvalid, ErrPlaceholderRefUnsup, ErrTopicInvalid, ErrPathUnknown,
 	ErrDeviceNotFound, ErrDeviceInvalid, ErrDeviceForbidden,
 }

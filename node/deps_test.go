@@ -87,6 +87,8 @@ func TestDependencyGraph(t *testing.T) {
 			"github.com/mochi-mqtt/":    "mqtt",
 			"github.com/hashicorp/raft": "consensus",
 			"github.com/golang-jwt/":    "services/gateway",
+			"github.com/eclipse/paho":   "services/connectivity",
+			"github.com/dop251/goja":    "services/connectivity",
 		}
 		for _, imp := range p.Imports {
 			for prefix, owner := range owners {

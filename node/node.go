@@ -49,6 +49,7 @@ type Node struct {
 	policies     *policies.Service
 	things       *things.Service
 	connectivity *connectivity.Service
+	connRuntime  *connectivity.Runtime // nil until started
 	search       *search.Service
 	gateway      *gateway.Server
 	mesh         *cluster // nil without a cluster secret
@@ -197,6 +198,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Cluster:        clusterView{n},
 		Devices:        deviceRegistry{n.connectivity},
 	})
+	if err := n.startConnections(life, log); err != nil {
+		return fmt.Errorf("start connections: %w", err)
+	}
+	n.gateway.SetConnections(connectivity.NewAPI(n.connectivity, n.connRuntime))
 	if err := n.gateway.Start(life); err != nil {
 		return err
 	}
@@ -394,6 +399,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.mqtt != nil {
 			errs = append(errs, n.mqtt.Close())
+		}
+		if n.connRuntime != nil {
+			errs = append(errs, n.connRuntime.Close())
 		}
 		if n.gateway != nil {
 			errs = append(errs, n.gateway.Close())

@@ -45,6 +45,7 @@ type fileConfig struct {
 	MQTTTLSKey        string     `yaml:"mqtt-tls-key"`
 	MQTTClientCA      string     `yaml:"mqtt-tls-client-ca"`
 	DeviceAdmins      []string   `yaml:"device-admins"`
+	ConnectionAdmins  []string   `yaml:"connection-admins"`
 }
 
 // fileOIDC is one trusted OpenID Connect issuer of the config file
@@ -109,6 +110,7 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		users      multiFlag
 		p2p        multiFlag
 		join       multiFlag
+		connAdmins multiFlag
 		expect     = fs.Int("bootstrap-expect", 1, "members a new cluster waits for before the lowest peer ID bootstraps it")
 		secret     = fs.String("cluster-secret", "", "shared secret that admits members (env DITTONODE_CLUSTER_SECRET); needed for more than one node")
 		mdns       = fs.Bool("mdns", true, "find members on the LAN with mDNS")
@@ -127,6 +129,7 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 	fs.Var(&admins, "device-admin", "subject allowed to manage MQTT devices on /api/2/devices, e.g. nginx:admin (repeatable)")
 	fs.Var(&users, "user", "HTTP basic auth user NAME:PASSWORD (repeatable; subject nginx:NAME); env DITTONODE_USERS=a:pw,b:pw")
 	fs.Var(&p2p, "p2p", "libp2p listen multiaddr (repeatable; default QUIC and TCP on port 4001 on all interfaces)")
+	fs.Var(&connAdmins, "connection-admin", "authorization subject that may manage /api/2/connections, e.g. nginx:alice (repeatable; --dev adds nginx:ditto)")
 	fs.Var(&join, "join", "multiaddr of a member to join, ending in /p2p/<peer ID> (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, 0, err
@@ -196,12 +199,14 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		userList = append(userList, strings.Split(env, ",")...)
 	}
 	userList = append(userList, users...)
+	cfg.Connectivity.Admins = append(append([]string{}, fc.ConnectionAdmins...), connAdmins...)
 	if fc.Dev || *dev {
 		userList = append(userList, "ditto:ditto")
 		// The dev user may manage devices, and the device ditto/ditto acts
 		// as the dev user, so it may change the things the dev user made.
 		cfg.HTTP.DeviceAdmins = append(cfg.HTTP.DeviceAdmins, "nginx:ditto")
 		cfg.Devices = append(cfg.Devices, node.DeviceSeed{Username: "ditto", Password: "ditto", Subjects: []string{"nginx:ditto"}})
+		cfg.Connectivity.Admins = append(cfg.Connectivity.Admins, "nginx:ditto")
 	}
 	cfg.HTTP.Users = map[string]string{}
 	for _, u := range userList {

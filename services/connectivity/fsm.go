@@ -55,6 +55,25 @@ type fsm struct {
 	mu      sync.RWMutex
 	conns   map[string]*Record
 	devices map[string]*Device // devices.go
+
+	watchMu  sync.Mutex
+	watchers []func() // told after every applied change; must not block
+}
+
+// watch registers fn to run after every applied change or restore.
+func (f *fsm) watch(fn func()) {
+	f.watchMu.Lock()
+	f.watchers = append(f.watchers, fn)
+	f.watchMu.Unlock()
+}
+
+func (f *fsm) notify() {
+	f.watchMu.Lock()
+	ws := f.watchers
+	f.watchMu.Unlock()
+	for _, fn := range ws {
+		fn()
+	}
 }
 
 func newFSM() *fsm { return &fsm{conns: map[string]*Record{}, devices: map[string]*Device{}} }
@@ -97,6 +116,7 @@ func mustDecode(b []byte, v any) {
 }
 
 func (f *fsm) put(c putCmd) applyResult {
+	defer f.notify()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old, exists := f.conns[c.ID]
@@ -116,6 +136,7 @@ func (f *fsm) put(c putCmd) applyResult {
 }
 
 func (f *fsm) delete(c deleteCmd) applyResult {
+	defer f.notify()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old, ok := f.conns[c.ID]
@@ -179,6 +200,7 @@ func (f *fsm) Restore(r io.Reader) error {
 	f.mu.Lock()
 	f.conns, f.devices = conns, devices
 	f.mu.Unlock()
+	f.notify()
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,11 +19,50 @@ type Config struct {
 	// DeviceHashCost is the bcrypt cost of device passwords (default 10;
 	// tests lower it, bcrypt under the race detector is slow).
 	DeviceHashCost int `json:"deviceHashCost" yaml:"device-hash-cost"`
+	// Admins are the authorization subjects that may manage connections
+	// over /api/2/connections (Ditto's devops role), e.g. "nginx:ditto".
+	// Empty: nobody may.
+	Admins []string `json:"admins" yaml:"admins"`
+	// Mapping bounds payload mapping (JavaScript sandbox).
+	Mapping MappingConfig `json:"mapping" yaml:"mapping"`
+	// Runtime tunes the clients of running connections.
+	Runtime RuntimeConfig `json:"runtime" yaml:"runtime"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxConnectionBytes: 100 * 1024, DeviceHashCost: bcryptCost}
+	return Config{MaxConnectionBytes: 100 * 1024, DeviceHashCost: bcryptCost, Mapping: defaultMappingConfig(), Runtime: defaultRuntimeConfig()}
+}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxConnectionBytes == 0 {
+		c.MaxConnectionBytes = d.MaxConnectionBytes
+	}
+	m := &c.Mapping
+	if m.CallTimeout == 0 {
+		m.CallTimeout = d.Mapping.CallTimeout
+	}
+	if m.CallHeapBytes == 0 {
+		m.CallHeapBytes = d.Mapping.CallHeapBytes
+	}
+	if m.MaxAllocBytes == 0 {
+		m.MaxAllocBytes = d.Mapping.MaxAllocBytes
+	}
+	if m.MaxScriptBytes == 0 {
+		m.MaxScriptBytes = d.Mapping.MaxScriptBytes
+	}
+	c.Runtime = c.Runtime.withDefaults()
+	return c
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.MaxConnectionBytes < 0 || c.Mapping.MaxAllocBytes < 0 || c.Mapping.CallTimeout < 0 {
+		return fmt.Errorf("connectivity: negative limits")
+	}
+	return nil
 }
 
 // Log is the connectivity consensus group as this service uses it.
@@ -36,6 +76,9 @@ type Deps struct {
 	Log    Log
 	Clock  func() time.Time
 	Logger *slog.Logger
+	// Types are the connection types this node can run (those with a
+	// client factory); default: mqtt, mqtt-5, http-push.
+	Types []string
 }
 
 // Service validates, proposes and reads connection definitions.
@@ -51,8 +94,9 @@ type Service struct {
 
 // New returns a service; it only allocates.
 func New(cfg Config, deps Deps) *Service {
-	if cfg.MaxConnectionBytes == 0 {
-		cfg.MaxConnectionBytes = DefaultConfig().MaxConnectionBytes
+	cfg = cfg.withDefaults()
+	if deps.Types == nil {
+		deps.Types = []string{TypeMQTT, TypeMQTT5, TypeHTTPPush}
 	}
 	if cfg.DeviceHashCost == 0 {
 		cfg.DeviceHashCost = bcryptCost
@@ -69,22 +113,42 @@ func New(cfg Config, deps Deps) *Service {
 // FSM is the state machine of the "connectivity" group.
 func (s *Service) FSM() consensus.FSM { return s.fsm }
 
-// Connection is a validated connection definition as stored.
-type Connection = Record
-
 // Put creates (createOnly) or replaces (mustExist) a connection definition.
 // It reports whether the connection was created.
 func (s *Service) Put(ctx context.Context, def any, createOnly, mustExist bool) (*Record, bool, error) {
-	id, err := validate(def)
+	c, b, err := s.Validate(def)
 	if err != nil {
 		return nil, false, err
 	}
+	cmd := encodeCommand(cmdPut, putCmd{ID: c.ID, JSON: b, Time: ditto.FormatTime(s.deps.Clock()), CreateOnly: createOnly, MustExist: mustExist})
+	return s.propose(ctx, cmd)
+}
+
+// Validate checks a definition fully (model, placeholders, filters,
+// mapping scripts) and returns it parsed and encoded.
+func (s *Service) Validate(def any) (*Connection, []byte, error) {
+	if _, ok := def.(map[string]any); !ok {
+		return nil, nil, ditto.ErrConnectionInvalid.New("The connection definition must be a JSON object.")
+	}
 	b := ditto.EncodeJSON(def)
 	if len(b) > s.cfg.MaxConnectionBytes {
-		return nil, false, ditto.ErrConnectionInvalid.New("The connection definition is larger than %d bytes.", s.cfg.MaxConnectionBytes)
+		return nil, nil, ditto.ErrConnectionInvalid.New("The connection definition is larger than %d bytes.", s.cfg.MaxConnectionBytes)
 	}
-	cmd := encodeCommand(cmdPut, putCmd{ID: id, JSON: b, Time: ditto.FormatTime(s.deps.Clock()), CreateOnly: createOnly, MustExist: mustExist})
-	return s.propose(ctx, cmd)
+	c, err := ParseConnection(b, s.deps.Types)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, b, nil
+}
+
+// CanManage reports whether auth may manage connections.
+func (s *Service) CanManage(auth ditto.Auth) bool {
+	for _, sub := range auth.Subjects {
+		if slices.Contains(s.cfg.Admins, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // Delete removes a connection definition.
@@ -124,33 +188,4 @@ func (s *Service) propose(ctx context.Context, cmd []byte) (*Record, bool, error
 		return nil, false, r.Err
 	}
 	return r.Record, r.Created, nil
-}
-
-// validate checks the required fields of a connection definition and
-// returns its ID.
-func validate(def any) (string, error) {
-	m, ok := def.(map[string]any)
-	if !ok {
-		return "", ditto.ErrConnectionInvalid.New("The connection definition must be a JSON object.")
-	}
-	for _, f := range []string{"id", "connectionType", "connectionStatus", "uri"} {
-		if _, ok := m[f].(string); !ok {
-			return "", ditto.ErrJSONFieldMissing.New("The connection field '%s' is missing or not a string.", f)
-		}
-	}
-	id := m["id"].(string)
-	if !ditto.ValidConnectionID(id) {
-		return "", ditto.ErrConnectionIDInvalid.New("Connection ID '%s' is not valid.", id)
-	}
-	switch m["connectionType"] {
-	case "amqp-091", "amqp-10", "mqtt", "mqtt-5", "kafka", "http-push", "hono":
-	default:
-		return "", ditto.ErrConnectionInvalid.New("The connectionType '%v' is not supported.", m["connectionType"])
-	}
-	switch m["connectionStatus"] {
-	case "open", "closed":
-	default:
-		return "", ditto.ErrConnectionInvalid.New("The connectionStatus must be 'open' or 'closed'.")
-	}
-	return id, nil
 }

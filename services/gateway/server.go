@@ -72,6 +72,8 @@ type Deps struct {
 	// Devices manages the device identities of the embedded MQTT broker
 	// on /api/2/devices (nil: those answer 503).
 	Devices Devices
+	// Connections serves /api/2/connections (nil: 503).
+	Connections Connections
 }
 
 // Log keys.
@@ -323,6 +325,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.serveSearch(w, r, q, auth, escaped) {
+		return
+	}
+	if s.serveConnections(w, r, q, auth, escaped, cid) {
 		return
 	}
 	if mr, ok, derr := parseMessageRoute(escaped); ok {
