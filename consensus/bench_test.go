@@ -52,6 +52,7 @@ func BenchmarkProposeParallel(b *testing.B) {
 		b.Run(kind.name, func(b *testing.B) {
 			fsm := kind.fsm()
 			g := benchGroup(b, fsm)
+			before := g.Stats()
 			cmd := []byte(`{"thing":"org.acme:sensor-1","path":"/features/temp/properties/value","value":21.5}`)
 			b.SetParallelism(64 / max(1, runtime.GOMAXPROCS(0)))
 			b.ReportAllocs()
@@ -66,11 +67,10 @@ func BenchmarkProposeParallel(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
-			if bf, ok := fsm.(*batchTestFSM); ok {
-				bf.mu.Lock()
-				b.ReportMetric(float64(len(bf.entries))/float64(max(1, bf.batches)), "cmds/batch")
-				bf.mu.Unlock()
-			}
+			st := g.Stats().Sub(before)
+			b.ReportMetric(st.EntriesPerLogWrite(), "cmds/fsync")
+			b.ReportMetric(float64(st.LogWriteMean().Microseconds()), "µs/fsync")
+			b.ReportMetric(st.EntriesPerApply(), "cmds/apply")
 		})
 	}
 }

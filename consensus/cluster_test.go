@@ -235,3 +235,68 @@ func TestClusterMembership(t *testing.T) {
 	}
 	waitReplicated(t, rest, res[len(res)-1].Index)
 }
+
+// TestBootstrapServers: one node bootstraps a new cluster with every
+// member as a voter; the others start without state. A leader is elected
+// and the first configuration already holds all three voters, without a
+// membership change.
+func TestBootstrapServers(t *testing.T) {
+	net := newMemNetwork()
+	ids := []string{"n1", "n2", "n3"}
+	var servers []Server
+	for _, id := range ids {
+		servers = append(servers, Server{ID: id, Address: id, Suffrage: "Voter"})
+	}
+	nodes := make([]*clusterNode, len(ids))
+	for i, id := range ids {
+		cfg := testConfig(t.TempDir(), id)
+		cfg.Bootstrap = i == 1 // not the first: any member may bootstrap
+		cfg.BootstrapServers = servers
+		cfg.HeartbeatTimeout = 300 * time.Millisecond
+		cfg.ElectionTimeout = 300 * time.Millisecond
+		cfg.LeaderLeaseTimeout = 150 * time.Millisecond
+		nodes[i] = &clusterNode{id: id, cfg: cfg}
+		nodes[i].start(t, net, nil)
+	}
+	leader := leaderOf(t, nodes)
+	res, err := leader.g.Propose(t.Context(), []byte("x"))
+	if err != nil || res == nil {
+		t.Fatalf("Propose: %v %v", res, err)
+	}
+	waitReplicated(t, nodes, leader.g.AppliedIndex())
+	for _, nd := range nodes {
+		ss, err := nd.g.Servers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := diffSlices(servers, ss); d != "" {
+			t.Errorf("%s: configuration differs: %s", nd.id, d)
+		}
+	}
+	// The log is the bootstrap configuration, the leader's first entry of
+	// its term and the command: no member was added one by one.
+	if got := leader.g.Status().LastLogIndex; got != 3 {
+		t.Errorf("last log index %d, want 3", got)
+	}
+}
+
+func TestBootstrapServersValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		servers []Server
+	}{
+		{"without this node", []Server{{ID: "n2", Address: "n2"}}},
+		{"this node a non-voter", []Server{{ID: "n1", Address: "n1", Suffrage: "Nonvoter"}}},
+		{"twice", []Server{{ID: "n1", Address: "n1"}, {ID: "n1", Address: "n1"}}},
+		{"no address", []Server{{ID: "n1"}}},
+		{"bad suffrage", []Server{{ID: "n1", Address: "n1", Suffrage: "Staging"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t.TempDir(), "n1")
+			cfg.BootstrapServers = tc.servers
+			if err := cfg.Validate(); err == nil {
+				t.Fatal("Validate accepted it")
+			}
+		})
+	}
+}

@@ -19,8 +19,14 @@ type Config struct {
 	// entries carry it as their origin.
 	NodeID string `json:"nodeID" yaml:"nodeID"`
 	// Bootstrap makes this node the single voter of a new cluster when Dir
-	// holds no raft state yet. With existing state it has no effect.
+	// holds no raft state yet (or, with BootstrapServers, starts the
+	// cluster with those members). With existing state it has no effect.
 	Bootstrap bool `json:"bootstrap" yaml:"bootstrap"`
+	// BootstrapServers is the first configuration a bootstrapping node
+	// writes: every member of a new cluster at once, this node among them
+	// (the other members start without state and learn it from the
+	// leader). Empty: this node alone.
+	BootstrapServers []Server `json:"bootstrapServers,omitempty" yaml:"bootstrapServers,omitempty"`
 
 	// HeartbeatTimeout is how long a follower waits for the leader before
 	// it starts an election; a single node becomes leader within one to
@@ -107,6 +113,25 @@ func (c Config) Validate() error {
 	}
 	if c.Dir == "" {
 		errs = append(errs, errors.New("dir is required"))
+	}
+	if len(c.BootstrapServers) > 0 {
+		self := false
+		seen := make(map[string]bool, len(c.BootstrapServers))
+		for _, sv := range c.BootstrapServers {
+			switch {
+			case sv.ID == "" || sv.Address == "":
+				errs = append(errs, errors.New("bootstrap server without ID or address"))
+			case seen[sv.ID]:
+				errs = append(errs, fmt.Errorf("bootstrap server %s listed twice", sv.ID))
+			case sv.Suffrage != "" && sv.Suffrage != "Voter" && sv.Suffrage != "Nonvoter":
+				errs = append(errs, fmt.Errorf("bootstrap server %s: suffrage %q is not Voter or Nonvoter", sv.ID, sv.Suffrage))
+			}
+			seen[sv.ID] = true
+			self = self || (sv.ID == c.NodeID && sv.Suffrage != "Nonvoter")
+		}
+		if !self {
+			errs = append(errs, errors.New("bootstrap servers must include this node as a voter"))
+		}
 	}
 	if c.NodeID == "" {
 		errs = append(errs, errors.New("node ID is required"))

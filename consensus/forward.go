@@ -47,7 +47,61 @@ func (g *Group) AcceptForwarded(ctx context.Context, cmd []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotApplied, err)
 	}
-	return g.appendLocal(ctx, r, cmd[:n], cmd[n:])
+	if err := g.appendLocal(ctx, r, cmd[:n], cmd[n:]); err != nil {
+		return err
+	}
+	g.pushCommit()
+	return nil
+}
+
+// pushCommit makes the leader tell its followers the new commit index
+// soon. The follower that forwarded an entry answers its client only once
+// it applied the entry itself, and a follower learns a commit index only
+// from the leader's next append: with nothing else to send, hashicorp/raft
+// sends it after CommitTimeout (10-20 ms), while its heartbeats carry no
+// commit index. The push appends a barrier entry, whose replication
+// carries the commit index at once. Pushes coalesce: one is in flight at
+// a time, and the kicks that arrive meanwhile share the next.
+func (g *Group) pushCommit() {
+	select {
+	case g.commitKick <- struct{}{}:
+	default:
+	}
+}
+
+// commitPushTimeout bounds one push; a push that cannot even be queued
+// meanwhile is dropped (the next append or CommitTimeout carries the
+// commit index anyway).
+const commitPushTimeout = time.Second
+
+// commitPushLoop runs the pushes of pushCommit until the group closes.
+func (g *Group) commitPushLoop(r *raft.Raft) {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.done:
+			return
+		case <-g.commitKick:
+		}
+		if r.State() != raft.Leader {
+			continue
+		}
+		// The kick came after the forwarded entry committed, so any entry
+		// appended after last is replicated with a commit index that
+		// covers it. Under load one always is: then no push is needed.
+		// Otherwise wait until the entries in flight committed, and push
+		// unless something was appended meanwhile.
+		ctx, cancel := context.WithTimeout(context.Background(), commitPushTimeout)
+		last := r.LastIndex()
+		if last > r.CommitIndex() {
+			if err := g.WaitApplied(ctx, last); err != nil || r.LastIndex() > last {
+				cancel()
+				continue
+			}
+		}
+		_ = g.await(ctx, r.Barrier(commitPushTimeout)) // best effort: only latency depends on it
+		cancel()
+	}
 }
 
 // appendLocal appends cmd with header hdr through this node's raft, which

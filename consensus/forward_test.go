@@ -506,3 +506,30 @@ func BenchmarkForwardProposeParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 }
+
+// TestForwardCommitPush: a follower that forwarded a proposal learns its
+// commit from the leader promptly, not with the leader's next idle append
+// (CommitTimeout, here far longer than the deadline).
+func TestForwardCommitPush(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3-node cluster")
+	}
+	fwd := newMemForwarder()
+	nodes := startClusterWith(t, 3, clusterOptions{fwd: fwd, config: func(c *Config) {
+		c.CommitTimeout = 20 * time.Second
+	}})
+	leader := leaderOf(t, nodes)
+	for _, nd := range others(nodes, leader) {
+		for i := range 3 {
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+			res, err := nd.g.Propose(ctx, fmt.Appendf(nil, "%s-push-%d", nd.id, i))
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: Propose through the leader: %v (%+v)", nd.id, err, nd.g.Status())
+			}
+			if r, ok := res.(result); !ok || r.Index == 0 {
+				t.Fatalf("%s: result %#v", nd.id, res)
+			}
+		}
+	}
+}

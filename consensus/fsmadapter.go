@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -24,6 +25,7 @@ type fsmAdapter struct {
 	self    string
 	pending *proposals
 	dedup   dedupTable
+	stats   *statCounters // nil in tests that build an adapter alone
 
 	// scratch buffers reused across ApplyBatch calls.
 	cmds  [][]byte
@@ -59,6 +61,10 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	if len(logs) == 0 {
 		return out
+	}
+	if a.stats != nil {
+		start := time.Now()
+		defer func() { a.stats.applied(len(logs), time.Since(start)) }()
 	}
 	marks := a.mark(logs)
 	for i := 0; i < len(logs); {

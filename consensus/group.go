@@ -38,6 +38,7 @@ type Group struct {
 	fsm    *fsmAdapter
 
 	applied appliedTracker
+	stats   statCounters
 
 	// mu serialises Start and Close.
 	mu      sync.Mutex
@@ -58,6 +59,8 @@ type Group struct {
 	wg   sync.WaitGroup
 
 	catchUpKick chan struct{}
+	// commitKick wakes the leader's commit push (forward.go).
+	commitKick chan struct{}
 	// leaderReads runs the leader's shared confirm rounds (ReadBarrier on
 	// the leader, LeaderReadIndex); followerReads runs one ReadIndex round
 	// trip to the leader for a follower's concurrent readers.
@@ -99,9 +102,11 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 		fwd:         deps.Forwarder,
 		done:        make(chan struct{}),
 		catchUpKick: make(chan struct{}, 1),
+		commitKick:  make(chan struct{}, 1),
 	}
 	g.pending.init(maxPendingForwards)
 	g.fsm = newFSMAdapter(fsm, &g.applied)
+	g.fsm.stats = &g.stats
 	g.fsm.self = cfg.NodeID
 	g.fsm.pending = &g.pending
 	g.leaderReads.init()
@@ -117,7 +122,8 @@ const (
 )
 
 // Start opens the stores, starts raft and, on first start with Bootstrap,
-// makes this node the single voter. It returns once raft runs, before any
+// writes the first configuration: this node as the single voter, or
+// BootstrapServers. It returns once raft runs, before any
 // leader is elected; a single node becomes leader about one to two
 // HeartbeatTimeouts later. Start restores the latest snapshot before it
 // returns.
@@ -156,9 +162,11 @@ func (g *Group) start(ctx context.Context) error {
 	}
 	// The cache serves recent entries to replication and to the apply
 	// loop of followers without a bolt read.
-	if g.logs, err = raft.NewLogCache(2*cfg.MaxAppendEntries, store); err != nil {
+	cache, err := raft.NewLogCache(2*cfg.MaxAppendEntries, store)
+	if err != nil {
 		return err
 	}
+	g.logs = countingLogs{LogStore: cache, c: &g.stats}
 	hcl := newHCLog(g.log, "raft")
 	if g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hcl.Named("snapshot")); err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
@@ -194,6 +202,15 @@ func (g *Group) start(ctx context.Context) error {
 	// A buffered apply channel lets many proposers queue while the leader
 	// writes the previous batch, so concurrent proposals share one fsync.
 	rc.BatchApplyCh = true
+	// Pre-vote off. In hashicorp/raft v1.7.3 a node grants a pre-vote for
+	// a term in which it already voted for itself (requestPreVote does not
+	// look at the persisted vote), so a won pre-vote often ends in a split
+	// real vote; with two round trips per election, a loaded node (or one
+	// that just came back from a partition) saw elections fail for tens of
+	// seconds in testnet. Plain elections cost one round trip; the price is
+	// one extra election when a member with a higher term returns from a
+	// partition (or a starved follower times out).
+	rc.PreVoteDisabled = true
 	rc.Logger = hcl
 	rc.NoLegacyTelemetry = true
 
@@ -203,18 +220,30 @@ func (g *Group) start(ctx context.Context) error {
 	}
 	g.r.Store(r)
 
-	g.wg.Add(4)
+	g.wg.Add(5)
 	go g.catchUpLoop(r)
+	go g.commitPushLoop(r)
 	go g.leaderReads.loop(g, func(ctx context.Context) (uint64, error) { return g.confirmLeader(ctx, r) })
 	go g.followerReads.loop(g, g.remoteReadIndex)
 	go g.leaders.loop(g, r)
 
 	if !existing && cfg.Bootstrap {
-		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		servers := []raft.Server{{
 			Suffrage: raft.Voter,
 			ID:       raft.ServerID(cfg.NodeID),
 			Address:  g.trans.LocalAddr(),
-		}}})
+		}}
+		if len(cfg.BootstrapServers) > 0 {
+			servers = servers[:0]
+			for _, sv := range cfg.BootstrapServers {
+				suffrage := raft.Voter
+				if sv.Suffrage == raft.Nonvoter.String() {
+					suffrage = raft.Nonvoter
+				}
+				servers = append(servers, raft.Server{Suffrage: suffrage, ID: raft.ServerID(sv.ID), Address: raft.ServerAddress(sv.Address)})
+			}
+		}
+		f := r.BootstrapCluster(raft.Configuration{Servers: servers})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fmt.Errorf("bootstrap: %w", err)
 		}

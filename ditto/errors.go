@@ -197,6 +197,11 @@ var (
 	ErrPlaceholderRefUnsup  = ErrorDef{"placeholder:placeholder.reference.notsupported", 400, "Only references of the form '{{ ref:things/<thingId>/policyId }}' are supported."}
 	ErrTopicInvalid         = ErrorDef{"protocoladapter:unknown.topicpath", 400, "Check if the topic path is correct."}
 	ErrPathUnknown          = ErrorDef{"protocoladapter:unknown.path", 400, "Check if the path is correct: it must address a resource of the entity."}
+
+	// Device identities of the embedded MQTT broker.
+	ErrDeviceNotFound  = ErrorDef{"connectivity:device.notfound", 404, "Check the username of the device."}
+	ErrDeviceInvalid   = ErrorDef{"connectivity:device.invalid", 400, "Check the device definition: a password of 1 to 72 bytes and subjects of the form <issuer>:<subject>."}
+	ErrDeviceForbidden = ErrorDef{"connectivity:device.forbidden", 403, "Only the configured device administrators may manage devices."}
 )
 
 // Catalogue lists every ErrorDef above; a test checks codes, prefixes and
@@ -234,4 +239,5 @@ var Catalogue = []ErrorDef{
 	ErrConnectionConflict, ErrConnectionInvalid, ErrConnectionIDInvalid, ErrConnectionFailed, ErrConnectionCommand,
 	ErrConnectionNotAllowed, ErrMappingFailed, ErrEnforcementFailed, ErrPlaceholderNotFound,
 	ErrPlaceholderFnInvalid, ErrPlaceholderRefUnsup, ErrTopicInvalid, ErrPathUnknown,
+	ErrDeviceNotFound, ErrDeviceInvalid, ErrDeviceForbidden,
 }

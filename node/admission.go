@@ -262,7 +262,7 @@ func (c *cluster) serveJoin(s network.Stream) {
 func (c *cluster) join(ctx context.Context, p peer.ID) error {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	if err := linkCheck(ctx, c.links, p); err != nil {
+	if err := linkCheckProto(ctx, c.links, p, protoJoin); err != nil {
 		return err
 	}
 	s, err := c.host.NewStream(ctx, p, protoJoin)

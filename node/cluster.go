@@ -62,6 +62,10 @@ type cluster struct {
 	closeOnce   sync.Once
 
 	mdns io.Closer // nil without mDNS
+
+	// Forward queues by leader and group (forwardbatch.go).
+	fwdMu     sync.Mutex
+	fwdQueues map[fwdKey]*fwdQueue
 }
 
 type peerState struct {
@@ -206,19 +210,22 @@ func hasClusterState(dataDir string) bool {
 	return false
 }
 
-// awaitBootstrap decides whether this node bootstraps the groups. With
-// Raft state, or with join targets, it does not; alone it does at once.
-// With --bootstrap-expect N it waits until it admitted N-1 peers (or
-// learns the cluster already exists); then the lowest peer ID bootstraps
-// and adds the others, everyone else waits to be added.
-func (c *cluster) awaitBootstrap(ctx context.Context, hasState bool) (bool, error) {
+// awaitBootstrap decides whether this node bootstraps the groups and
+// returns the voters of the first configuration when it does (nil when
+// it does not). With Raft state, or with join targets, it does not; alone
+// it does at once, as the single voter. With --bootstrap-expect N it
+// waits until it admitted N-1 peers (or learns that the cluster already
+// exists); then the lowest peer ID bootstraps every group with all N as
+// voters, and everyone else starts its groups empty and learns the
+// configuration from the leader: no member is added one by one.
+func (c *cluster) awaitBootstrap(ctx context.Context, hasState bool) ([]string, error) {
 	switch {
 	case hasState:
-		return false, nil
+		return nil, nil
 	case c.bootstrapsAlone():
-		return true, nil
+		return []string{c.self.String()}, nil
 	case c.cfg.BootstrapExpect <= 1:
-		return false, nil
+		return nil, nil
 	}
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
@@ -234,13 +241,20 @@ func (c *cluster) awaitBootstrap(ctx context.Context, hasState bool) (bool, erro
 		c.mu.Unlock()
 		if exists {
 			c.log.Info("found an existing cluster; waiting to be added")
-			return false, nil
+			return nil, nil
 		}
 		if len(ids) >= c.cfg.BootstrapExpect {
 			slices.Sort(ids)
 			lowest := ids[0] == c.self
 			c.log.Info("expected members are known", "members", len(ids), "bootstrapping", lowest)
-			return lowest, nil
+			if !lowest {
+				return nil, nil
+			}
+			voters := make([]string, 0, len(ids))
+			for _, p := range ids {
+				voters = append(voters, p.String())
+			}
+			return voters, nil
 		}
 		if time.Since(logged) > 5*time.Second {
 			logged = time.Now()
@@ -248,7 +262,7 @@ func (c *cluster) awaitBootstrap(ctx context.Context, hasState bool) (bool, erro
 		}
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return nil, ctx.Err()
 		case <-t.C:
 		}
 	}
@@ -260,8 +274,19 @@ func (c *cluster) hello() hello {
 	defer c.mu.Unlock()
 	h := hello{Name: c.name, Addrs: hostAddrs(c.host), WantJoin: c.wantJoin && !c.inAllGroupsLocked(c.self),
 		Bootstrapped: len(c.members) > 0}
+	// Admitted peers and every member of the groups: a node that joined
+	// before another learns the other's addresses from whoever knows them.
+	known := make(map[peer.ID]bool, len(c.admitted)+len(c.members))
 	for p := range c.admitted {
-		h.Peers = append(h.Peers, peerInfo{ID: p.String(), Addrs: addrStrings(c.host, p)})
+		known[p] = true
+	}
+	for p := range c.members {
+		known[p] = p != c.self
+	}
+	for p, ok := range known {
+		if addrs := addrStrings(c.host, p); ok && len(addrs) > 0 {
+			h.Peers = append(h.Peers, peerInfo{ID: p.String(), Addrs: addrs})
+		}
 	}
 	return h
 }
@@ -435,16 +460,27 @@ func (c *cluster) discover() {
 	}
 	settled := !c.wantJoin || c.inAllGroupsLocked(c.self)
 	settled = settled && len(c.members) > 0
+	// A member whose addresses this node does not know (two nodes that
+	// joined through a third at the same time) cannot be dialled: should
+	// the third fail, the two could not elect a leader between them. Ask
+	// the admitted peers again at once, and keep asking every tick until
+	// every member is known.
+	missing := false
 	for p := range c.members {
-		// A member whose addresses we do not know yet: ask the others.
 		if p != c.self && len(c.host.Peerstore().Addrs(p)) == 0 {
-			settled = false
+			missing = true
 		}
 	}
+	refresh, backoff := refreshHello, dialBackoff
+	if missing {
+		settled = false
+		refresh, backoff = meshTick, meshTick
+	}
 	for p, st := range c.admitted {
-		// Until this node is part of a configured cluster it refreshes
-		// what its peers know (members, bootstrap state) regularly.
-		if !settled && c.now().Sub(st.at) > refreshHello {
+		// Until this node is part of a configured cluster (and knows every
+		// member's addresses) it refreshes what its peers know (members,
+		// bootstrap state, addresses) regularly.
+		if !settled && c.now().Sub(st.at) >= refresh {
 			targets[p] = true
 			continue
 		}
@@ -455,7 +491,7 @@ func (c *cluster) discover() {
 	c.mu.Unlock()
 	delete(targets, c.self)
 	for p := range targets {
-		if c.gater.denied(p) || !c.due("dial/"+p.String(), dialBackoff) {
+		if c.gater.denied(p) || !c.due("dial/"+p.String(), backoff) {
 			continue
 		}
 		c.mu.Lock()
@@ -676,21 +712,23 @@ func (c *cluster) status() ClusterStatus {
 }
 
 // startMesh starts the mesh when a cluster secret is set and decides
-// whether this node bootstraps the Raft groups. Without a secret the node
-// is a single-node cluster with in-process transport, as before the mesh.
-func (n *Node) startMesh(ctx context.Context, log *slog.Logger) (bool, error) {
+// whether this node bootstraps the Raft groups: it returns the voters of
+// the first configuration, or nil when this node does not bootstrap.
+// Without a secret the node is a single-node cluster with in-process
+// transport, as before the mesh.
+func (n *Node) startMesh(ctx context.Context, log *slog.Logger) ([]string, error) {
 	if !n.cfg.Mesh.Enabled() {
-		return true, nil
+		return []string{n.id.ID}, nil
 	}
 	hasState := hasClusterState(n.cfg.DataDir)
 	m, err := newCluster(n.cfg.Mesh, n.cfg.NodeName, n.id, n.cfg.DataDir, log, n.deps.Clock)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	n.mesh = m
 	m.links = n.deps.Links
 	if err := m.start(n.id, hasState); err != nil {
-		return false, err
+		return nil, err
 	}
 	if n.cfg.Mesh.MDNS {
 		if err := m.startMDNS(); err != nil {

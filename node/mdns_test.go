@@ -111,7 +111,8 @@ func admittedIDs(c *cluster) []string {
 // TestMDNSFoundPeersPassAdmission feeds announcements through the handler
 // the mDNS library calls: found peers with the secret are admitted and
 // count for --bootstrap-expect, exactly one (the lowest peer ID)
-// bootstraps, and a found peer with another secret is refused.
+// bootstraps, with all three as voters, and a found peer with another
+// secret is refused.
 func TestMDNSFoundPeersPassAdmission(t *testing.T) {
 	secret := randomSecret(t)
 	cs := []*cluster{bareCluster(t, secret, 3, false), bareCluster(t, secret, 3, false), bareCluster(t, secret, 3, false)}
@@ -124,13 +125,13 @@ func TestMDNSFoundPeersPassAdmission(t *testing.T) {
 	mdnsNotifee{cs[0]}.HandlePeerFound(addrInfo(t, outsider))
 	mdnsNotifee{outsider}.HandlePeerFound(addrInfo(t, cs[1]))
 
-	boots := make([]bool, len(cs))
+	voters := make([][]string, len(cs))
 	errs := make([]error, len(cs))
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	for i, c := range cs {
-		wg.Go(func() { boots[i], errs[i] = c.awaitBootstrap(ctx, false) })
+		wg.Go(func() { voters[i], errs[i] = c.awaitBootstrap(ctx, false) })
 	}
 	wg.Wait()
 	ids := make([]string, len(cs))
@@ -141,9 +142,14 @@ func TestMDNSFoundPeersPassAdmission(t *testing.T) {
 		ids[i] = c.self.String()
 	}
 	lowest := slices.Min(ids)
+	all := slices.Sorted(slices.Values(ids))
 	for i, c := range cs {
-		if want := ids[i] == lowest; boots[i] != want {
-			t.Errorf("node %d bootstraps %v, want %v", i, boots[i], want)
+		if want := ids[i] == lowest; (len(voters[i]) > 0) != want {
+			t.Errorf("node %d bootstraps with %v, want bootstrapping %v", i, voters[i], want)
+		}
+		// The one that bootstraps makes all three voters at once.
+		if len(voters[i]) > 0 && !slices.Equal(voters[i], all) {
+			t.Errorf("node %d bootstraps with voters %v, want %v", i, voters[i], all)
 		}
 		for _, id := range admittedIDs(c) {
 			if id == outsider.self.String() {

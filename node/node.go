@@ -13,6 +13,7 @@ import (
 
 	"github.com/dittonode/dittonode/consensus"
 	"github.com/dittonode/dittonode/ditto"
+	"github.com/dittonode/dittonode/mqtt"
 	"github.com/dittonode/dittonode/services/connectivity"
 	"github.com/dittonode/dittonode/services/gateway"
 	"github.com/dittonode/dittonode/services/live"
@@ -53,6 +54,8 @@ type Node struct {
 	gateway      *gateway.Server
 	mesh         *cluster // nil without a cluster secret
 	live         *live.Router
+	livePeers    *livePeers   // nil without the mesh
+	mqtt         *mqtt.Broker // nil when every MQTT listener is off
 
 	groups []*consensus.Group // in start order
 
@@ -99,7 +102,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.cfg.NodeName = n.id.ID[len(n.id.ID)-8:]
 	}
 	log := n.deps.Logger.With("node", n.cfg.NodeName)
-	bootstrap, err := n.startMesh(ctx, log)
+	voters, err := n.startMesh(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -108,7 +111,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// its group, the group applies to the service's FSM), so the services
 	// get a reference that the group fills in.
 	policyLog := &groupRef{unavailable: ditto.ErrPolicyUnavailable}
-	thingLog := &groupRef{unavailable: ditto.ErrThingUnavailable}
+	// A thing is read through its policy, which lives in the policies
+	// group: a linearizable thing read also passes the policies group's
+	// barrier, or a node that applied a new thing before its policy would
+	// answer 404 for a thing created through another node.
+	thingLog := &groupRef{unavailable: ditto.ErrThingUnavailable, with: []*groupRef{policyLog}}
 	connLog := &groupRef{unavailable: ditto.ErrUnavailable}
 	n.policies = policies.New(n.cfg.Policies, policies.Deps{
 		Log: policyLog, Bus: n.bus, Clock: n.deps.Clock, Logger: log.With("service", "policies"),
@@ -118,9 +125,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	})
 	// The live router observes the bus to stamp requested-acks on the twin
 	// events of commands that wait for custom acknowledgements.
-	n.live = live.New(n.cfg.Live, live.Deps{
-		Enforcers: n.policies, Things: thingPolicies{n.things}, Logger: log.With("service", "live"),
-	})
+	// In a cluster, live signals and their answers cross nodes over the
+	// mesh (node/live.go).
+	liveDeps := live.Deps{Enforcers: n.policies, Things: thingPolicies{n.things}, Logger: log.With("service", "live")}
+	if n.mesh != nil {
+		n.livePeers = newLivePeers(n.mesh, log)
+		liveDeps.Peers = n.livePeers
+	}
+	n.live = live.New(n.cfg.Live, liveDeps)
+	if n.livePeers != nil {
+		n.livePeers.start(n.live)
+	}
 	n.bus.Observe(n.live.TwinEvent)
 	n.connectivity = connectivity.New(n.cfg.Connectivity, connectivity.Deps{
 		Log: connLog, Clock: n.deps.Clock, Logger: log.With("service", "connectivity"),
@@ -134,7 +149,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		{GroupThings, thingLog, n.things.FSM()},
 		{GroupConnectivity, connLog, n.connectivity.FSM()},
 	} {
-		g, err := n.newGroup(s.name, s.fsm, bootstrap)
+		g, err := n.newGroup(s.name, s.fsm, voters)
 		if err != nil {
 			return err
 		}
@@ -181,6 +196,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		ThingState:     thingJSON{n.things}.lookup,
 		SearchProtocol: searchProtocol{n.search},
 		Cluster:        clusterView{n},
+		Devices:        deviceRegistry{n.connectivity},
 	})
 	if err := n.startConnections(life, log); err != nil {
 		return fmt.Errorf("start connections: %w", err)
@@ -189,17 +205,28 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.gateway.Start(life); err != nil {
 		return err
 	}
+	if err := n.startMQTT(life); err != nil {
+		return err
+	}
 	log.Info("node started", "id", n.id.ID, "http", n.gateway.Addr().String(), "data", n.cfg.DataDir,
 		"startup", time.Since(n.started).Round(time.Millisecond).String())
 	return nil
 }
 
-func (n *Node) newGroup(name string, fsm consensus.FSM, bootstrap bool) (*consensus.Group, error) {
+// newGroup builds the Raft group name; voters, when not empty, is the
+// first configuration this node bootstraps a new cluster with (peer IDs,
+// which are also the members' addresses).
+func (n *Node) newGroup(name string, fsm consensus.FSM, voters []string) (*consensus.Group, error) {
 	c := consensus.DefaultConfig()
 	c.Name = name
 	c.Dir = filepath.Join(n.cfg.DataDir, "raft", name)
 	c.NodeID = n.id.ID
-	c.Bootstrap = bootstrap
+	c.Bootstrap = len(voters) > 0
+	if len(voters) > 1 {
+		for _, v := range voters {
+			c.BootstrapServers = append(c.BootstrapServers, consensus.Server{ID: v, Address: v, Suffrage: "Voter"})
+		}
+	}
 	c.NoSync = n.cfg.Raft.NoSync
 	if n.cfg.Raft.SnapshotThreshold > 0 {
 		c.SnapshotThreshold = n.cfg.Raft.SnapshotThreshold
@@ -210,7 +237,7 @@ func (n *Node) newGroup(name string, fsm consensus.FSM, bootstrap bool) (*consen
 	if n.cfg.Raft.TrailingLogs > 0 {
 		c.TrailingLogs = n.cfg.Raft.TrailingLogs
 	}
-	deps := consensus.Deps{Logger: n.deps.Logger.With("group", name)}
+	deps := consensus.Deps{Logger: n.deps.Logger.With("node", n.cfg.NodeName)}
 	if n.mesh != nil {
 		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = meshHeartbeat, meshElection, meshLease
 		deps.Stream, deps.Forwarder = n.mesh.stream(name), n.mesh.forwarder()
@@ -256,6 +283,9 @@ func (n *Node) waitLeaders(ctx context.Context) {
 type groupRef struct {
 	g           *consensus.Group
 	unavailable ditto.ErrorDef
+	// with are the groups whose state this group's reads depend on;
+	// ReadBarrier passes their barriers too.
+	with []*groupRef
 }
 
 func (r *groupRef) Propose(ctx context.Context, cmd []byte) (any, error) {
@@ -263,7 +293,27 @@ func (r *groupRef) Propose(ctx context.Context, cmd []byte) (any, error) {
 	return res, r.translate(err)
 }
 
-func (r *groupRef) ReadBarrier(ctx context.Context) error { return r.translate(r.g.ReadBarrier(ctx)) }
+// ReadBarrier returns once this node applied everything its group, and
+// every group in with, committed before the call. The barriers run
+// concurrently: each read index is taken after the call started, so any
+// order is linearizable, and the reader waits for the slowest round trip
+// only.
+func (r *groupRef) ReadBarrier(ctx context.Context) error {
+	if len(r.with) == 0 {
+		return r.translate(r.g.ReadBarrier(ctx))
+	}
+	errs := make(chan error, len(r.with))
+	for _, w := range r.with {
+		go func() { errs <- w.ReadBarrier(ctx) }()
+	}
+	err := r.translate(r.g.ReadBarrier(ctx))
+	for range r.with {
+		if werr := <-errs; err == nil {
+			err = werr
+		}
+	}
+	return err
+}
 
 func (r *groupRef) translate(err error) error {
 	switch {
@@ -291,7 +341,11 @@ func (n *Node) health(ctx context.Context) (map[string]any, bool) {
 	// The search index builds in the background after a start or a
 	// restore; searches wait for it, everything else is served meanwhile.
 	search := map[string]any{"ready": n.search != nil && n.search.Ready()}
-	return map[string]any{"node": n.cfg.NodeName, "id": n.id.ID, "groups": groups, "search": search}, ok
+	h := map[string]any{"node": n.cfg.NodeName, "id": n.id.ID, "groups": groups, "search": search}
+	if n.mqtt != nil {
+		h["mqtt"] = n.mqtt.Stats()
+	}
+	return h, ok
 }
 
 // HTTPAddr is the address the gateway listens on (useful with port 0).
@@ -302,6 +356,27 @@ func (n *Node) ID() string { return n.id.ID }
 
 // Bus is the node-local signal bus.
 func (n *Node) Bus() *ditto.Bus { return n.bus }
+
+// SlowSubscribers counts the subscribers cut off for falling behind: bus
+// subscriptions (SSE streams, search) and WebSocket sessions whose event
+// queue overflowed.
+func (n *Node) SlowSubscribers() int64 {
+	cut := n.bus.Dropped()
+	if n.gateway != nil {
+		cut += n.gateway.SlowSessions()
+	}
+	return cut
+}
+
+// LiveFramesDropped counts the live-signal frames (signals, answers,
+// acknowledgements) that another member could not take in time and that
+// were dropped; 0 on a node alone.
+func (n *Node) LiveFramesDropped() int64 {
+	if n.livePeers == nil {
+		return 0
+	}
+	return n.livePeers.Dropped()
+}
 
 // Live is the node's live-signal router (messages, live commands and
 // events, acknowledgements).
@@ -325,6 +400,9 @@ func (n *Node) Close() error {
 		if n.connRuntime != nil {
 			errs = append(errs, n.connRuntime.Close())
 		}
+		if n.mqtt != nil {
+			errs = append(errs, n.mqtt.Close())
+		}
 		if n.gateway != nil {
 			errs = append(errs, n.gateway.Close())
 		}
@@ -333,6 +411,9 @@ func (n *Node) Close() error {
 		}
 		if n.policies != nil {
 			errs = append(errs, n.policies.Close())
+		}
+		if n.livePeers != nil {
+			n.livePeers.close()
 		}
 		for i := len(n.groups) - 1; i >= 0; i-- {
 			errs = append(errs, n.groups[i].Close())

@@ -32,6 +32,10 @@ const (
 // protoRaft is the stream protocol of one Raft group.
 func protoRaft(group string) string { return "/dittonode/raft/" + group + "/1" }
 
+// RaftProtocol is the libp2p stream protocol that carries the Raft group
+// named group (what a LinkFaults hook sees for its traffic).
+func RaftProtocol(group string) string { return protoRaft(group) }
+
 // Log keys of the mesh.
 const (
 	logKeyPeer   = "peer"

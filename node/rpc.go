@@ -32,6 +32,7 @@ const (
 	opReadIndex
 	opAddMember
 	opRemoveMember
+	opForwardBatch
 )
 
 const (
@@ -120,10 +121,11 @@ type rpcClient struct{ c *cluster }
 
 var _ consensus.Forwarder = rpcClient{}
 
-// Forward sends a command to the group leader, which proposes it.
+// Forward sends a command to the group leader, which proposes it. The
+// commands that wait for the same leader and group at the same time
+// travel together in one request (forwardQueue).
 func (f rpcClient) Forward(ctx context.Context, group, leaderID, _ string, cmd []byte) error {
-	_, err := f.c.call(ctx, leaderID, rpcRequest{op: opForward, group: group, payload: cmd})
-	return err
+	return f.c.forwardQueue(leaderID, group).forward(ctx, cmd)
 }
 
 // ReadIndex asks the group leader for a commit index that is safe to read
@@ -134,41 +136,7 @@ func (f rpcClient) ReadIndex(ctx context.Context, group, leaderID, _ string) (ui
 
 // call runs one request against the peer with ID to.
 func (c *cluster) call(ctx context.Context, to string, req rpcRequest) (uint64, error) {
-	p, err := peer.Decode(to)
-	if err != nil {
-		return 0, fmt.Errorf("rpc to %q: %w", to, err)
-	}
-	req.timeout = rpcDefaultTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		req.timeout = max(time.Until(dl), time.Millisecond)
-	}
-	if err := linkCheck(ctx, c.links, p); err != nil {
-		return 0, fmt.Errorf("%w: rpc to %s: %w", consensus.ErrNotApplied, p, err)
-	}
-	if c.host.Network().Connectedness(p) != network.Connected {
-		if err := connect(ctx, c.host, peer.AddrInfo{ID: p}, peerDialTimeout); err != nil {
-			return 0, fmt.Errorf("%w: rpc to %s: %w", consensus.ErrNotApplied, p, err)
-		}
-	}
-	s, err := c.host.NewStream(ctx, p, protoRPC)
-	if err != nil {
-		// Nothing was sent: the caller may retry.
-		return 0, fmt.Errorf("%w: rpc to %s: %w", consensus.ErrNotApplied, p, err)
-	}
-	s = faulty(c.links, s)
-	defer s.Close()
-	// Close or reset the stream when ctx ends so a blocked read returns.
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	if _, err := s.Write(encodeRPCRequest(req)); err != nil {
-		return 0, c.rpcErr(ctx, p, err)
-	}
-	_ = s.CloseWrite()
-	frame, err := readFrame(bufio.NewReader(s))
-	if err != nil {
-		return 0, c.rpcErr(ctx, p, err)
-	}
-	index, code, msg, err := decodeRPCResponse(frame)
+	index, code, msg, err := c.roundTrip(ctx, to, req)
 	if err != nil {
 		return 0, err
 	}
@@ -176,6 +144,48 @@ func (c *cluster) call(ctx context.Context, to string, req rpcRequest) (uint64, 
 		return index, consensus.ErrorFromCode(code, msg)
 	}
 	return index, nil
+}
+
+// roundTrip sends one request to the peer with ID to and returns the
+// response as it came: an empty code is success. err is set only when
+// no response arrived; it matches consensus.ErrNotApplied when nothing
+// was sent.
+func (c *cluster) roundTrip(ctx context.Context, to string, req rpcRequest) (index uint64, code, msg string, err error) {
+	p, err := peer.Decode(to)
+	if err != nil {
+		return 0, "", "", fmt.Errorf("rpc to %q: %w", to, err)
+	}
+	req.timeout = rpcDefaultTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		req.timeout = max(time.Until(dl), time.Millisecond)
+	}
+	if err := linkCheckProto(ctx, c.links, p, protoRPC); err != nil {
+		return 0, "", "", fmt.Errorf("%w: rpc to %s: %w", consensus.ErrNotApplied, p, err)
+	}
+	if c.host.Network().Connectedness(p) != network.Connected {
+		if err := connect(ctx, c.host, peer.AddrInfo{ID: p}, peerDialTimeout); err != nil {
+			return 0, "", "", fmt.Errorf("%w: rpc to %s: %w", consensus.ErrNotApplied, p, err)
+		}
+	}
+	s, err := c.host.NewStream(ctx, p, protoRPC)
+	if err != nil {
+		// Nothing was sent: the caller may retry.
+		return 0, "", "", fmt.Errorf("%w: rpc to %s: %w", consensus.ErrNotApplied, p, err)
+	}
+	s = faulty(c.links, s)
+	defer s.Close()
+	// Close or reset the stream when ctx ends so a blocked read returns.
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	if _, err := s.Write(encodeRPCRequest(req)); err != nil {
+		return 0, "", "", c.rpcErr(ctx, p, err)
+	}
+	_ = s.CloseWrite()
+	frame, err := readFrame(bufio.NewReader(s))
+	if err != nil {
+		return 0, "", "", c.rpcErr(ctx, p, err)
+	}
+	return decodeRPCResponse(frame)
 }
 
 func (c *cluster) rpcErr(ctx context.Context, p peer.ID, err error) error {
@@ -211,9 +221,10 @@ func (c *cluster) serveRPC(s network.Stream) {
 	}
 	ctx, cancel := context.WithTimeout(c.life, timeout)
 	defer cancel()
-	index, err := c.handleRPC(ctx, s.Conn().RemotePeer(), req)
 	var resp []byte
-	if err != nil {
+	if req.op == opForwardBatch {
+		resp = c.acceptBatch(ctx, req)
+	} else if index, err := c.handleRPC(ctx, s.Conn().RemotePeer(), req); err != nil {
 		resp = encodeRPCResponse(index, consensus.ErrorCode(err), err.Error())
 	} else {
 		resp = encodeRPCResponse(index, "", "")
@@ -236,6 +247,9 @@ func (c *cluster) handleRPC(ctx context.Context, from peer.ID, req rpcRequest) (
 	switch req.op {
 	case opForward:
 		return 0, g.AcceptForwarded(ctx, req.payload)
+	case opForwardBatch:
+		// Answered by serveRPC through acceptBatch; never here.
+		return 0, errors.New("forward batch outside serveRPC")
 	case opReadIndex:
 		return g.LeaderReadIndex(ctx)
 	case opAddMember, opRemoveMember:

@@ -93,7 +93,7 @@ func (l *streamLayer) Dial(address string, timeout time.Duration) (net.Conn, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := linkCheck(ctx, l.links, p); err != nil {
+	if err := linkCheckProto(ctx, l.links, p, string(l.proto)); err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "libp2p", Err: err}
 	}
 	s, err := l.host.NewStream(ctx, p, l.proto)

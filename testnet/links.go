@@ -11,32 +11,41 @@ import (
 // link is one direction between two nodes.
 type link struct{ from, to int }
 
+// protoLink is one protocol on one direction between two nodes.
+type protoLink struct {
+	link
+	proto string
+}
+
 // links is the fault table of the whole net: partitions, losses, delays
 // and paused nodes. Each node's node.Deps.Links consults it with the peer
 // ID of the other side.
 type links struct {
-	mu     sync.RWMutex
-	ids    map[string]int // peer ID -> node index (current incarnations)
-	cut    map[link]bool
-	drop   map[link]float64
-	delay  map[link]time.Duration
-	paused map[int]bool
-	down   map[int]bool // being killed: everything cut
-	rnd    *rand.Rand   // guarded by rndMu
-	rndMu  sync.Mutex
+	mu    sync.RWMutex
+	ids   map[string]int // peer ID -> node index (current incarnations)
+	cut   map[link]bool
+	drop  map[link]float64
+	delay map[link]time.Duration
+	// protoDelay delays only the streams of one protocol on a link.
+	protoDelay map[protoLink]time.Duration
+	paused     map[int]bool
+	down       map[int]bool // being killed: everything cut
+	rnd        *rand.Rand   // guarded by rndMu
+	rndMu      sync.Mutex
 }
 
 func newLinks(seed int64) *links {
 	return &links{
 		ids: map[string]int{}, cut: map[link]bool{}, drop: map[link]float64{},
-		delay: map[link]time.Duration{}, paused: map[int]bool{}, down: map[int]bool{},
+		delay: map[link]time.Duration{}, protoDelay: map[protoLink]time.Duration{},
+		paused: map[int]bool{}, down: map[int]bool{},
 		rnd: rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15)),
 	}
 }
 
 // faults returns the node.LinkFaults of node i.
 func (l *links) faults(i int) node.LinkFaults {
-	return func(peerID string) node.LinkFault {
+	return func(peerID, proto string) node.LinkFault {
 		l.mu.RLock()
 		j, known := l.ids[peerID]
 		if !known {
@@ -47,6 +56,9 @@ func (l *links) faults(i int) node.LinkFaults {
 		f := node.LinkFault{
 			Cut:   l.cut[k] || l.paused[i] || l.paused[j] || l.down[i] || l.down[j],
 			Delay: l.delay[k],
+		}
+		if d, ok := l.protoDelay[protoLink{k, proto}]; ok {
+			f.Delay += d
 		}
 		p := l.drop[k]
 		l.mu.RUnlock()
@@ -89,6 +101,7 @@ func (l *links) heal() {
 	clear(l.cut)
 	clear(l.drop)
 	clear(l.delay)
+	clear(l.protoDelay)
 }
 
 func (l *links) setDrop(from, to int, p float64) {
@@ -109,6 +122,17 @@ func (l *links) setDelay(from, to int, d time.Duration) {
 		return
 	}
 	l.delay[link{from, to}] = d
+}
+
+func (l *links) setProtoDelay(from, to int, proto string, d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := protoLink{link{from, to}, proto}
+	if d <= 0 {
+		delete(l.protoDelay, k)
+		return
+	}
+	l.protoDelay[k] = d
 }
 
 func (l *links) setPaused(i int, on bool) {
@@ -134,5 +158,5 @@ func (l *links) isolated(i int) bool {
 func (l *links) clean() bool {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return len(l.cut) == 0 && len(l.drop) == 0 && len(l.delay) == 0
+	return len(l.cut) == 0 && len(l.drop) == 0 && len(l.delay) == 0 && len(l.protoDelay) == 0
 }

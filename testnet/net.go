@@ -80,17 +80,19 @@ func New(t testing.TB, opts Options) *Net {
 	if testing.Short() {
 		t.Skip("testnet starts a multi-node cluster; skipped under -short")
 	}
-	if os.Getenv("DITTONODE_TESTNET") == "" {
-		// Not in make test yet: TestNetFaults still finds a cluster that
-		// stays leaderless after its leader is partitioned away (an open
-		// bug), and a red run would hide every other result.
-		t.Skip("set DITTONODE_TESTNET=1 (make test-testnet, make chaos) to run multi-node testnet tests")
-	}
 	if opts.Nodes <= 0 {
 		opts.Nodes = 3
 	}
 	if opts.Secret == "" {
 		opts.Secret = "testnet-cluster-secret"
+	}
+	if lv := os.Getenv("DITTONODE_TESTNET_LOGS"); lv != "" && !opts.Logs {
+		// Debugging aid: DITTONODE_TESTNET_LOGS=debug (or info, warn,
+		// error) sends every node's logs to t.Log.
+		if err := opts.LogLevel.UnmarshalText([]byte(lv)); err != nil {
+			t.Fatalf("testnet: DITTONODE_TESTNET_LOGS=%q: %v", lv, err)
+		}
+		opts.Logs = true
 	}
 	n := &Net{
 		t: t, opts: opts, links: newLinks(opts.Seed), logs: &logSink{t: t},
@@ -226,6 +228,13 @@ func (n *Net) Drop(from, to int, p float64) { n.links.setDrop(from, to, p) }
 
 // Delay adds d before every write and dial from node from to node to.
 func (n *Net) Delay(from, to int, d time.Duration) { n.links.setDelay(from, to, d) }
+
+// DelayGroup adds d before every write and dial of the Raft traffic of
+// one group from node from to node to (the other groups and protocols
+// are not delayed): node to then applies that group's entries late.
+func (n *Net) DelayGroup(from, to int, group string, d time.Duration) {
+	n.links.setProtoDelay(from, to, node.RaftProtocol(group), d)
+}
 
 // SetLatency sets the delay of every link in both directions.
 func (n *Net) SetLatency(d time.Duration) {
@@ -429,7 +438,7 @@ func (n *Net) WaitLeader(group string, d time.Duration) int {
 }
 
 // Converged reports nil when every running node is unpaused, reports the
-// same members (including every running node) and the same leader and term
+// same members (including every running node, each one reachable) and the same leader and term
 // for every group, that leader is running, and every node holds the same
 // log, committed to its end. (A group's applied index in /cluster counts
 // only entries that reached the state machine; it passes trailing no-op,
@@ -463,6 +472,13 @@ func (n *Net) Converged() error {
 		for _, id := range running {
 			if !slices.Contains(ids, id) {
 				return fmt.Errorf("node %d does not list running node %s as a member", i, id)
+			}
+		}
+		// A full mesh: every running member reaches every other one, so a
+		// fault that cuts one node leaves the others able to elect.
+		for _, m := range st.Members {
+			if slices.Contains(running, m.ID) && !m.Reachable {
+				return fmt.Errorf("node %d cannot reach running member %s", i, m.ID)
 			}
 		}
 		if len(st.Groups) == 0 {

@@ -46,17 +46,25 @@ func buildBinary(t *testing.T) string {
 	return binPath
 }
 
-var httpAddrRE = regexp.MustCompile(`http=(127\.0\.0\.1:\d+)`)
+var (
+	httpAddrRE = regexp.MustCompile(`http=(127\.0\.0\.1:\d+)`)
+	mqttAddrRE = regexp.MustCompile(`mqtt: listening.* listener=tcp addr=(127\.0\.0\.1:\d+)`)
+)
 
 // process is a dittonode running as a real OS process.
 type process struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd      *exec.Cmd
+	addr     string
+	mqttAddr string // "" unless the args turn the MQTT TCP listener on
 }
 
-func startProcess(t *testing.T, dataDir string) *process {
+// startProcess runs the binary on dataDir with HTTP on a free port, the
+// user ditto/ditto, the MQTT broker off unless args say otherwise, and
+// args.
+func startProcess(t *testing.T, dataDir string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), "run", "--data", dataDir, "--http", "127.0.0.1:0", "--user", "ditto:ditto")
+	all := append([]string{"run", "--data", dataDir, "--http", "127.0.0.1:0", "--user", "ditto:ditto", "--mqtt", "off"}, args...)
+	cmd := exec.Command(buildBinary(t), all...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -69,9 +77,16 @@ func startProcess(t *testing.T, dataDir string) *process {
 		_ = cmd.Wait()
 	})
 	addrCh := make(chan string, 1)
+	mqttCh := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			if m := mqttAddrRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case mqttCh <- m[1]:
+				default:
+				}
+			}
 			if m := httpAddrRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case addrCh <- m[1]:
@@ -83,7 +98,12 @@ func startProcess(t *testing.T, dataDir string) *process {
 	}()
 	select {
 	case addr := <-addrCh:
-		return &process{cmd: cmd, addr: addr}
+		p := &process{cmd: cmd, addr: addr}
+		select {
+		case p.mqttAddr = <-mqttCh: // logged before the HTTP address
+		default:
+		}
+		return p
 	case <-time.After(30 * time.Second):
 		t.Fatal("node did not report its HTTP address")
 		return nil

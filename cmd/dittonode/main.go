@@ -33,6 +33,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runStatus(ctx, args[1:], stdout, stderr)
 	case "remove":
 		return runRemove(ctx, args[1:], stdout, stderr)
+	case "device":
+		return runDevice(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "dittonode", version)
 		return nil
@@ -51,6 +53,8 @@ Commands:
   run       run a node (dittonode run --help for its flags)
   status    print the cluster as a node sees it (--http ADDR --user NAME:PASSWORD)
   remove    remove a member from the cluster (--http ADDR --user NAME:PASSWORD PEER-ID)
+  device    manage MQTT devices: add --password PW [--subject S] NAME | list | remove NAME
+            (--http ADDR --user NAME:PASSWORD of a device administrator)
   version   print the version
 `)
 }

@@ -37,6 +37,15 @@ type fileConfig struct {
 	MDNS              *bool      `yaml:"mdns"`
 	RemoveAfter       string     `yaml:"remove-after"`
 	ConnectionAdmins  []string   `yaml:"connection-admins"`
+	MemoryLimit       string     `yaml:"memory-limit"`
+	MQTT              *string    `yaml:"mqtt"`
+	MQTTWS            string     `yaml:"mqtt-ws"`
+	MQTTTLS           string     `yaml:"mqtt-tls"`
+	MQTTQUIC          string     `yaml:"mqtt-quic"`
+	MQTTTLSCert       string     `yaml:"mqtt-tls-cert"`
+	MQTTTLSKey        string     `yaml:"mqtt-tls-key"`
+	MQTTClientCA      string     `yaml:"mqtt-tls-client-ca"`
+	DeviceAdmins      []string   `yaml:"device-admins"`
 }
 
 // fileOIDC is one trusted OpenID Connect issuer of the config file
@@ -65,6 +74,7 @@ func runNode(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	applyMemoryLimit(cfg.MemoryLimit, getenv, logger)
 	if addr := getenv("DITTONODE_PPROF"); addr != "" {
 		stop, err := servePprof(addr, logger)
 		if err != nil {
@@ -100,16 +110,26 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		users      multiFlag
 		p2p        multiFlag
 		join       multiFlag
-		admins     multiFlag
+		connAdmins multiFlag
 		expect     = fs.Int("bootstrap-expect", 1, "members a new cluster waits for before the lowest peer ID bootstraps it")
 		secret     = fs.String("cluster-secret", "", "shared secret that admits members (env DITTONODE_CLUSTER_SECRET); needed for more than one node")
 		mdns       = fs.Bool("mdns", true, "find members on the LAN with mDNS")
 		noMDNS     = fs.Bool("no-mdns", false, "turn mDNS discovery off")
 		removeAft  = fs.Duration("remove-after", 0, "remove a member unreachable this long (0: never)")
+		memLimit   = fs.String("memory-limit", "", "soft memory limit of the Go runtime, e.g. 200MiB or 1GiB; 0 turns it off (default 200MiB; GOMEMLIMIT wins)")
+		mqttAddr   = fs.String("mqtt", "127.0.0.1:1883", `embedded MQTT broker TCP listener ("" or off: no TCP listener)`)
+		mqttWS     = fs.String("mqtt-ws", "", "MQTT over WebSocket listener HOST:PORT (off by default)")
+		mqttTLS    = fs.String("mqtt-tls", "", "MQTT over TLS listener HOST:PORT (needs --mqtt-tls-cert and --mqtt-tls-key)")
+		mqttQUIC   = fs.String("mqtt-quic", "", "MQTT over QUIC listener UDP HOST:PORT (ALPN mqtt; TLS certificate or a self-signed one)")
+		mqttCert   = fs.String("mqtt-tls-cert", "", "PEM certificate of the MQTT TLS and QUIC listeners")
+		mqttKey    = fs.String("mqtt-tls-key", "", "PEM private key of the MQTT TLS and QUIC listeners")
+		mqttCA     = fs.String("mqtt-tls-client-ca", "", "PEM CA bundle: client certificates signed by it log in as the device named by their CN")
+		admins     multiFlag
 	)
+	fs.Var(&admins, "device-admin", "subject allowed to manage MQTT devices on /api/2/devices, e.g. nginx:admin (repeatable)")
 	fs.Var(&users, "user", "HTTP basic auth user NAME:PASSWORD (repeatable; subject nginx:NAME); env DITTONODE_USERS=a:pw,b:pw")
 	fs.Var(&p2p, "p2p", "libp2p listen multiaddr (repeatable; default QUIC and TCP on port 4001 on all interfaces)")
-	fs.Var(&admins, "connection-admin", "authorization subject that may manage /api/2/connections, e.g. nginx:alice (repeatable; --dev adds nginx:ditto)")
+	fs.Var(&connAdmins, "connection-admin", "authorization subject that may manage /api/2/connections, e.g. nginx:alice (repeatable; --dev adds nginx:ditto)")
 	fs.Var(&join, "join", "multiaddr of a member to join, ending in /p2p/<peer ID> (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, 0, err
@@ -146,6 +166,13 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		cfg.HTTP.Addr = v
 	}
 	cfg.NodeName = pick("node-name", *nodeName, fc.NodeName)
+	if v := pick("memory-limit", *memLimit, fc.MemoryLimit); v != "" {
+		n, err := parseSize(v)
+		if err != nil {
+			return cfg, 0, fmt.Errorf("memory-limit: %w", err)
+		}
+		cfg.MemoryLimit = n
+	}
 	if err := meshFlags(&cfg.Mesh, set, fc, getenv, meshArgs{p2p: p2p, join: join, expect: *expect, secret: *secret,
 		mdns: *mdns && !*noMDNS, removeAfter: *removeAft}); err != nil {
 		return cfg, 0, err
@@ -161,15 +188,25 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		})
 	}
 
+	if err := mqttFlags(&cfg, set, fc, mqttArgs{addr: *mqttAddr, ws: *mqttWS, tls: *mqttTLS, quic: *mqttQUIC,
+		cert: *mqttCert, key: *mqttKey, ca: *mqttCA}); err != nil {
+		return cfg, 0, err
+	}
+	cfg.HTTP.DeviceAdmins = append(append([]string{}, fc.DeviceAdmins...), admins...)
+
 	userList := append([]string{}, fc.Users...)
 	if env := getenv("DITTONODE_USERS"); env != "" {
 		userList = append(userList, strings.Split(env, ",")...)
 	}
 	userList = append(userList, users...)
-	cfg.Connectivity.Admins = append(append([]string{}, fc.ConnectionAdmins...), admins...)
+	cfg.Connectivity.Admins = append(append([]string{}, fc.ConnectionAdmins...), connAdmins...)
 	if fc.Dev || *dev {
 		userList = append(userList, "ditto:ditto")
 		cfg.Connectivity.Admins = append(cfg.Connectivity.Admins, "nginx:ditto")
+		// The dev user may manage devices, and the device ditto/ditto acts
+		// as the dev user, so it may change the things the dev user made.
+		cfg.HTTP.DeviceAdmins = append(cfg.HTTP.DeviceAdmins, "nginx:ditto")
+		cfg.Devices = append(cfg.Devices, node.DeviceSeed{Username: "ditto", Password: "ditto", Subjects: []string{"nginx:ditto"}})
 	}
 	cfg.HTTP.Users = map[string]string{}
 	for _, u := range userList {
@@ -249,5 +286,34 @@ func meshFlags(m *node.MeshConfig, set map[string]bool, fc fileConfig, getenv fu
 		}
 		m.RemoveAfter = d
 	}
+	return nil
+}
+
+// mqttArgs are the broker flags as parsed.
+type mqttArgs struct{ addr, ws, tls, quic, cert, key, ca string }
+
+// mqttFlags applies the broker settings: flags win over the file.
+func mqttFlags(cfg *node.Config, set map[string]bool, fc fileConfig, a mqttArgs) error {
+	m := &cfg.MQTT
+	pickStr := func(name, flagVal, fileVal string) string {
+		if set[name] {
+			return flagVal
+		}
+		return fileVal
+	}
+	addr := a.addr
+	if !set["mqtt"] && fc.MQTT != nil {
+		addr = *fc.MQTT
+	}
+	if addr == "off" {
+		addr = ""
+	}
+	m.Addr = addr
+	m.WSAddr = pickStr("mqtt-ws", a.ws, fc.MQTTWS)
+	m.TLSAddr = pickStr("mqtt-tls", a.tls, fc.MQTTTLS)
+	m.QUICAddr = pickStr("mqtt-quic", a.quic, fc.MQTTQUIC)
+	m.TLSCertFile = pickStr("mqtt-tls-cert", a.cert, fc.MQTTTLSCert)
+	m.TLSKeyFile = pickStr("mqtt-tls-key", a.key, fc.MQTTTLSKey)
+	m.TLSClientCAFile = pickStr("mqtt-tls-client-ca", a.ca, fc.MQTTClientCA)
 	return nil
 }

@@ -52,8 +52,9 @@ type applyResult struct {
 }
 
 type fsm struct {
-	mu    sync.RWMutex
-	conns map[string]*Record
+	mu      sync.RWMutex
+	conns   map[string]*Record
+	devices map[string]*Device // devices.go
 
 	watchMu  sync.Mutex
 	watchers []func() // told after every applied change; must not block
@@ -75,7 +76,7 @@ func (f *fsm) notify() {
 	}
 }
 
-func newFSM() *fsm { return &fsm{conns: map[string]*Record{}} }
+func newFSM() *fsm { return &fsm{conns: map[string]*Record{}, devices: map[string]*Device{}} }
 
 func encodeCommand(typ byte, v any) []byte {
 	b, err := json.Marshal(v)
@@ -99,6 +100,8 @@ func (f *fsm) Apply(_ uint64, cmd []byte) any {
 		var c deleteCmd
 		mustDecode(payload, &c)
 		return f.delete(c)
+	case cmdDevicePut, cmdDeviceDelete:
+		return f.applyDevice(typ&^cmdIgnorable, payload)
 	}
 	if typ&cmdIgnorable != 0 {
 		return nil
@@ -164,12 +167,13 @@ func (f *fsm) list() []*Record {
 
 // Snapshot captures the map of immutable records.
 func (f *fsm) Snapshot() (consensus.Snapshot, error) {
-	return &snapshot{records: f.list()}, nil
+	return &snapshot{records: f.list(), devices: f.deviceList()}, nil
 }
 
 // Restore replaces the state with a persisted snapshot.
 func (f *fsm) Restore(r io.Reader) error {
 	conns := map[string]*Record{}
+	devices := map[string]*Device{}
 	br := bufio.NewReader(r)
 	for {
 		n, err := binary.ReadUvarint(br)
@@ -183,25 +187,39 @@ func (f *fsm) Restore(r io.Reader) error {
 		if _, err := io.ReadFull(br, buf); err != nil {
 			return fmt.Errorf("connectivity: read snapshot: %w", err)
 		}
-		var rec Record
+		var rec snapshotEntry
 		if err := json.Unmarshal(buf, &rec); err != nil {
 			return fmt.Errorf("connectivity: decode snapshot record: %w", err)
 		}
-		conns[rec.ID] = &rec
+		if rec.Device != nil {
+			devices[rec.Device.Username] = rec.Device
+			continue
+		}
+		conns[rec.ID] = &rec.Record
 	}
 	f.mu.Lock()
-	f.conns = conns
+	f.conns, f.devices = conns, devices
 	f.mu.Unlock()
 	f.notify()
 	return nil
 }
 
-type snapshot struct{ records []*Record }
+type snapshot struct {
+	records []*Record
+	devices []*Device
+}
 
 func (s *snapshot) Persist(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	var lenBuf [binary.MaxVarintLen64]byte
+	entries := make([]any, 0, len(s.records)+len(s.devices))
 	for _, r := range s.records {
+		entries = append(entries, r)
+	}
+	for _, d := range s.devices {
+		entries = append(entries, snapshotEntry{Device: d})
+	}
+	for _, r := range entries {
 		b, err := json.Marshal(r)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/dittonode/dittonode/consensus"
@@ -23,11 +24,14 @@ type Config struct {
 	Mapping MappingConfig `json:"mapping" yaml:"mapping"`
 	// Runtime tunes the clients of running connections.
 	Runtime RuntimeConfig `json:"runtime" yaml:"runtime"`
+	// DeviceHashCost is the bcrypt cost of device passwords (default 10;
+	// tests lower it, bcrypt under the race detector is slow).
+	DeviceHashCost int `json:"deviceHashCost" yaml:"device-hash-cost"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxConnectionBytes: 100 * 1024, Mapping: defaultMappingConfig(), Runtime: defaultRuntimeConfig()}
+	return Config{MaxConnectionBytes: 100 * 1024, DeviceHashCost: bcryptCost, Mapping: defaultMappingConfig(), Runtime: defaultRuntimeConfig()}
 }
 
 // withDefaults fills zero fields.
@@ -82,6 +86,10 @@ type Service struct {
 	cfg  Config
 	deps Deps
 	fsm  *fsm
+	// verified remembers successful device password checks (devices.go).
+	verified  verifiedCache
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 // New returns a service; it only allocates.
@@ -89,6 +97,9 @@ func New(cfg Config, deps Deps) *Service {
 	cfg = cfg.withDefaults()
 	if deps.Types == nil {
 		deps.Types = []string{TypeMQTT, TypeMQTT5, TypeHTTPPush}
+	}
+	if cfg.DeviceHashCost == 0 {
+		cfg.DeviceHashCost = bcryptCost
 	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now

@@ -14,7 +14,7 @@ type TwinAcks interface {
 	// ExpectAcks registers custom labels before the command runs; wait
 	// returns one ack per label in order (408 for the missing ones once ctx
 	// ends) and cancel withdraws the expectation.
-	ExpectAcks(thingID, correlationID string, labels []string) (wait func(ctx context.Context) []ditto.Envelope, cancel func(), err error)
+	ExpectAcks(ctx context.Context, thingID, correlationID string, labels []string) (wait func(ctx context.Context) []ditto.Envelope, cancel func(), err error)
 }
 
 // Built-in acknowledgement labels.
@@ -63,7 +63,7 @@ func (s *Server) serveTwinAcks(ctx context.Context, w http.ResponseWriter, r *ht
 		return false
 	}
 	cid := cmd.Headers[ditto.HeaderCorrelationID]
-	wait, cancel, err := s.expectTwinAcks(cmd.Entity, cid, custom)
+	wait, cancel, err := s.expectTwinAcks(ctx, cmd.Entity, cid, custom)
 	if err != nil {
 		s.writeError(w, resThings, cid, err)
 		return true
@@ -106,9 +106,9 @@ func customLabels(labels []string) []string {
 // expectTwinAcks registers the custom labels of a twin command with Acks;
 // without Acks nobody can issue them, and wait reports them all as timed
 // out once ctx ends.
-func (s *Server) expectTwinAcks(thingID, cid string, custom []string) (wait func(context.Context) []ditto.Envelope, cancel func(), err error) {
+func (s *Server) expectTwinAcks(ctx context.Context, thingID, cid string, custom []string) (wait func(context.Context) []ditto.Envelope, cancel func(), err error) {
 	if s.deps.Acks != nil {
-		return s.deps.Acks.ExpectAcks(thingID, cid, custom)
+		return s.deps.Acks.ExpectAcks(ctx, thingID, cid, custom)
 	}
 	wait = func(ctx context.Context) []ditto.Envelope {
 		<-ctx.Done()

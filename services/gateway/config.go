@@ -57,6 +57,9 @@ type Config struct {
 	// AdditionalMediaTypes are accepted for PUT and POST bodies besides
 	// application/json (Ditto's default: application/octet-stream).
 	AdditionalMediaTypes []string `json:"additionalMediaTypes" yaml:"additionalMediaTypes"`
+	// DeviceAdmins are the subjects (e.g. nginx:admin) that may manage
+	// the MQTT device identities on /api/2/devices; empty: nobody.
+	DeviceAdmins []string `json:"deviceAdmins" yaml:"deviceAdmins"`
 
 	ReadHeaderTimeout time.Duration `json:"readHeaderTimeout" yaml:"readHeaderTimeout"`
 	ReadTimeout       time.Duration `json:"readTimeout" yaml:"readTimeout"`

@@ -37,7 +37,11 @@
 // each twin event per subscriber: the full event for unrestricted readers
 // of the changed path, the policy's JSON view for partial readers, nothing
 // for others; then namespaces, RQL filter and extraFields apply. A session
-// never receives events of its own commands.
+// never receives events of its own commands. WebSocket sessions get twin
+// events from one fan-out per server (ws_fanout.go): one bus subscription,
+// READ decided once per subject set, each distinct view encoded once,
+// bounded per-session queues that cut slow sessions off; the session writer
+// corks the connection while it writes a batch (ws_cork.go).
 //
 // Imports: the standard library and ditto only (plus ditto/rql,
 // github.com/coder/websocket for the streams and github.com/golang-jwt/jwt/v5

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dittonode/dittonode/ditto"
@@ -266,37 +265,6 @@ func placeholders(t ditto.Topic, resType, path string) func(string) (string, boo
 		}
 		return "", false
 	}
-}
-
-// encodedEvents caches the encoding of recent unfiltered, unenriched
-// events, which is the same for every unrestricted subscriber.
-type encodedEvents struct {
-	mu      sync.Mutex
-	entries [64]struct {
-		index uint64
-		frame []byte
-	}
-}
-
-// frame returns the encoded event of sig as every unrestricted reader
-// without extra fields gets it.
-func (c *encodedEvents) frame(sig ditto.Signal) []byte {
-	if sig.Index == 0 {
-		return ditto.EncodeEnvelope(eventEnvelope(sig, twinEvent{}))
-	}
-	slot := &c.entries[sig.Index%uint64(len(c.entries))]
-	c.mu.Lock()
-	if slot.index == sig.Index {
-		f := slot.frame
-		c.mu.Unlock()
-		return f
-	}
-	c.mu.Unlock()
-	f := ditto.EncodeEnvelope(eventEnvelope(sig, twinEvent{}))
-	c.mu.Lock()
-	slot.index, slot.frame = sig.Index, f
-	c.mu.Unlock()
-	return f
 }
 
 // eventEnvelope renders ev as the Ditto Protocol event the subscriber

@@ -71,6 +71,9 @@ type Deps struct {
 	Cluster Cluster
 	// Connections serves /api/2/connections (nil: 503).
 	Connections Connections
+	// Devices manages the device identities of the embedded MQTT broker
+	// on /api/2/devices (nil: those answer 503).
+	Devices Devices
 }
 
 // Log keys.
@@ -98,6 +101,7 @@ type Server struct {
 	sem        chan struct{}
 	handler    http.Handler
 	hub        *streamHub // WebSocket sessions and SSE streams
+	fanout     *eventFanout
 
 	mu      sync.Mutex
 	srv     *http.Server
@@ -141,6 +145,7 @@ func New(cfg Config, deps Deps) *Server {
 		s.mechanisms = append(s.mechanisms, s.jwt)
 	}
 	s.hub = newStreamHub(cfg.Streams)
+	s.fanout = newEventFanout(s)
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s
 }
@@ -225,6 +230,7 @@ func (s *Server) Close() error {
 		close(s.done)
 		s.stop()
 		s.hub.close()
+		s.fanout.close()
 		s.wg.Wait()
 	})
 	return s.closeErr
@@ -313,6 +319,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if escaped == "/checkPermissions" {
 		s.serveCheckPermissions(w, r, auth, cid)
+		return
+	}
+	if s.serveDevices(w, r, auth, escaped, cid) {
 		return
 	}
 	if s.serveSearch(w, r, q, auth, escaped) {

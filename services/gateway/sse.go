@@ -197,10 +197,29 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, q url.Values, 
 				return
 			}
 		case sig := <-sub.C():
-			if sig.Index != 0 && sig.Index <= sent {
-				continue // already replayed
+			// The events already queued go out in one flush.
+			_ = rc.SetWriteDeadline(time.Now().Add(cfg.FrameTimeout))
+			for n := 0; ; n++ {
+				if sig.Index == 0 || sig.Index > sent { // else already replayed
+					if frame, ok := s.sseFrame(st, sig); ok {
+						if _, err := bw.Write(frame); err != nil {
+							return
+						}
+					}
+				}
+				if n+1 >= maxWriteBatch {
+					break
+				}
+				var more bool
+				select {
+				case sig, more = <-sub.C():
+				default:
+				}
+				if !more {
+					break
+				}
 			}
-			if frame, ok := s.sseFrame(st, sig); ok && !write(frame) {
+			if bw.Flush() != nil || rc.Flush() != nil {
 				return
 			}
 		}

@@ -144,7 +144,6 @@ type streamHub struct {
 
 	ringOnce sync.Once
 	ring     *replayRing
-	encoded  encodedEvents
 }
 
 func newStreamHub(cfg StreamConfig) *streamHub {
@@ -251,13 +250,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	conn, err := websocket.Accept(w, r, nil)
+	cw := &corkingWriter{ResponseWriter: w}
+	conn, err := websocket.Accept(cw, r, nil)
 	if err != nil {
 		s.log.Debug("gateway: websocket upgrade failed", logKeyError, err)
 		return
 	}
 	conn.SetReadLimit(s.cfg.Streams.MaxFrameBytes)
 	ss := newSession(s, conn, auth, expiry, declared)
+	ss.cork = cw.conn
 	if !s.hub.add(ss) {
 		_ = conn.Close(websocket.StatusGoingAway, "the node is shutting down")
 		return

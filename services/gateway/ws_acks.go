@@ -38,7 +38,7 @@ func (ss *wsSession) twinAcks(ctx context.Context, t ditto.Topic, cmd ditto.Comm
 		return false
 	}
 	cid := cmd.Headers.Get(ditto.HeaderCorrelationID)
-	wait, cancel, err := ss.srv.expectTwinAcks(cmd.Entity, cid, custom)
+	wait, cancel, err := ss.srv.expectTwinAcks(ctx, cmd.Entity, cid, custom)
 	if err != nil {
 		ss.sendError(t, cmd.Headers, ss.srv.toDittoError(resThings, cid, err))
 		return true

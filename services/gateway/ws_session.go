@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -53,21 +54,30 @@ const reasonJWTExpired = "gateway:websocket.session.expired: the JWT expired"
 //
 // Goroutines, all owned by the session and waited for in run: the read
 // loop (the request goroutine), the writer, the pinger, the closer, the
-// expirer, one pump for bus signals while events or announcements are
-// subscribed, one for live signals, one per running command and one per
-// search subscription. Lock order: mu only; never held while sending.
+// expirer, one pump for live signals, one per running command and one per
+// search subscription. Twin events and announcements come from the
+// server's fan-out (ws_fanout.go) straight into the events queue. Lock
+// order: mu only; never held while sending.
 type wsSession struct {
 	id       string
 	srv      *Server
 	conn     *websocket.Conn
+	cork     *corkedConn // nil when the connection was not hijacked through corkingWriter
 	declared []string
 
 	ctx    context.Context // ends when the session fails or closes
 	cancel context.CancelFunc
 	out    chan []byte
-	cmdSem chan struct{}
-	liveQ  chan ditto.Envelope
-	wg     sync.WaitGroup
+	// events is the bounded queue of encoded twin events and
+	// announcements the fan-out fills; a session it overflows is cut off.
+	events chan []byte
+	// streams is what the fan-out reads of this session, replaced under mu.
+	streams atomic.Pointer[streamView]
+	cmdSem  chan struct{}
+	// liveQ holds pointers: a channel's buffer is allocated whole, and
+	// EventQueue envelopes per session would be most of a session's memory.
+	liveQ chan *ditto.Envelope
+	wg    sync.WaitGroup
 
 	failOnce    sync.Once
 	closing     chan struct{}
@@ -77,7 +87,7 @@ type wsSession struct {
 	mu         sync.Mutex
 	auth       ditto.Auth
 	specs      [numKinds]*streamSpec
-	busSub     *ditto.Subscription
+	fanned     bool // registered with the event fan-out
 	liveCancel func()
 	searches   map[string]SearchSubscription
 	// expiry is when the session's JWT expires (zero: never); expiryMoved
@@ -89,18 +99,27 @@ type wsSession struct {
 func newSession(s *Server, conn *websocket.Conn, auth ditto.Auth, expiry time.Time, declared []string) *wsSession {
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := s.cfg.Streams
-	return &wsSession{
+	ss := &wsSession{
 		id: "ws-" + s.deps.NewUUID(), srv: s, conn: conn, declared: declared,
 		ctx: ctx, cancel: cancel,
 		out:         make(chan []byte, cfg.OutQueue),
+		events:      make(chan []byte, cfg.EventQueue),
 		cmdSem:      make(chan struct{}, cfg.MaxInFlight),
-		liveQ:       make(chan ditto.Envelope, cfg.EventQueue),
+		liveQ:       make(chan *ditto.Envelope, cfg.EventQueue),
 		closing:     make(chan struct{}),
 		auth:        auth,
 		searches:    map[string]SearchSubscription{},
 		expiry:      expiry,
 		expiryMoved: make(chan struct{}, 1),
 	}
+	ss.streams.Store(&streamView{auth: auth, authKey: authKey(auth)})
+	return ss
+}
+
+// publishStreamsLocked replaces the fan-out's view of the session; the
+// caller holds mu.
+func (ss *wsSession) publishStreamsLocked() {
+	ss.streams.Store(&streamView{auth: ss.auth, authKey: authKey(ss.auth), specs: ss.specs})
 }
 
 // go runs fn in a goroutine the session owns.
@@ -142,10 +161,9 @@ func (ss *wsSession) run() {
 			break
 		}
 	}
+	ss.srv.fanout.remove(ss)
 	ss.mu.Lock()
-	if ss.busSub != nil {
-		ss.busSub.Close()
-	}
+	ss.fanned = false
 	if ss.liveCancel != nil {
 		ss.liveCancel()
 		ss.liveCancel = nil
@@ -188,34 +206,56 @@ func (ss *wsSession) closer() {
 // maxWriteBatch bounds the frames the writer writes under one deadline.
 const maxWriteBatch = 64
 
-// writer writes the queued frames, each within FrameTimeout. Frames that
-// are already queued share one deadline (a timer per frame costs more than
-// the frame under fan-out) as long as at least half of FrameTimeout is
-// left for each.
+// writer writes the queued frames (command responses and live signals from
+// out, twin events and announcements from events). Frames that are already
+// queued are written as one batch: the connection is corked meanwhile, so
+// the batch reaches the socket in one write, and one watchdog bounds the
+// batch to FrameTimeout (a deadline per frame costs more than the frame
+// under fan-out); a batch ends once half of FrameTimeout is used up. A
+// batch that does not finish in time closes the connection.
 func (ss *wsSession) writer() {
 	timeout := ss.srv.cfg.Streams.FrameTimeout
+	watchdog := time.AfterFunc(timeout, func() {
+		ss.fail(websocket.StatusPolicyViolation, "write timed out: consumer too slow")
+		_ = ss.conn.CloseNow()
+	})
+	watchdog.Stop()
+	defer watchdog.Stop()
 	for {
+		var frame []byte
 		select {
 		case <-ss.ctx.Done():
 			return
-		case frame := <-ss.out:
-			began := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			err := ss.conn.Write(ctx, websocket.MessageText, frame)
-			for n := 1; err == nil && n < maxWriteBatch && time.Since(began) < timeout/2; n++ {
-				select {
-				case frame = <-ss.out:
-					err = ss.conn.Write(ctx, websocket.MessageText, frame)
-					continue
-				default:
-				}
+		case frame = <-ss.out:
+		case frame = <-ss.events:
+		}
+		began := time.Now()
+		watchdog.Reset(timeout)
+		if ss.cork != nil {
+			ss.cork.cork()
+		}
+		err := ss.conn.Write(context.Background(), websocket.MessageText, frame)
+		for n := 1; err == nil && n < maxWriteBatch && time.Since(began) < timeout/2; n++ {
+			select {
+			case frame = <-ss.out:
+			case frame = <-ss.events:
+			default:
+				frame = nil
+			}
+			if frame == nil {
 				break
 			}
-			cancel()
-			if err != nil {
-				ss.fail(websocket.StatusPolicyViolation, "write timed out: consumer too slow")
-				return
+			err = ss.conn.Write(context.Background(), websocket.MessageText, frame)
+		}
+		if ss.cork != nil {
+			if uerr := ss.cork.uncork(); err == nil {
+				err = uerr
 			}
+		}
+		watchdog.Stop()
+		if err != nil {
+			ss.fail(websocket.StatusPolicyViolation, "write timed out: consumer too slow")
+			return
 		}
 	}
 }
@@ -278,6 +318,7 @@ func (ss *wsSession) expirer() {
 func (ss *wsSession) setAuth(auth ditto.Auth, expiry time.Time) {
 	ss.mu.Lock()
 	ss.auth, ss.expiry = auth, expiry
+	ss.publishStreamsLocked()
 	ss.mu.Unlock()
 	select {
 	case ss.expiryMoved <- struct{}{}:
@@ -398,21 +439,20 @@ func (ss *wsSession) handleControl(text string) bool {
 }
 
 // setSpec starts (spec != nil) or stops a stream kind: events and
-// announcements share one bus subscription, the live kinds one live
-// subscription.
+// announcements come from the server's event fan-out, the live kinds from
+// one live subscription.
 func (ss *wsSession) setSpec(k streamKind, spec *streamSpec) error {
 	ss.mu.Lock()
 	ss.specs[k] = spec
+	ss.publishStreamsLocked()
 	if k == kindEvents || k == kindAnnouncements {
 		wantBus := ss.specs[kindEvents] != nil || ss.specs[kindAnnouncements] != nil
 		switch {
-		case wantBus && ss.busSub == nil && ss.srv.deps.Bus != nil:
-			sub := ss.srv.deps.Bus.Subscribe(ss.srv.cfg.Streams.EventQueue)
-			ss.busSub = sub
-			ss.goFn(func() { ss.busPump(sub) })
-		case !wantBus && ss.busSub != nil:
-			ss.busSub.Close()
-			ss.busSub = nil
+		case wantBus && !ss.fanned && ss.ctx.Err() == nil:
+			ss.fanned = ss.srv.fanout.add(ss)
+		case !wantBus && ss.fanned:
+			ss.srv.fanout.remove(ss)
+			ss.fanned = false
 		}
 		ss.mu.Unlock()
 		return nil
@@ -458,7 +498,7 @@ func (ss *wsSession) resubscribeLive() error {
 // whose live queue overflows is closed.
 func (ss *wsSession) deliverLive(env ditto.Envelope) {
 	select {
-	case ss.liveQ <- env:
+	case ss.liveQ <- &env:
 	case <-ss.ctx.Done():
 	default:
 		ss.fail(websocket.StatusPolicyViolation, "live signal queue overflowed: consumer too slow")
@@ -471,7 +511,8 @@ func (ss *wsSession) livePump() {
 		select {
 		case <-ss.ctx.Done():
 			return
-		case env := <-ss.liveQ:
+		case p := <-ss.liveQ:
+			env := *p
 			if env.Headers.Get(HeaderOrigin) == ss.id {
 				continue
 			}
@@ -505,65 +546,6 @@ func (ss *wsSession) livePump() {
 			}
 		}
 	}
-}
-
-// busPump turns bus signals into twin events and announcements for the
-// client. A subscription the bus cut off for being too slow closes the
-// session.
-func (ss *wsSession) busPump(sub *ditto.Subscription) {
-	for {
-		select {
-		case <-ss.ctx.Done():
-			return
-		case <-sub.Done():
-			if errors.Is(sub.Err(), ditto.ErrSlowSubscriber) {
-				ss.fail(websocket.StatusPolicyViolation, "event queue overflowed: consumer too slow")
-			}
-			return
-		case sig := <-sub.C():
-			if !ss.handleSignal(sig) {
-				return
-			}
-		}
-	}
-}
-
-func (ss *wsSession) handleSignal(sig ditto.Signal) bool {
-	t, err := ditto.ParseTopic(sig.Envelope.Topic)
-	if err != nil {
-		return true
-	}
-	switch {
-	case t.Group == ditto.GroupThings && t.Channel == ditto.ChannelTwin && t.Criterion == ditto.CriterionEvents:
-		spec := ss.spec(kindEvents)
-		if spec == nil {
-			return true
-		}
-		if sig.Envelope.Headers[HeaderOrigin] == ss.id {
-			// A session never receives the events of its own commands.
-			ss.weakAck(sig, t)
-			return true
-		}
-		ev, ok := ss.srv.viewTwinEvent(sig, t, ss.currentAuth(), spec, false)
-		if !ok {
-			ss.weakAck(sig, t)
-			return true
-		}
-		if !ev.filtered && ev.extra == nil {
-			return ss.send(ss.srv.hub.encoded.frame(sig))
-		}
-		return ss.sendEnvelope(eventEnvelope(sig, ev))
-	case t.Group == ditto.GroupPolicies && t.Criterion == ditto.CriterionAnnouncements:
-		spec := ss.spec(kindAnnouncements)
-		if spec == nil || !spec.inNamespaces(t.Namespace) || !announcementFor(sig.Envelope, ss.currentAuth()) {
-			return true
-		}
-		env := sig.Envelope
-		env.Headers = outboundHeaders(env.Headers)
-		return ss.sendEnvelope(env)
-	}
-	// Policy events are never pushed to sessions (ditto-spec §4).
-	return true
 }
 
 // weakAck acknowledges weakly (200, ditto-weak-ack: true) the labels the

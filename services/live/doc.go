@@ -45,6 +45,18 @@
 //   - Send waits at most until ctx ends, or DefaultTimeout when ctx has no
 //     deadline; callers apply the "timeout" header (claim allows 600 s).
 //
+// Across a cluster (Deps.Peers, plugged in by node over libp2p): Send
+// offers every live signal to the other members' routers as well
+// (Router.Offered delivers it to their subscribers and weakly acknowledges
+// their labels that may not READ it); a subscriber's response or
+// acknowledgement on another node goes back to the origin router
+// (Router.Replied) by correlation-id, as long as the origin waits. Twin
+// commands announce their custom labels to every member before they run
+// (ExpectAcks, Router.Expected), so a session anywhere can acknowledge the
+// twin event that every node applies. The remembered signals of other
+// nodes are bounded and expire with the origin's timeout. Label uniqueness
+// (409) is checked per node only.
+//
 // The router owns no goroutines: waiting happens in the caller's goroutine.
 //
 // Imports: the standard library and ditto only; the policies and things

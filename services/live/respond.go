@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/dittonode/dittonode/ditto"
 )
@@ -60,17 +61,26 @@ func (r *Router) acknowledge(t ditto.Topic, cid string, env ditto.Envelope) erro
 	if !validStatus(ack.Status) {
 		return ditto.ErrJSONInvalid.New("The status %d of the acknowledgement is not an HTTP status.", ack.Status)
 	}
+	twin := t.Channel == ditto.ChannelTwin
+	now := time.Now()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if o := r.labels[label]; o == nil || o.id != origin {
+		r.mu.Unlock()
 		return ditto.ErrAckLabelNotDeclared.New("The acknowledgement label '%s' was not declared by the issuing subscriber.", label)
 	}
-	m := r.live
-	if t.Channel == ditto.ChannelTwin {
-		m = r.twin
+	m, remote := r.live, r.remote
+	if twin {
+		m, remote = r.twin, r.remoteTwin
 	}
 	if p := m[cid]; p != nil && p.thingID == t.Entity() {
 		p.ack(label, ack)
+		r.mu.Unlock()
+		return nil
+	}
+	e := lookupRemote(remote, cid, t.Entity(), now)
+	r.mu.Unlock()
+	if e != nil && r.peers != nil {
+		r.peers.Reply(e.node, Reply{Twin: twin, Envelope: ack})
 	}
 	return nil
 }
@@ -97,18 +107,24 @@ func (r *Router) liveResponse(t ditto.Topic, cid string, env ditto.Envelope, aut
 	if !validStatus(env.Status) {
 		return ditto.ErrJSONInvalid.New("The status %d of the response is not an HTTP status.", env.Status)
 	}
-	r.mu.RLock()
+	r.mu.Lock()
 	p := r.live[cid]
-	r.mu.RUnlock()
+	var e *remoteEntry
+	if p == nil {
+		if e = lookupRemote(r.remote, cid, t.Entity(), time.Now()); e != nil && e.answered {
+			e = nil // the first answer went back already
+		}
+	}
+	r.mu.Unlock()
+	var sig *signal
 	switch {
-	case p == nil || p.sig == nil:
-		return nil
-	case t.Criterion == ditto.CriterionErrors && p.thingID != t.Entity():
-		return nil
-	case t.Criterion != ditto.CriterionErrors && p.topic != env.Topic:
+	case p != nil && p.sig != nil && p.answeredBy(t, env):
+		sig = p.sig
+	case e != nil && answers(e.sig, t, env):
+		sig = e.sig
+	default:
 		return nil
 	}
-	sig := p.sig
 	if _, ok := sig.receivable(env, auth); !ok {
 		if sig.kind == kMessages {
 			return ditto.ErrMessageSendDenied.New("You are not allowed to answer messages with subject '%s' on the Thing with ID '%s'.", sig.topic.Action, sig.thingID)
@@ -119,13 +135,52 @@ func (r *Router) liveResponse(t ditto.Topic, cid string, env ditto.Envelope, aut
 		Topic: env.Topic, Headers: ackHeaders(env.Headers, cid), Path: env.Path,
 		Status: env.Status, Value: env.Value, Fields: env.Fields,
 	}
+	if p != nil {
+		r.settle(p, t, resp)
+		return nil
+	}
+	r.mu.Lock()
+	first := !e.answered
+	e.answered = true
+	if !e.custom && r.remote[cid] == e {
+		// Nothing else is awaited for this signal: forget it now.
+		delete(r.remote, cid)
+	}
+	r.mu.Unlock()
+	if first && r.peers != nil {
+		r.peers.Reply(e.node, Reply{Envelope: resp})
+	}
+	return nil
+}
+
+// answers reports whether a response with topic t answers sig: an error of
+// the same thing, or a response on the signal's topic.
+func answers(sig *signal, t ditto.Topic, env ditto.Envelope) bool {
+	if sig == nil {
+		return false
+	}
+	if t.Criterion == ditto.CriterionErrors {
+		return sig.thingID == t.Entity()
+	}
+	return sig.topic.String() == env.Topic
+}
+
+// answeredBy reports whether a response with topic t answers the live
+// signal p waits for.
+func (p *pending) answeredBy(t ditto.Topic, env ditto.Envelope) bool {
+	return answers(p.sig, t, env)
+}
+
+// settle records resp as the live-response of p, reduced to the
+// requester's view for retrieves.
+func (r *Router) settle(p *pending, t ditto.Topic, resp ditto.Envelope) {
+	sig := p.sig
 	if sig.kind == kCommands && sig.topic.Action == string(ditto.ActionRetrieve) && t.Criterion == ditto.CriterionCommands && len(resp.Value) > 0 {
 		resp = filterRetrieve(sig, p.auth, resp)
 	}
 	r.mu.Lock()
 	p.ack(LabelLiveResponse, resp)
 	r.mu.Unlock()
-	return nil
 }
 
 // filterRetrieve reduces a live retrieve response to what the requester may
@@ -175,8 +230,10 @@ func keepThingFields(path ditto.Pointer, full, view any) {
 // command (same thing and correlation-id, seen through TwinEvent) carries
 // them in requested-acks. wait blocks until all labels are acknowledged or
 // ctx ends and returns one ack per label in order (408 for missing ones);
-// cancel (idempotent, also done by wait) withdraws the expectation.
-func (r *Router) ExpectAcks(thingID, correlationID string, labels []string) (wait func(ctx context.Context) []ditto.Envelope, cancel func(), err error) {
+// cancel (idempotent, also done by wait) withdraws the expectation. In a
+// cluster the other members learn the labels before ExpectAcks returns
+// (bounded by ctx), so a subscriber on any node can acknowledge.
+func (r *Router) ExpectAcks(ctx context.Context, thingID, correlationID string, labels []string) (wait func(ctx context.Context) []ditto.Envelope, cancel func(), err error) {
 	if correlationID == "" {
 		return nil, nil, errors.New("live: expecting acks needs a correlation-id")
 	}
@@ -198,6 +255,9 @@ func (r *Router) ExpectAcks(thingID, correlationID string, labels []string) (wai
 	}
 	r.twin[correlationID] = p
 	r.mu.Unlock()
+	if r.peers != nil && len(custom) > 0 {
+		r.peers.Expect(ctx, Expectation{ThingID: thingID, CorrelationID: correlationID, Labels: custom, Timeout: r.timeoutOf(ctx)})
+	}
 	cancel = func() {
 		r.mu.Lock()
 		if r.twin[correlationID] == p {
@@ -229,13 +289,15 @@ func (r *Router) TwinEvent(sig ditto.Signal) {
 		return
 	}
 	r.mu.Lock()
-	p := r.twin[cid]
-	if p == nil || p.thingID != sig.EntityID || p.eventSeen {
-		r.mu.Unlock()
-		return
+	var open []string
+	var from string // the node waiting for the acks when not this one
+	if p := r.twin[cid]; p != nil && p.thingID == sig.EntityID && !p.eventSeen {
+		p.eventSeen = true
+		open = p.open()
+	} else if e := lookupRemote(r.remoteTwin, cid, sig.EntityID, time.Now()); e != nil && e.labels != nil {
+		open, from = e.labels, e.node
+		e.labels = nil // one event per command
 	}
-	p.eventSeen = true
-	open := p.open()
 	if len(open) == 0 {
 		r.mu.Unlock()
 		return
@@ -271,16 +333,28 @@ func (r *Router) TwinEvent(sig ditto.Signal) {
 	}
 	topic, _ := ditto.ParseTopic(sig.Envelope.Topic)
 	topic.Channel = ditto.ChannelTwin
+	var weak []ditto.Envelope
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, sub := range owners {
 		if enf != nil && enf.Partial(ditto.ResourceThing, path, sub.auth.Subjects, ditto.PermRead) {
 			continue
 		}
 		for _, l := range open {
 			if o := r.labels[l]; o != nil && o.id == sub.id {
-				p.ack(l, weakAck(topic, l, cid))
+				if from == "" {
+					if p := r.twin[cid]; p != nil {
+						p.ack(l, weakAck(topic, l, cid))
+					}
+					continue
+				}
+				weak = append(weak, weakAck(topic, l, cid))
 			}
+		}
+	}
+	r.mu.Unlock()
+	if r.peers != nil {
+		for _, w := range weak {
+			r.peers.Reply(from, Reply{Twin: true, Envelope: w})
 		}
 	}
 }

@@ -78,6 +78,9 @@ type Deps struct {
 	// NewID generates correlation IDs for signals sent without one; defaults
 	// to 16 random bytes in hex.
 	NewID func() string
+	// Peers carries signals to the other members' routers; nil on a node
+	// alone.
+	Peers Peers
 }
 
 // kindSet is a set of subscription kinds.
@@ -116,12 +119,18 @@ type Router struct {
 	things Things
 	log    *slog.Logger
 	newID  func() string
+	peers  Peers
 
 	mu     sync.RWMutex
 	subs   map[*subscription]struct{}
 	labels map[string]*owner
 	live   map[string]*pending // by correlation-id
 	twin   map[string]*pending // by correlation-id
+	// Signals and twin commands of other nodes whose answers go back there,
+	// by correlation-id.
+	remote     map[string]*remoteEntry
+	remoteTwin map[string]*remoteEntry
+	swept      time.Time // last sweep of expired remote entries
 }
 
 // New returns a router; it only allocates. Zero Config fields take their
@@ -137,11 +146,13 @@ func New(cfg Config, deps Deps) *Router {
 		deps.NewID = randomID
 	}
 	return &Router{
-		cfg: cfg, enf: deps.Enforcers, things: deps.Things, log: deps.Logger, newID: deps.NewID,
-		subs:   map[*subscription]struct{}{},
-		labels: map[string]*owner{},
-		live:   map[string]*pending{},
-		twin:   map[string]*pending{},
+		cfg: cfg, enf: deps.Enforcers, things: deps.Things, log: deps.Logger, newID: deps.NewID, peers: deps.Peers,
+		subs:       map[*subscription]struct{}{},
+		labels:     map[string]*owner{},
+		live:       map[string]*pending{},
+		twin:       map[string]*pending{},
+		remote:     map[string]*remoteEntry{},
+		remoteTwin: map[string]*remoteEntry{},
 	}
 }
 
@@ -263,7 +274,12 @@ func (r *Router) Send(ctx context.Context, env ditto.Envelope, auth ditto.Auth) 
 		r.live[cid] = p
 		r.mu.Unlock()
 	}
-	targets, weak := r.targets(sig, out, env.Headers.Get(HeaderOrigin), req.custom)
+	timeout := r.timeoutOf(ctx)
+	sender := env.Headers.Get(HeaderOrigin)
+	if r.peers != nil {
+		r.peers.Offer(Offer{Envelope: out, Sender: sender, Custom: req.custom, Await: p != nil, Timeout: timeout})
+	}
+	targets, weak := r.targets(sig, out, sender, req.custom)
 	if p != nil && len(weak) > 0 {
 		r.mu.Lock()
 		for _, l := range weak {
@@ -277,7 +293,6 @@ func (r *Router) Send(ctx context.Context, env ditto.Envelope, auth ditto.Auth) 
 	if p == nil {
 		return ditto.Envelope{}, false, nil
 	}
-	timeout := r.timeoutOf(ctx)
 	acks := r.wait(ctx, timeout, r.live, p)
 	if len(acks) == 1 && p.labels[0] == LabelLiveResponse {
 		if !acks[0].received {

@@ -1,6 +1,7 @@
 package live_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -304,7 +305,7 @@ func TestTwinEventAcks(t *testing.T) {
 	}()
 	mustSubscribe(t, n, "app", alice, []string{live.KindAcks}, []string{"persisted-ack", "filtered-ack"}, func(ditto.Envelope) {})
 	mustSubscribe(t, n, "carol-app", carol, []string{live.KindAcks}, []string{"carol-ack"}, func(ditto.Envelope) {})
-	wait, cancel, err := r.ExpectAcks("org.acme:t1", "tw1", []string{"twin-persisted", "persisted-ack", "carol-ack"})
+	wait, cancel, err := r.ExpectAcks(context.Background(), "org.acme:t1", "tw1", []string{"twin-persisted", "persisted-ack", "carol-ack"})
 	if err != nil {
 		t.Fatal(err)
 	}

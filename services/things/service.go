@@ -45,7 +45,9 @@ type Log interface {
 	// entry was applied locally.
 	Propose(ctx context.Context, cmd []byte) (any, error)
 	// ReadBarrier waits until the local state machine has applied
-	// everything the group committed before the call.
+	// everything the group committed before the call, and the policies
+	// service everything its group committed before the call (things are
+	// enforced with their policies, which replicate separately).
 	ReadBarrier(ctx context.Context) error
 }
 

@@ -99,6 +99,7 @@ func (s *Service) write(ctx context.Context, cmd ditto.Command, id ditto.EntityI
 	}
 
 	rec, exists := s.lookup(tid)
+	fenced := !exists // passed the read barrier
 	if !exists {
 		// A follower may lag: make sure the thing is really missing before
 		// creating a policy for it or answering 404.
@@ -144,12 +145,30 @@ func (s *Service) write(ctx context.Context, cmd ditto.Command, id ditto.EntityI
 	if body != nil && (body[keyInlinePolicy] != nil || body[keyCopyPolicyFrom] != nil) {
 		return ditto.Result{}, ditto.ErrThingPolicyNotAllowed.New("The Thing with ID '%s' already exists: a policy can only be given when creating it.", tid)
 	}
-	enf, ok := s.enforcer(rec, id.Namespace)
 	subjects := cmd.Auth.Subjects
-	allowed := ok && enf.Unrestricted(ditto.ResourceThing, r.path, subjects, ditto.PermWrite)
-	if ok && !allowed && cmd.Action == ditto.ActionMerge {
-		allowed = enf.Partial(ditto.ResourceThing, r.path, subjects, ditto.PermWrite) &&
-			patchLeavesAllowed(enf, r.path, value, subjects)
+	permitted := func(enf ditto.Enforcer, ok bool) bool {
+		allowed := ok && enf.Unrestricted(ditto.ResourceThing, r.path, subjects, ditto.PermWrite)
+		if ok && !allowed && cmd.Action == ditto.ActionMerge {
+			allowed = enf.Partial(ditto.ResourceThing, r.path, subjects, ditto.PermWrite) &&
+				patchLeavesAllowed(enf, r.path, value, subjects)
+		}
+		return allowed
+	}
+	enf, ok := s.enforcer(rec, id.Namespace)
+	allowed := permitted(enf, ok)
+	if !allowed && !fenced {
+		// The policy lives in another Raft group, which this node may have
+		// applied less far than the thing (a policy created or changed
+		// through another node just now): pass the read barrier, which
+		// covers the policies group, and decide again.
+		if err := s.log.ReadBarrier(ctx); err != nil {
+			return ditto.Result{}, err
+		}
+		if rec, exists = s.lookup(tid); !exists {
+			return ditto.Result{}, thingNotFound(tid)
+		}
+		enf, ok = s.enforcer(rec, id.Namespace)
+		allowed = permitted(enf, ok)
 	}
 	if !allowed {
 		if cmd.Action == ditto.ActionMerge {

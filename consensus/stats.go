@@ -1,0 +1,117 @@
+package consensus
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Stats counts the work of a group's write pipeline since Start: how many
+// commands share one durable log write (one bolt transaction with its two
+// fsyncs) and what applying them to the FSM costs. The counters only grow; compare
+// two readings to see a rate.
+type Stats struct {
+	// LogWrites is the number of batches written to the log store, each
+	// one bolt transaction made durable with fsyncs (unless NoSync).
+	LogWrites uint64 `json:"logWrites"`
+	// LogEntries is the number of entries those writes stored.
+	LogEntries uint64 `json:"logEntries"`
+	// LogWriteTime is the time spent in those writes.
+	LogWriteTime time.Duration `json:"logWriteTime"`
+	// ApplyBatches is the number of batches handed to the FSM.
+	ApplyBatches uint64 `json:"applyBatches"`
+	// ApplyEntries is the number of log entries in those batches.
+	ApplyEntries uint64 `json:"applyEntries"`
+	// ApplyTime is the time the FSM spent applying them, including the
+	// synchronous observers of the applied changes.
+	ApplyTime time.Duration `json:"applyTime"`
+}
+
+// Sub returns the difference s - o, counter by counter.
+func (s Stats) Sub(o Stats) Stats {
+	return Stats{
+		LogWrites:    s.LogWrites - o.LogWrites,
+		LogEntries:   s.LogEntries - o.LogEntries,
+		LogWriteTime: s.LogWriteTime - o.LogWriteTime,
+		ApplyBatches: s.ApplyBatches - o.ApplyBatches,
+		ApplyEntries: s.ApplyEntries - o.ApplyEntries,
+		ApplyTime:    s.ApplyTime - o.ApplyTime,
+	}
+}
+
+// EntriesPerLogWrite is the mean number of entries per durable log write.
+func (s Stats) EntriesPerLogWrite() float64 { return ratio(float64(s.LogEntries), s.LogWrites) }
+
+// EntriesPerApply is the mean number of entries per FSM batch.
+func (s Stats) EntriesPerApply() float64 { return ratio(float64(s.ApplyEntries), s.ApplyBatches) }
+
+// LogWriteMean is the mean duration of one durable log write.
+func (s Stats) LogWriteMean() time.Duration {
+	return time.Duration(ratio(float64(s.LogWriteTime), s.LogWrites))
+}
+
+// ApplyMean is the mean time the FSM spent on one batch.
+func (s Stats) ApplyMean() time.Duration {
+	return time.Duration(ratio(float64(s.ApplyTime), s.ApplyBatches))
+}
+
+func ratio(a float64, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / float64(b)
+}
+
+// statCounters are the live counters behind Stats.
+type statCounters struct {
+	logWrites, logEntries, logNanos     atomic.Uint64
+	applyBatches, applyEntries, applyNs atomic.Uint64
+}
+
+func (c *statCounters) load() Stats {
+	return Stats{
+		LogWrites:    c.logWrites.Load(),
+		LogEntries:   c.logEntries.Load(),
+		LogWriteTime: time.Duration(c.logNanos.Load()),
+		ApplyBatches: c.applyBatches.Load(),
+		ApplyEntries: c.applyEntries.Load(),
+		ApplyTime:    time.Duration(c.applyNs.Load()),
+	}
+}
+
+func (c *statCounters) applied(entries int, d time.Duration) {
+	c.applyBatches.Add(1)
+	c.applyEntries.Add(uint64(entries))
+	c.applyNs.Add(uint64(d))
+}
+
+// countingLogs is the log store raft writes through: it counts the batches
+// (StoreLogs on the leader, AppendEntries on a follower) and their time.
+type countingLogs struct {
+	raft.LogStore
+	c *statCounters
+}
+
+// IsMonotonic passes raft's question on: a store that refuses gaps makes
+// raft drop the whole log when it installs a snapshot past its end.
+func (l countingLogs) IsMonotonic() bool {
+	m, ok := l.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
+func (l countingLogs) StoreLog(log *raft.Log) error {
+	return l.StoreLogs([]*raft.Log{log})
+}
+
+func (l countingLogs) StoreLogs(logs []*raft.Log) error {
+	start := time.Now()
+	err := l.LogStore.StoreLogs(logs)
+	l.c.logWrites.Add(1)
+	l.c.logEntries.Add(uint64(len(logs)))
+	l.c.logNanos.Add(uint64(time.Since(start)))
+	return err
+}
+
+// Stats returns the write pipeline's counters.
+func (g *Group) Stats() Stats { return g.stats.load() }

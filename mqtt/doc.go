@@ -1,0 +1,17 @@
+// Package mqtt is the MQTT broker embedded in every dittonode: a mochi-mqtt
+// v2 server with TCP, WebSocket, TLS and QUIC listeners, device
+// authentication against the identities of the connectivity group, the
+// topic conventions of the default "embedded" connection (Ditto Protocol
+// JSON in, responses and twin events out, plain values on path-shaped
+// topics) and persistence of sessions, retained messages and in-flight
+// QoS 1/2 state under <data>/mqtt/.
+//
+// Every twin command a device publishes goes through the gateway's
+// protocol API (Protocol), so it is enforced against the thing's policy
+// with the device's subjects exactly like an HTTP request; twin events go
+// out only to devices that may read them (Protocol.EventView).
+//
+// Only this package imports mochi (as mochi). It imports ditto and its
+// third-party stacks; never gateway, connectivity, node or another service:
+// node plugs the concrete types into the consumer-side interfaces below.
+package mqtt
