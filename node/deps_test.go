@@ -92,7 +92,9 @@ func TestDependencyGraph(t *testing.T) {
 		}
 		for _, imp := range p.Imports {
 			for prefix, owner := range owners {
-				if strings.HasPrefix(imp, prefix) && rel != owner {
+				// The MQTT load tool speaks MQTT 5 itself.
+				tool := prefix == "github.com/eclipse/paho" && rel == "cmd/mqttload"
+				if strings.HasPrefix(imp, prefix) && rel != owner && !tool {
 					t.Errorf("%s imports %s; only %s may", rel, imp, owner)
 				}
 			}

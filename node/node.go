@@ -397,11 +397,11 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
-		if n.mqtt != nil {
-			errs = append(errs, n.mqtt.Close())
-		}
 		if n.connRuntime != nil {
 			errs = append(errs, n.connRuntime.Close())
+		}
+		if n.mqtt != nil {
+			errs = append(errs, n.mqtt.Close())
 		}
 		if n.gateway != nil {
 			errs = append(errs, n.gateway.Close())

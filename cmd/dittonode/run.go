@@ -36,6 +36,7 @@ type fileConfig struct {
 	ClusterSecret     string     `yaml:"cluster-secret"`
 	MDNS              *bool      `yaml:"mdns"`
 	RemoveAfter       string     `yaml:"remove-after"`
+	ConnectionAdmins  []string   `yaml:"connection-admins"`
 	MemoryLimit       string     `yaml:"memory-limit"`
 	MQTT              *string    `yaml:"mqtt"`
 	MQTTWS            string     `yaml:"mqtt-ws"`
@@ -45,7 +46,6 @@ type fileConfig struct {
 	MQTTTLSKey        string     `yaml:"mqtt-tls-key"`
 	MQTTClientCA      string     `yaml:"mqtt-tls-client-ca"`
 	DeviceAdmins      []string   `yaml:"device-admins"`
-	ConnectionAdmins  []string   `yaml:"connection-admins"`
 }
 
 // fileOIDC is one trusted OpenID Connect issuer of the config file
@@ -202,11 +202,11 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 	cfg.Connectivity.Admins = append(append([]string{}, fc.ConnectionAdmins...), connAdmins...)
 	if fc.Dev || *dev {
 		userList = append(userList, "ditto:ditto")
+		cfg.Connectivity.Admins = append(cfg.Connectivity.Admins, "nginx:ditto")
 		// The dev user may manage devices, and the device ditto/ditto acts
 		// as the dev user, so it may change the things the dev user made.
 		cfg.HTTP.DeviceAdmins = append(cfg.HTTP.DeviceAdmins, "nginx:ditto")
 		cfg.Devices = append(cfg.Devices, node.DeviceSeed{Username: "ditto", Password: "ditto", Subjects: []string{"nginx:ditto"}})
-		cfg.Connectivity.Admins = append(cfg.Connectivity.Admins, "nginx:ditto")
 	}
 	cfg.HTTP.Users = map[string]string{}
 	for _, u := range userList {

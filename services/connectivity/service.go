@@ -16,9 +16,6 @@ import (
 type Config struct {
 	// MaxConnectionBytes bounds one connection definition.
 	MaxConnectionBytes int `json:"maxConnectionBytes" yaml:"max-connection-bytes"`
-	// DeviceHashCost is the bcrypt cost of device passwords (default 10;
-	// tests lower it, bcrypt under the race detector is slow).
-	DeviceHashCost int `json:"deviceHashCost" yaml:"device-hash-cost"`
 	// Admins are the authorization subjects that may manage connections
 	// over /api/2/connections (Ditto's devops role), e.g. "nginx:ditto".
 	// Empty: nobody may.
@@ -27,6 +24,9 @@ type Config struct {
 	Mapping MappingConfig `json:"mapping" yaml:"mapping"`
 	// Runtime tunes the clients of running connections.
 	Runtime RuntimeConfig `json:"runtime" yaml:"runtime"`
+	// DeviceHashCost is the bcrypt cost of device passwords (default 10;
+	// tests lower it, bcrypt under the race detector is slow).
+	DeviceHashCost int `json:"deviceHashCost" yaml:"device-hash-cost"`
 }
 
 // DefaultConfig returns the defaults.

@@ -69,11 +69,11 @@ type Deps struct {
 	// Cluster serves GET /cluster and DELETE /cluster/members/{id} (nil:
 	// those answer 503).
 	Cluster Cluster
+	// Connections serves /api/2/connections (nil: 503).
+	Connections Connections
 	// Devices manages the device identities of the embedded MQTT broker
 	// on /api/2/devices (nil: those answer 503).
 	Devices Devices
-	// Connections serves /api/2/connections (nil: 503).
-	Connections Connections
 }
 
 // Log keys.
