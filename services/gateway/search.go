@@ -28,6 +28,9 @@ type SearchQuery struct {
 	Fields     string
 	Options    string
 	Auth       ditto.Auth
+	// RawItems allows items to be pre-encoded json.RawMessage values (the
+	// HTTP response copies them as they are).
+	RawItems bool
 }
 
 const searchPrefix = "/search/things"
@@ -92,22 +95,44 @@ func (s *Server) runSearch(w http.ResponseWriter, r *http.Request, params Search
 		writeJSON(w, http.StatusOK, []byte(strconv.Itoa(n)))
 		return
 	}
+	params.RawItems = true
 	items, cursor, next, err := s.deps.Search.SearchThings(ctx, params)
 	if err != nil {
 		s.writeError(w, 0, cid, err)
 		return
 	}
-	if items == nil {
-		items = []any{}
+	// {"items":[...],"cursor":"...","nextPageOffset":n} into a pooled
+	// buffer; pre-encoded items are copied as they are.
+	buf := getBuf()
+	defer putBuf(buf)
+	buf.WriteString(`{"items":[`)
+	for i, it := range items {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if err := appendValue(buf, it); err != nil {
+			s.writeError(w, 0, cid, err)
+			return
+		}
 	}
-	body := map[string]any{"items": items}
+	buf.WriteByte(']')
 	if cursor != "" {
-		body["cursor"] = cursor
+		buf.WriteString(`,"cursor":`)
+		if plainToken(cursor) {
+			buf.WriteByte('"')
+			buf.WriteString(cursor)
+			buf.WriteByte('"')
+		} else if err := appendValue(buf, cursor); err != nil {
+			s.writeError(w, 0, cid, err)
+			return
+		}
 	}
 	if next != nil {
-		body["nextPageOffset"] = *next
+		buf.WriteString(`,"nextPageOffset":`)
+		buf.WriteString(strconv.Itoa(*next))
 	}
-	writeJSON(w, http.StatusOK, ditto.EncodeJSON(body))
+	buf.WriteByte('}')
+	writeJSON(w, http.StatusOK, buf.Bytes())
 }
 
 // searchParams reads filter, namespaces, fields and option from the query
@@ -146,4 +171,16 @@ func (s *Server) searchParams(r *http.Request, q url.Values) (SearchQuery, *ditt
 	out.Fields = strings.Join(vals["fields"], ",")
 	out.Options = strings.Join(vals["option"], ",")
 	return out, nil
+}
+
+// plainToken reports whether s needs no escaping in a JSON string (the
+// base64url alphabet of cursors).
+func plainToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '=') {
+			return false
+		}
+	}
+	return true
 }

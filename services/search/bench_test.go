@@ -101,7 +101,7 @@ func benchQuery(b *testing.B, i int) {
 			arg = 5000 + n%10
 		}
 		n++
-		p, err := s.Search(ctx, Query{Filter: fmt.Sprintf(bq.filter, arg), Options: bq.options, Auth: admin})
+		p, err := s.Search(ctx, Query{Filter: fmt.Sprintf(bq.filter, arg), Options: bq.options, Auth: admin, RawItems: true})
 		if err != nil || len(p.Items) == 0 {
 			b.Fatalf("%v, %d items", err, len(p.Items))
 		}

@@ -64,6 +64,32 @@
 // index only narrows, correctness (arrays, type strictness, partial
 // visibility, ne/not on hidden fields) is decided by Match.
 //
+// Some plans are exact: eq and in with strings or booleans, ge and le with
+// strings, like and ilike, exists, and and/or of exact children that are
+// all used. Their posting is precisely the set of things whose full view
+// matches, except for things whose value at the field is irregular (the
+// tIrr key: objects, arrays, values inside arrays, where the index
+// flattens nested arrays and Match does not) and "odd" things (JSON with
+// duplicate keys or keys holding '/', whose keys say more than the decoded
+// document; the things store never produces them). A candidate of an
+// exact plan that the requester may read completely, outside those, is a
+// match without being decoded: counts and thingId-sorted pages of such
+// queries decode nothing (a query without filter neither). This holds
+// only for documents resolved under the same read lock as the plan.
+//
+// A thingId-sorted page whose candidates exceed idWalkOver (4096) does not
+// build them: it walks the thingId order and verifies each thing, which
+// finds a page after a few dozen verifications when matches are spread
+// out; after idWalkBudget (256) verifications without a full page (matches
+// that follow the thingIds, like serial numbers equal to the ID suffix)
+// it builds the candidates and continues the walk over them.
+//
+// Items: with Query.RawItems (the HTTP API), an item of a requester who
+// may read the whole thing, without a field selector, is copied from the
+// stored JSON as a json.RawMessage (thingId, policyId, then definition,
+// attributes and features as stored) instead of being decoded, projected
+// and encoded again.
+//
 // # Authorization
 //
 // Authorization is evaluated at query time through Enforcers, so policy
@@ -86,7 +112,8 @@
 // holds the items strictly after that key, so paging is stable under
 // concurrent writes.
 //
-// A thingId sort walks the ID order and stops after size+1 hits. Any other
+// A thingId sort walks the ID order and stops after size+1 hits (or, with
+// few candidates, sorts them). Any other
 // sort with many candidates walks the first sort field's ordered keys from
 // the cursor's value (and within the filter's bounds on that field), one
 // group of equal values at a time, and stops once the page is full. When

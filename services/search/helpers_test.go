@@ -421,7 +421,16 @@ func searchAll(t testing.TB, s *Service, q Query, opts string) []any {
 		if err != nil {
 			t.Fatalf("search %q %q: %v", q.Filter, q.Options, err)
 		}
-		all = append(all, p.Items...)
+		for _, it := range p.Items {
+			if raw, ok := it.(json.RawMessage); ok {
+				v, err := ditto.DecodeJSON(raw)
+				if err != nil {
+					t.Fatalf("raw item %s: %v", raw, err)
+				}
+				it = v
+			}
+			all = append(all, it)
+		}
 		if p.Cursor == "" {
 			return all
 		}

@@ -62,6 +62,7 @@ type field struct {
 	id   uint32 // orders keys in diffs; never reused
 	path string
 	vals *btree.BTreeG[*entry]
+	seen uint64 // keyWalker.gen of the last walk that found the path
 }
 
 func (f *field) get(k vkey) *entry {
@@ -97,6 +98,10 @@ type doc struct {
 	modified string
 	raw      []byte
 	slot     uint32
+	// odd is keyWalker.odd of raw: its keys say more than its decoded
+	// document, so exact plans verify it and items are not copied from
+	// raw.
+	odd bool
 }
 
 // full decodes the thing as rql sees it: the JSON plus the special fields.
@@ -132,6 +137,9 @@ type index struct {
 	things int
 	// entries counts the (field, key, slot) postings.
 	entries int
+	// odd holds the slots of things whose JSON the keys describe only
+	// loosely (keyWalker.odd): exact plans verify them anyway.
+	odd     []uint32
 	rawSize int
 	// pivot is the search key of writers (who hold the write lock), so
 	// lookups while indexing do not allocate; w and old are their reused
@@ -181,6 +189,7 @@ func (x *index) upsert(t thing) error {
 	if err != nil {
 		return err
 	}
+	d.odd = x.w.odd
 	if old != nil {
 		// The old keys are recomputed from the old JSON rather than stored:
 		// updates are rarer than the memory a stored key list costs.
@@ -202,6 +211,11 @@ func (x *index) upsert(t thing) error {
 	}
 	x.rawSize += len(d.raw)
 	x.docs[d.slot] = d
+	if d.odd {
+		x.odd = insertSlot(x.odd, d.slot)
+	} else {
+		x.odd = removeSlot(x.odd, d.slot)
+	}
 	return nil
 }
 
@@ -219,6 +233,7 @@ func (x *index) remove(id string) {
 		x.del(k, d.slot)
 	}
 	x.docs[d.slot] = nil
+	x.odd = removeSlot(x.odd, d.slot)
 	x.free = append(x.free, d.slot)
 	x.rawSize -= len(d.raw)
 	x.things--

@@ -1,9 +1,11 @@
 package search
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/google/btree"
 )
@@ -17,6 +19,15 @@ type keyWalker struct {
 	path    []byte
 	keys    []dkey
 	created []*field // fields created by this walk, dropped again on error
+	// gen numbers the walks; field.seen holds the walk that last found the
+	// field present, so a path found twice in one walk is noticed.
+	gen uint64
+	// odd is set when the keys of the walked JSON may say more than Match
+	// sees in its decoded document: a key found twice (duplicate object
+	// keys, or a key holding '/' that collides with a nested path).
+	odd   bool
+	wild  bool   // walking features/*
+	polID string // the record's policy ID
 }
 
 // keysOf returns the keys of d: its special fields and every path of its
@@ -25,6 +36,8 @@ type keyWalker struct {
 func (x *index) keysOf(d *doc, sorted bool) ([]dkey, error) {
 	w := &x.w
 	w.keys, w.created = w.keys[:0], w.created[:0]
+	w.gen++
+	w.odd, w.polID = false, d.policyID
 	w.special("thingId", vkey{t: tStr, s: d.id})
 	if d.policyID != "" {
 		w.special("policyId", vkey{t: tStr, s: d.policyID})
@@ -89,7 +102,7 @@ func (w *keyWalker) body(b []byte) error {
 			break
 		}
 		switch {
-		case isSpecial(raw):
+		case isSpecial(raw), plain && w.fromRecord(raw):
 			s.skip(1)
 		case plain && string(raw) == "features" && s.peek() == '{':
 			start := s.i
@@ -111,17 +124,32 @@ func (w *keyWalker) body(b []byte) error {
 	return s.end()
 }
 
+// fromRecord reports a top-level member whose value Match takes from the
+// record instead (doc.full): thingId always, policyId when the record has
+// one. Indexing the member too would list the thing under a value its
+// document does not show.
+func (w *keyWalker) fromRecord(k []byte) bool {
+	return string(k) == "thingId" || string(k) == "policyId" && w.polID != ""
+}
+
 // key reads an object key and appends it to the path.
 func (w *keyWalker) key() (raw []byte, plain bool) {
 	s := &w.s
 	start := s.i
 	raw, plain = s.rawString()
 	if plain {
+		if bytes.IndexByte(raw, '/') >= 0 {
+			w.odd = true
+		}
 		w.path = append(w.path, raw...)
 		return raw, true
 	}
 	s.i = start
-	w.path = append(w.path, s.str()...)
+	k := s.str()
+	if strings.IndexByte(k, '/') >= 0 {
+		w.odd = true
+	}
+	w.path = append(w.path, k...)
 	return raw, false
 }
 
@@ -139,7 +167,10 @@ func (w *keyWalker) features() {
 			return
 		}
 		w.path = append(w.path[:0], "features/*"...)
+		// Several features meet at the same wildcard paths.
+		w.wild = true
 		w.value(false, false, 2)
+		w.wild = false
 		if s.peek() == ',' {
 			s.i++
 			continue
@@ -160,6 +191,10 @@ func (w *keyWalker) value(elem, via bool, depth int) {
 	}
 	f := w.field()
 	if !elem {
+		if f.seen == w.gen && !via && !w.wild {
+			w.odd = true // the same path twice outside arrays
+		}
+		f.seen = w.gen
 		w.keys = append(w.keys, dkey{f, vkey{t: tPresent}})
 	}
 	if via {

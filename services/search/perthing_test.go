@@ -160,7 +160,7 @@ func benchPerThing(b *testing.B, name string) {
 		b.ResetTimer()
 		n := 0
 		for b.Loop() {
-			q := Query{Filter: pq.filter, Options: pq.options, Auth: auth}
+			q := Query{Filter: pq.filter, Options: pq.options, Auth: auth, RawItems: true}
 			if q.Filter != "" {
 				q.Filter = fmt.Sprintf(pq.filter, perThingArg(name, n))
 			}

@@ -15,18 +15,28 @@ import (
 // (all) or the things of a posting built on demand. est estimates the
 // posting's size (exactly for eq, in and exists); capped means counting
 // stopped at the planner's limit, so the size is only known to exceed est.
+//
+// exact means the built posting is precisely the set of things whose full
+// view matches the expression, except for the things in the postings of
+// unsure (the irregular keys of the fields involved: values that are
+// objects or arrays or lie inside arrays, where the index flattens nested
+// arrays and Match does not) and the index's odd things. A reader who may
+// read a whole thing then needs no Match for a candidate outside those.
 type cand struct {
 	all    bool
 	est    int
 	capped bool
+	exact  bool
+	unsure []*entry
 	build  func() []uint32 // runs under the index read lock
 	desc   string
 }
 
 var allCand = cand{all: true, desc: "scan"}
 
+// emptyCand is an empty posting: exact, Match would accept none of them.
 func emptyCand(desc string) cand {
-	return cand{build: func() []uint32 { return nil }, desc: desc}
+	return cand{exact: true, build: func() []uint32 { return nil }, desc: desc}
 }
 
 // planner turns an RQL expression into candidates. It runs under the
@@ -44,13 +54,16 @@ func (p planner) plan(n rql.Node, limit int) cand {
 		return allCand
 	case rql.And:
 		var parts []cand
+		exact := true
 		if c, ok := p.boundedRange(x.Children, limit); ok {
 			parts = append(parts, c)
 			limit = min(limit, 8*c.est+4096)
+			exact = exact && c.exact
 		}
 		for _, c := range x.Children {
 			cc := p.plan(c, limit)
 			if cc.all {
+				exact = false
 				continue
 			}
 			parts = append(parts, cc)
@@ -68,14 +81,22 @@ func (p planner) plan(n rql.Node, limit int) cand {
 				use = append(use, c)
 			}
 		}
+		// Exact only when every child is intersected and exact itself.
+		exact = exact && len(use) == len(parts)
+		var unsure []*entry
 		descs := make([]string, len(use))
 		for i, c := range use {
 			descs[i] = c.desc
+			exact = exact && c.exact
+			unsure = append(unsure, c.unsure...)
+		}
+		if !exact {
+			unsure = nil
 		}
 		if len(use) == 1 {
-			return cand{est: use[0].est, capped: use[0].capped, build: use[0].build, desc: "and[" + use[0].desc + "]"}
+			return cand{est: use[0].est, capped: use[0].capped, exact: exact, unsure: unsure, build: use[0].build, desc: "and[" + use[0].desc + "]"}
 		}
-		return cand{est: use[0].est, capped: use[0].capped, desc: "and[" + strings.Join(descs, "&") + "]", build: func() []uint32 {
+		return cand{est: use[0].est, capped: use[0].capped, exact: exact, unsure: unsure, desc: "and[" + strings.Join(descs, "&") + "]", build: func() []uint32 {
 			out := use[0].build()
 			for _, c := range use[1:] {
 				if len(out) == 0 {
@@ -87,7 +108,8 @@ func (p planner) plan(n rql.Node, limit int) cand {
 		}}
 	case rql.Or:
 		parts := make([]cand, 0, len(x.Children))
-		est, capped := 0, false
+		est, capped, exact := 0, false, true
+		var unsure []*entry
 		descs := make([]string, 0, len(x.Children))
 		for _, c := range x.Children {
 			cc := p.plan(c, limit)
@@ -97,10 +119,15 @@ func (p planner) plan(n rql.Node, limit int) cand {
 			parts = append(parts, cc)
 			est += cc.est
 			capped = capped || cc.capped
+			exact = exact && cc.exact
+			unsure = append(unsure, cc.unsure...)
 			descs = append(descs, cc.desc)
 		}
+		if !exact {
+			unsure = nil
+		}
 		n := len(p.x.docs)
-		return cand{est: est, capped: capped, desc: "or[" + strings.Join(descs, ",") + "]", build: func() []uint32 {
+		return cand{est: est, capped: capped, exact: exact, unsure: unsure, desc: "or[" + strings.Join(descs, ",") + "]", build: func() []uint32 {
 			lists := make([][]uint32, len(parts))
 			for i, c := range parts {
 				lists[i] = c.build()
@@ -118,18 +145,26 @@ func (p planner) plan(n rql.Node, limit int) cand {
 			return emptyCand("in:none")
 		}
 		var entries []*entry
+		exact := true
 		for _, v := range x.Values {
 			k, ok := p.litKey(v)
 			if !ok {
 				return allCand
 			}
+			exact = exact && exactKey(k)
 			if e := f.get(k); e != nil {
 				entries = append(entries, e)
 			}
 		}
-		return p.entriesCand("in:"+f.path, entries)
+		return p.exactIf(exact, f, p.entriesCand("in:"+f.path, entries))
 	case rql.Exists:
-		return p.presence(x.Field, "exists")
+		c := p.presence(x.Field, "exists")
+		if f, ok := p.field(x.Field); ok && f != nil {
+			// Presence keys are exact for exists: a path is present when
+			// Match finds it, including through arrays (unsure).
+			c = p.exactIf(true, f, c)
+		}
+		return c
 	default: // Not, Empty: absent fields match, the index cannot list them
 		return allCand
 	}
@@ -175,6 +210,23 @@ func (p planner) entriesCand(desc string, entries []*entry) cand {
 	}}
 }
 
+// exactKey reports whether an index key equals Match's equality for its
+// literal: strings and booleans do; numbers are keyed by float64 value
+// while Match compares integers exactly, and null is left to Match.
+func exactKey(k vkey) bool { return k.t == tStr || k.t == tBool }
+
+// exactIf marks c exact when ok, with the irregular things of f unsure.
+func (p planner) exactIf(ok bool, f *field, c cand) cand {
+	if !ok || c.all {
+		return c
+	}
+	c.exact = true
+	if e := f.get(vkey{t: tIrr}); e != nil {
+		c.unsure = []*entry{e}
+	}
+	return c
+}
+
 // litKey is the index key of a literal for equality.
 func (p planner) litKey(v rql.Value) (vkey, bool) {
 	switch v.Kind {
@@ -214,9 +266,9 @@ func (p planner) compare(c rql.Compare, limit int) cand {
 		}
 		e := f.get(k)
 		if e == nil {
-			return emptyCand("eq:none")
+			return p.exactIf(exactKey(k), f, emptyCand("eq:none"))
 		}
-		return p.entriesCand("eq:"+f.path, []*entry{e})
+		return p.exactIf(exactKey(k), f, p.entriesCand("eq:"+f.path, []*entry{e}))
 	case rql.OpGt, rql.OpGe, rql.OpLt, rql.OpLe:
 		k, ok := p.litKey(c.Value)
 		if !ok {
@@ -230,7 +282,10 @@ func (p planner) compare(c rql.Compare, limit int) cand {
 			// Inclusive bounds: float64 keys may round, Match decides.
 			lo, in = k, func(e *entry) bool { return e.k.t == k.t }
 		}
-		return p.rangeCand("range:"+f.path, f, lo, in, nil, limit)
+		// Strings compare bytewise in both; the inclusive bound is exact
+		// for ge and le only.
+		exact := k.t == tStr && (c.Op == rql.OpGe || c.Op == rql.OpLe)
+		return p.exactIf(exact, f, p.rangeCand("range:"+f.path, f, lo, in, nil, limit))
 	case rql.OpLike, rql.OpILike:
 		if c.Value.Kind != rql.String {
 			return emptyCand("like:nonstring")
@@ -238,14 +293,16 @@ func (p planner) compare(c rql.Compare, limit int) cand {
 		test := likeTest(c)
 		prefix := likePrefix(c.Value.Str)
 		if c.Op == rql.OpILike || prefix == "" {
-			return p.rangeCand("likescan:"+f.path, f, vkey{t: tStr}, func(e *entry) bool { return e.k.t == tStr }, test, limit)
+			return p.exactIf(true, f, p.rangeCand("likescan:"+f.path, f, vkey{t: tStr}, func(e *entry) bool { return e.k.t == tStr }, test, limit))
 		}
 		if prefixOnly(c.Value.Str) {
 			test = nil // "abc*": the prefix range is the answer
 		}
-		return p.rangeCand("likeprefix:"+f.path, f, vkey{t: tStr, s: prefix}, func(e *entry) bool {
+		// With a per-key test rql's own like decides each key, so the
+		// range is exact either way.
+		return p.exactIf(true, f, p.rangeCand("likeprefix:"+f.path, f, vkey{t: tStr, s: prefix}, func(e *entry) bool {
 			return e.k.t == tStr && strings.HasPrefix(e.k.s, prefix)
-		}, test, limit)
+		}, test, limit))
 	}
 	return allCand
 }

@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -22,6 +23,10 @@ type Query struct {
 	// Options is "sort(+thingId),size(25),cursor(x)" or "limit(0,10)".
 	Options string
 	Auth    ditto.Auth
+	// RawItems lets Search return items as pre-encoded json.RawMessage
+	// (for a requester who may read the whole thing, without fields, the
+	// stored JSON is copied instead of being decoded and encoded again).
+	RawItems bool
 }
 
 // Page is one page of results. Items are fresh JSON values owned by the
@@ -168,11 +173,11 @@ func (c *enfCache) get(policyID, ns string) (ditto.Enforcer, bool) {
 	return c.enf, c.ok
 }
 
-// view decodes d and returns the part the subjects may read, as the filter
-// sees it, or false when they may read nothing of it (or its JSON does not
-// decode). The result is fresh and owned by the caller.
-func (r *runner) view(d *doc) (map[string]any, bool) {
-	enf, c := r.access(d)
+// view decodes d and returns the part the subjects may read (enf and c
+// from access), as the filter sees it, or false when they may read
+// nothing of it (or its JSON does not decode). The result is fresh and
+// owned by the caller.
+func (r *runner) view(d *doc, enf ditto.Enforcer, c uint8) (map[string]any, bool) {
 	if c == readNone {
 		return nil, false
 	}
@@ -196,11 +201,14 @@ func (r *runner) view(d *doc) (map[string]any, bool) {
 	return m, true
 }
 
-// hit is one verified result.
+// hit is one verified result. view is nil for a thing that matched
+// without being decoded (see runner.certain); all is set when the
+// requester may read the whole thing.
 type hit struct {
 	d    *doc
 	view map[string]any
 	keys []any
+	all  bool
 }
 
 // runner verifies candidates for one query.
@@ -212,6 +220,52 @@ type runner struct {
 	examined int
 	// classes memoises access decisions per enforcer (access).
 	classes map[ditto.Enforcer]uint8
+	// exact is set when the candidates come from an exact plan (or the
+	// query has no filter): a candidate whose slot is not in unsure
+	// (sorted) matches for a requester who may read all of it, without
+	// decoding it. Only documents resolved under the same read lock as
+	// the plan are such candidates.
+	exact  bool
+	unsure []uint32
+}
+
+// setExact records the exactness of plan c for the candidates resolved
+// under the same read lock (held by the caller).
+func (r *runner) setExact(x *index, c cand) {
+	r.exact, r.unsure = false, nil
+	switch {
+	case c.all:
+		r.exact = r.p.node == nil // no filter: every readable thing matches
+	case c.exact:
+		lists := make([][]uint32, 0, 1+len(c.unsure))
+		if len(x.odd) > 0 {
+			lists = append(lists, x.odd)
+		}
+		for _, e := range c.unsure {
+			lists = append(lists, e.post)
+		}
+		r.exact, r.unsure = true, union(lists, len(x.docs))
+	}
+}
+
+// certain reports whether candidate d matches the filter for a requester
+// who may read all of it, without Match.
+func (r *runner) certain(d *doc) bool {
+	if !r.exact {
+		return false
+	}
+	_, found := slices.BinarySearch(r.unsure, d.slot)
+	return !found
+}
+
+// idKeysOnly reports whether the sort keys of a hit need no view.
+func (p *prepared) idKeysOnly() bool {
+	for _, k := range p.sort {
+		if !k.isID {
+			return false
+		}
+	}
+	return true
 }
 
 // check verifies d and returns its hit.
@@ -222,11 +276,22 @@ func (r *runner) check(d *doc) (hit, bool, error) {
 		}
 	}
 	r.examined++
-	v, ok := r.view(d)
+	enf, c := r.access(d)
+	if c == readAll && r.certain(d) && r.p.idKeysOnly() {
+		h := hit{d: d, all: true}
+		if len(r.p.sort) > 0 {
+			h.keys = make([]any, len(r.p.sort))
+			for i := range h.keys {
+				h.keys[i] = d.id
+			}
+		}
+		return h, true, nil
+	}
+	v, ok := r.view(d, enf, c)
 	if !ok || !rql.Match(r.p.node, v, r.p.env) {
 		return hit{}, false, nil
 	}
-	h := hit{d: d, view: v}
+	h := hit{d: d, view: v, all: c == readAll}
 	if r.p.sort != nil {
 		h.keys = make([]any, len(r.p.sort))
 		for i, k := range r.p.sort {
@@ -311,9 +376,30 @@ func (s *Service) SearchExplain(ctx context.Context, q Query) (Page, Explain, er
 		page.Cursor = encodeCursor(p.hash, p.sortStr, last.keys, last.d.id)
 	}
 	for _, h := range hits {
-		page.Items = append(page.Items, p.project(h.view))
+		page.Items = append(page.Items, p.item(h, q.RawItems))
 	}
 	return page, ex, nil
+}
+
+// item renders a hit: pre-encoded from the stored JSON when raw is allowed
+// and the requester reads the whole thing with the default fields, else
+// projected from its view.
+func (p *prepared) item(h hit, raw bool) any {
+	if raw && h.all && !p.hasSel {
+		dst := make([]byte, 0, len(h.d.raw)+len(h.d.id)+len(h.d.policyID)+32)
+		if b, ok := defaultItemJSON(dst, h.d); ok {
+			return json.RawMessage(b)
+		}
+	}
+	v := h.view
+	if v == nil {
+		full, err := h.d.full()
+		if err != nil {
+			return map[string]any{"thingId": h.d.id}
+		}
+		v = full
+	}
+	return p.project(v)
 }
 
 // project renders an item: the selected fields, or the default ones. v
@@ -332,16 +418,30 @@ func (p *prepared) project(v map[string]any) any {
 }
 
 // candidates plans the query and returns its candidate documents in slot
-// order, or all=true when it must scan.
-func (r *runner) candidates() (docs []*doc, slots []uint32, all bool, ex Explain) {
+// order, or all=true when it must scan. With scanOver > 0, a plan whose
+// candidates are known to exceed scanOver is not built either (all=true,
+// Explain.Scan false): a caller that stops after a page finds it sooner in
+// thingId order than by building a large posting.
+func (r *runner) candidates(scanOver int) (docs []*doc, slots []uint32, all bool, ex Explain) {
 	s := r.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	x := s.idx
-	c := planner{x: x, env: r.p.env}.plan(r.p.node, x.things)
+	limit := x.things
+	if scanOver > 0 {
+		limit = min(limit, scanOver)
+	}
+	c := planner{x: x, env: r.p.env}.plan(r.p.node, limit)
 	ex.Plan = c.String()
+	r.setExact(x, c)
 	if c.all {
 		ex.Scan = true
+		return nil, nil, true, ex
+	}
+	if scanOver > 0 && (c.capped || c.est > scanOver) {
+		ex.Plan += "+idwalk"
+		ex.Candidates = c.est
+		r.exact = r.p.node == nil
 		return nil, nil, true, ex
 	}
 	slots = c.build()
@@ -355,21 +455,54 @@ func (r *runner) candidates() (docs []*doc, slots []uint32, all bool, ex Explain
 	return docs, slots, false, ex
 }
 
+// idWalkOver is the candidate count above which a thingId-sorted page
+// walks the thingId order and verifies each thing instead of building the
+// candidates: with more than this many of 100k things matching, a page of
+// 25 is found after a few hundred verifications, while building a posting
+// of tens of thousands of keys costs tens of milliseconds.
+const idWalkOver = 4096
+
+// idWalkBudget is how many things a thingId walk over unbuilt candidates
+// verifies before it builds them.
+const idWalkBudget = 256
+
+// buildCandidates plans the query without a limit and builds its
+// candidate slots; ok is false when the plan cannot use the index.
+func (r *runner) buildCandidates() (slots []uint32, ok bool) {
+	r.s.mu.RLock()
+	defer r.s.mu.RUnlock()
+	x := r.s.idx
+	c := planner{x: x, env: r.p.env}.plan(r.p.node, x.things)
+	if c.all {
+		return nil, false
+	}
+	return c.build(), true
+}
+
 // byID collects up to need hits in thingId order after the cursor.
 func (r *runner) byID(need int) ([]hit, Explain, error) {
 	desc := r.p.sort[0].desc
-	docs, slots, all, ex := r.candidates()
+	docs, slots, all, ex := r.candidates(idWalkOver)
+	// idwalk: many candidates, not built; the walk verifies each thing in
+	// thingId order until its budget is spent, then builds them.
+	idwalk := all && !ex.Scan && r.p.node != nil
 	var hits []hit
 	var member func(*doc) bool
-	if !all && len(docs) > 4096 {
-		// Many candidates: walking the thingId order and stopping after
-		// need hits beats sorting them all.
-		set := make([]uint64, (int(slices.Max(slots))+64)/64)
+	useMembers := func(slots []uint32) {
+		// Walking the thingId order and stopping after need hits beats
+		// sorting many candidates.
+		set := newBitmap(int(slices.Max(slots)) + 1)
 		for _, sl := range slots {
-			set[sl>>6] |= 1 << (sl & 63)
+			set.set(sl)
 		}
-		member = func(d *doc) bool { return int(d.slot>>6) < len(set) && set[d.slot>>6]&(1<<(d.slot&63)) != 0 }
+		member = func(d *doc) bool { return set.has(d.slot) }
 		all = true
+		// The walk reads documents under later read locks: a thing
+		// changed since the plan must be verified.
+		r.exact = false
+	}
+	if !all && len(docs) > idWalkOver {
+		useMembers(slots)
 	}
 	if !all {
 		slices.SortFunc(docs, func(a, b *doc) int {
@@ -432,6 +565,15 @@ func (r *runner) byID(need int) ([]hit, Explain, error) {
 		r.s.mu.RUnlock()
 		if member == nil {
 			ex.Candidates += len(buf)
+		}
+		if idwalk && member == nil && r.examined > idWalkBudget {
+			// The matches are sparse where the walk is (values that follow
+			// the thingIds): build the candidates after all.
+			if slots, ok := r.buildCandidates(); ok && len(slots) > 0 {
+				useMembers(slots)
+			} else if ok {
+				return hits, ex, nil
+			}
 		}
 		for _, d := range buf {
 			if member != nil && !member(d) {
@@ -503,7 +645,7 @@ func (s *Service) Count(ctx context.Context, q Query) (int, error) {
 		return 0, err
 	}
 	r := &runner{s: s, p: p, ctx: ctx, ec: enfCache{enfs: s.deps.Enforcers}}
-	docs, _, all, _ := r.candidates()
+	docs, _, all, _ := r.candidates(0)
 	if all {
 		docs = s.allDocs()
 	}

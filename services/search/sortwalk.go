@@ -65,8 +65,11 @@ func useWalk(cands, keys, need int) bool {
 // the filter on its sort field does not build the candidate set: the walk
 // enumerates the things within those bounds itself (the filter decides),
 // while building a range of many keys costs more than a page. Planning
-// such a query only counts range keys up to this limit.
-const walkBuildLimit = 4096
+// such a query only counts range keys up to this limit; that count was
+// most of the cost of a sorted range page at 4096, and with more than a
+// few hundred candidates in the bounds the walk reaches a page of 25
+// sooner than building and verifying them all.
+const walkBuildLimit = 512
 
 // sorted returns the first need hits after the cursor in sort order.
 func (r *runner) sorted(need int) ([]hit, Explain, error) {
