@@ -119,7 +119,18 @@ func TestNetFaults(t *testing.T) {
 		if code, _, _, err := c.do(ctx, http.MethodGet, net.URL(1)+thing, "", "consistency", "local"); err == nil {
 			t.Fatalf("paused node answered %d", code)
 		}
-		c.mustDo(t, http.StatusNoContent, http.MethodPut, net.URL(0)+thing+"/attributes/v", `3`)
+		// Node 1 may lead the group (the election after the heal above can
+		// land anywhere): the others elect a new leader first.
+		err := net.Await(20*time.Second, func() error {
+			code, _, b, err := c.do(context.Background(), http.MethodPut, net.URL(0)+thing+"/attributes/v?timeout=2s", `3`)
+			if err != nil || code != http.StatusNoContent {
+				return fmt.Errorf("write while node 1 is paused: %d %s %v", code, b, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, net.describe())
+		}
 		net.Resume(1)
 		net.WaitConverged(20 * time.Second)
 		if v := attrV(t, c.mustDo(t, http.StatusOK, http.MethodGet, net.URL(1)+thing, "", "consistency", "local")); v != 3 {
