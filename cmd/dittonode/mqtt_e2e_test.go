@@ -129,10 +129,17 @@ func TestKill9MQTT(t *testing.T) {
 	}
 	host, port, _ = net.SplitHostPort(p2.mqttAddr)
 	login = []string{"-h", host, "-p", port, "-u", "ditto", "-P", "ditto"}
+	// The queued messages are re-sent right after the CONNACK, in no
+	// particular order within one second, and the event of the device's
+	// own change may or may not have been queued durably before the kill:
+	// read for a while instead of counting. mosquitto_sub's re-subscription
+	// can be refused when its packet ID equals one of the re-sent messages'
+	// (the broker checks both in one ID space); the session's stored
+	// subscription still holds.
 	out, err = runTool(t, 30*time.Second, sub, append(login, "-c", "-i", "away-1", "-q", "1", "-v",
-		"-t", "things/e2e:t1/events/#", "-C", "2", "-W", "20")...)
-	if err != nil {
-		t.Fatalf("reconnect: %v %s", err, out)
+		"-t", "things/e2e:t1/events/#", "-W", "4")...)
+	if err != nil && out == "" {
+		t.Fatalf("reconnect: %v", err)
 	}
 	for i := 1; i <= 2; i++ {
 		if !strings.Contains(out, fmt.Sprintf(`"path":"/attributes/away","value":%d`, i)) {
