@@ -90,7 +90,7 @@ type Broker struct {
 	// liveSubs are the live-router registrations of clients with live
 	// subscriptions.
 	liveMu   sync.Mutex
-	liveSubs map[*mochi.Client]func()
+	liveSubs map[*mochi.Client]*liveReg
 
 	stats stats
 }
@@ -113,6 +113,7 @@ type stats struct {
 	qosDropped     atomic.Int64
 	liveSent       atomic.Int64
 	liveUnroutable atomic.Int64
+	liveStale      atomic.Int64
 }
 
 // New allocates a broker; Start listens.
@@ -125,7 +126,7 @@ func New(cfg Config, deps Deps) *Broker {
 		deps.Clock = time.Now
 	}
 	return &Broker{cfg: cfg, deps: deps, log: deps.Logger, idents: map[string]string{}, addrs: map[string]net.Addr{},
-		pipes: map[*mochi.Client]*clientPipeline{}, liveSubs: map[*mochi.Client]func(){},
+		pipes: map[*mochi.Client]*clientPipeline{}, liveSubs: map[*mochi.Client]*liveReg{},
 		limit: newAuthLimiter(cfg.AuthFailures, cfg.AuthWindow, cfg.AuthBlock, deps.Clock)}
 }
 
@@ -252,6 +253,7 @@ func (b *Broker) Stats() map[string]any {
 		"qosDropped":     b.stats.qosDropped.Load(),
 		"liveSent":       b.stats.liveSent.Load(),
 		"liveUnroutable": b.stats.liveUnroutable.Load(),
+		"liveStale":      b.stats.liveStale.Load(),
 	}
 	if b.srv != nil {
 		info := b.srv.Info.Clone()

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -140,10 +141,16 @@ func liveTopic(env ditto.Envelope) (string, bool) {
 	return b.String(), true
 }
 
+// liveReg is a client's registration with the live router.
+type liveReg struct {
+	cancel   func()
+	subjects []string // the device's subjects when it registered
+}
+
 // syncLive registers a client with the live router for the kinds its
 // subscriptions may match, with the device's current subjects, replacing
-// its previous registration; a client without live subscriptions is
-// unregistered.
+// its previous registration; a client without live subscriptions, or
+// whose device is gone, is unregistered.
 func (b *Broker) syncLive(cl *mochi.Client) {
 	if b.deps.Live == nil || cl.Net.Inline {
 		return
@@ -157,27 +164,29 @@ func (b *Broker) syncLive(cl *mochi.Client) {
 	auth, ok := b.auth(cl.ID)
 	b.liveMu.Lock()
 	defer b.liveMu.Unlock()
-	if cancel := b.liveSubs[cl]; cancel != nil {
-		cancel()
+	if reg := b.liveSubs[cl]; reg != nil {
+		reg.cancel()
 		delete(b.liveSubs, cl)
 	}
 	if len(kinds) == 0 || !ok || cl.Closed() || b.ctx.Err() != nil {
 		return
 	}
-	cancel, err := b.deps.Live.Subscribe(liveID(cl.ID), auth, kinds, nil, func(env ditto.Envelope) { b.deliverLive(cl, env) })
+	reg := &liveReg{subjects: auth.Subjects}
+	cancel, err := b.deps.Live.Subscribe(liveID(cl.ID), auth, kinds, nil, func(env ditto.Envelope) { b.deliverLive(cl, reg, env) })
 	if err != nil {
 		b.log.Warn("mqtt: live subscription", logKeyClient, cl.ID, logKeyError, err)
 		return
 	}
-	b.liveSubs[cl] = cancel
+	reg.cancel = cancel
+	b.liveSubs[cl] = reg
 }
 
 // dropLive unregisters a client from the live router.
 func (b *Broker) dropLive(cl *mochi.Client) {
 	b.liveMu.Lock()
 	defer b.liveMu.Unlock()
-	if cancel := b.liveSubs[cl]; cancel != nil {
-		cancel()
+	if reg := b.liveSubs[cl]; reg != nil {
+		reg.cancel()
 		delete(b.liveSubs, cl)
 	}
 }
@@ -186,18 +195,27 @@ func (b *Broker) dropLive(cl *mochi.Client) {
 func (b *Broker) dropAllLive() {
 	b.liveMu.Lock()
 	defer b.liveMu.Unlock()
-	for cl, cancel := range b.liveSubs {
-		cancel()
+	for cl, reg := range b.liveSubs {
+		reg.cancel()
 		delete(b.liveSubs, cl)
 	}
 }
 
 // deliverLive is the live router's callback for one client: the signal
 // goes out as Ditto Protocol JSON on its live topic, to this client only.
-// It does not block: mochi drops a publish for a client whose write queue
-// is full (counted in publishDropped).
-func (b *Broker) deliverLive(cl *mochi.Client, env ditto.Envelope) {
+// The router authorized it against the subjects the device had when it
+// registered; if the device changed or is gone since, the signal is
+// dropped and the client registered again with what the device is now, so
+// a changed device takes effect with its next signal. It does not block:
+// mochi drops a publish for a client whose write queue is full (counted
+// in publishDropped).
+func (b *Broker) deliverLive(cl *mochi.Client, reg *liveReg, env ditto.Envelope) {
 	if cl.Closed() || b.ctx.Err() != nil {
+		return
+	}
+	if auth, ok := b.auth(cl.ID); !ok || !slices.Equal(auth.Subjects, reg.subjects) {
+		b.stats.liveStale.Add(1)
+		b.syncLive(cl)
 		return
 	}
 	topic, ok := liveTopic(env)

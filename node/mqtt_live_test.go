@@ -196,6 +196,18 @@ func TestMQTTLiveSingleNode(t *testing.T) {
 		}
 	})
 
+	t.Run("requested live-response", func(t *testing.T) {
+		res := goDo(owner, "POST", "/api/2/things/ml:t1/inbox/messages/ack?timeout=10", `{"q":1}`, "requested-acks", "live-response", "response-required", "true")
+		msg := decodeEnvelope(t, receive(t, in1, "things/ml:t1/inbox/messages/ack"))
+		if msg.Headers[ditto.HeaderRequestedAcks] != "" {
+			t.Errorf("requested-acks forwarded for the built-in label: %v", msg.Headers)
+		}
+		publishJSON(t, dev1, answer(msg, "/outbox/messages/ack", http.StatusOK, `{"acked":true}`))
+		if r := await(t, res); r.status != http.StatusOK || string(r.body) != `{"acked":true}` {
+			t.Errorf("live-response: %d %s", r.status, r.body)
+		}
+	})
+
 	t.Run("unsubscribed devices get nothing", func(t *testing.T) {
 		ctx := t.Context()
 		if _, err := dev1.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{"things/ml:t1/inbox/messages/#"}}); err != nil {
@@ -216,6 +228,29 @@ func TestMQTTLiveSingleNode(t *testing.T) {
 			if strings.Contains(q.Topic, "/inbox/") {
 				t.Errorf("unsubscribed device got %s", q.Topic)
 			}
+		}
+	})
+
+	t.Run("a device whose subjects change loses what it may no longer read", func(t *testing.T) {
+		expectStatus(t, owner.do("PUT", "/api/2/devices/dev1", `{"password":"secret-1","subjects":["mqtt:nobody"]}`), http.StatusNoContent)
+		r := owner.do("PUT", "/api/2/things/ml:t1/attributes/y?channel=live&timeout=1", "1")
+		if r.status != http.StatusRequestTimeout {
+			t.Errorf("live command for a device that lost READ: %d %s", r.status, r.body)
+		}
+		// dev2 still reads the thing: the barrier.
+		receive(t, in2, "things/ml:t1/live/commands/modify/attributes/y")
+		for _, q := range in1.backlog {
+			if strings.Contains(q.Topic, "/attributes/y") {
+				t.Errorf("device without READ got %s", q.Topic)
+			}
+		}
+		if st := n.mqtt.Stats(); st["liveStale"].(int64) < 1 {
+			t.Errorf("the stale registration was not noticed: %v", st)
+		}
+		select {
+		case q := <-in1.ch:
+			t.Errorf("device without READ got %s %s", q.Topic, q.Payload)
+		default:
 		}
 	})
 }
