@@ -196,6 +196,41 @@ func TestMQTTLiveSingleNode(t *testing.T) {
 		}
 	})
 
+	t.Run("a device's own message answered over the WebSocket", func(t *testing.T) {
+		ws := dialWS(t, n, "ditto", "")
+		ws.start("START-SEND-MESSAGES")
+		// The PUBACK of a live signal that waits for its answer follows the
+		// answer (as Ditto acknowledges a source message once its requested
+		// acknowledgements arrived), so publish from another goroutine.
+		acked := make(chan error, 1)
+		go func() {
+			acked <- pahoPublish(dev1, &paho.Publish{Topic: mqtt.CommandTopic, QoS: 1, Payload: ditto.EncodeEnvelope(ditto.Envelope{
+				Topic: "ml/t1/things/live/messages/hello", Path: "/outbox/messages/hello", Value: json.RawMessage(`"hi"`),
+				Headers: ditto.Headers{ditto.HeaderCorrelationID: "dm-1", ditto.HeaderContentType: "application/json", "timeout": "10"}})})
+		}()
+		msg := ws.envelope()
+		if msg.Topic != "ml/t1/things/live/messages/hello" || msg.Headers[ditto.HeaderOriginator] != "mqtt:dev1" || string(msg.Value) != `"hi"` {
+			t.Fatalf("device message at the WebSocket: %+v %s", msg, msg.Value)
+		}
+		reply(ws, msg, "/inbox/messages/hello", http.StatusOK, "application/json", `{"back":1}`)
+		resp := decodeEnvelope(t, receive(t, in1, mqtt.ReplyPrefix+"dev1-live"))
+		if resp.Status != http.StatusOK || string(resp.Value) != `{"back":1}` || resp.Headers[ditto.HeaderCorrelationID] != "dm-1" {
+			t.Errorf("answer on the device's reply topic: %+v %s", resp, resp.Value)
+		}
+		if _, leaked := resp.Headers[ditto.HeaderOrigin]; leaked {
+			t.Errorf("internal origin header in the reply: %v", resp.Headers)
+		}
+		select {
+		case err := <-acked:
+			if err != nil {
+				t.Errorf("PUBACK: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("no PUBACK after the answer")
+		}
+		ws.start("STOP-SEND-MESSAGES")
+	})
+
 	t.Run("requested live-response", func(t *testing.T) {
 		res := goDo(owner, "POST", "/api/2/things/ml:t1/inbox/messages/ack?timeout=10", `{"q":1}`, "requested-acks", "live-response", "response-required", "true")
 		msg := decodeEnvelope(t, receive(t, in1, "things/ml:t1/inbox/messages/ack"))
