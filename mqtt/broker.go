@@ -39,7 +39,9 @@ type Deps struct {
 	Protocol Protocol
 	Devices  Devices
 	// Bus is the node's signal bus (nil: no events go out).
-	Bus    *ditto.Bus
+	Bus *ditto.Bus
+	// Live is the live-signal router (nil: devices get no live signals).
+	Live   Live
 	Logger *slog.Logger
 	Clock  func() time.Time
 }
@@ -85,6 +87,11 @@ type Broker struct {
 	closeErr  error
 	addrs     map[string]net.Addr
 
+	// liveSubs are the live-router registrations of clients with live
+	// subscriptions.
+	liveMu   sync.Mutex
+	liveSubs map[*mochi.Client]*liveReg
+
 	stats stats
 }
 
@@ -104,6 +111,9 @@ type stats struct {
 	eventCutoffs   atomic.Int64
 	publishDropped atomic.Int64
 	qosDropped     atomic.Int64
+	liveSent       atomic.Int64
+	liveUnroutable atomic.Int64
+	liveStale      atomic.Int64
 }
 
 // New allocates a broker; Start listens.
@@ -116,7 +126,7 @@ func New(cfg Config, deps Deps) *Broker {
 		deps.Clock = time.Now
 	}
 	return &Broker{cfg: cfg, deps: deps, log: deps.Logger, idents: map[string]string{}, addrs: map[string]net.Addr{},
-		pipes: map[*mochi.Client]*clientPipeline{},
+		pipes: map[*mochi.Client]*clientPipeline{}, liveSubs: map[*mochi.Client]*liveReg{},
 		limit: newAuthLimiter(cfg.AuthFailures, cfg.AuthWindow, cfg.AuthBlock, deps.Clock)}
 }
 
@@ -214,6 +224,7 @@ func (b *Broker) Close() error {
 		if b.cancel != nil {
 			b.cancel()
 		}
+		b.dropAllLive()
 		var errs []error
 		if b.srv != nil {
 			// mochi stops the listeners, disconnects the clients and then
@@ -240,6 +251,9 @@ func (b *Broker) Stats() map[string]any {
 		"eventCutoffs":   b.stats.eventCutoffs.Load(),
 		"publishDropped": b.stats.publishDropped.Load(),
 		"qosDropped":     b.stats.qosDropped.Load(),
+		"liveSent":       b.stats.liveSent.Load(),
+		"liveUnroutable": b.stats.liveUnroutable.Load(),
+		"liveStale":      b.stats.liveStale.Load(),
 	}
 	if b.srv != nil {
 		info := b.srv.Info.Clone()

@@ -9,7 +9,11 @@
 // Every twin command a device publishes goes through the gateway's
 // protocol API (Protocol), so it is enforced against the thing's policy
 // with the device's subjects exactly like an HTTP request; twin events go
-// out only to devices that may read them (Protocol.EventView).
+// out only to devices that may read them (Protocol.EventView). Devices
+// that subscribe to message or live topics are subscribers of the node's
+// live router (Live): they receive the messages, live commands and live
+// events they may READ, and their answers published to ditto/command go
+// back to the router (live.go).
 //
 // Only this package imports mochi (as mochi). It imports ditto and its
 // third-party stacks; never gateway, connectivity, node or another service:

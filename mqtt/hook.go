@@ -32,6 +32,9 @@ func (h *hook) Provides(b byte) bool {
 		mochi.OnQosDropped,
 		mochi.OnClientExpired,
 		mochi.OnDisconnect,
+		mochi.OnSessionEstablished,
+		mochi.OnSubscribed,
+		mochi.OnUnsubscribed,
 	}, []byte{b})
 }
 
@@ -121,10 +124,21 @@ func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 // connection, so the client ID is free for any device again.
 func (h *hook) OnDisconnect(cl *mochi.Client, _ error, expire bool) {
 	h.b.dropPipeline(cl)
+	h.b.dropLive(cl)
 	if expire && !errors.Is(cl.StopCause(), packets.ErrSessionTakenOver) {
 		h.b.forgetIdent(cl.ID)
 	}
 }
+
+// OnSessionEstablished registers a resumed session's live subscriptions
+// with the live router.
+func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) { h.b.syncLive(cl) }
+
+// OnSubscribed and OnUnsubscribed keep the client's registration with the
+// live router in step with its subscriptions.
+func (h *hook) OnSubscribed(cl *mochi.Client, _ packets.Packet, _ []byte) { h.b.syncLive(cl) }
+
+func (h *hook) OnUnsubscribed(cl *mochi.Client, _ packets.Packet) { h.b.syncLive(cl) }
 
 // OnClientExpired forgets the owner of an expired session.
 func (h *hook) OnClientExpired(cl *mochi.Client) { h.b.forgetIdent(cl.ID) }
@@ -177,10 +191,17 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 			break
 		}
 		key = "protocol"
-		if t, err := ditto.ParseTopic(env.Topic); err == nil {
+		t, err := ditto.ParseTopic(env.Topic)
+		if err == nil {
 			key = t.Group + "/" + t.Entity()
 		}
 		run = func() error { return h.command(cl, pk, auth, env) }
+		if err == nil && isLiveSignal(t) {
+			// Live signals do not wait for the thing's twin commands, nor
+			// they for a live signal waiting for its answer.
+			key = "live/" + env.Headers.Get(ditto.HeaderCorrelationID)
+			run = func() error { return h.live(cl, pk, auth, t, env) }
+		}
 	case in.kind == inboundValue:
 		key = ditto.GroupThings + "/" + in.thingID
 		run = func() error { return h.value(cl, pk, in, auth) }

@@ -18,6 +18,13 @@ import (
 //
 //	ditto/reply/{clientId}                            responses and errors (unless an MQTT 5 response topic or a reply-to header says otherwise)
 //	things/{thingId}/events[/{path…}]                 twin events as Ditto Protocol JSON, the topic ending in the changed path
+//	things/{thingId}[/features/{f}]/inbox|outbox/messages/{subject}  Ditto messages (Ditto Protocol JSON, live.go)
+//	things/{thingId}/inbox/claim                      claim messages
+//	things/{thingId}/live/commands/{action}[/{path…}] live commands
+//	things/{thingId}/live/events/{action}[/{path…}]   live events
+//
+// Answers to live signals (responses, errors, acknowledgements) go to
+// ditto/command like every Ditto Protocol message.
 const (
 	// CommandTopic takes Ditto Protocol JSON.
 	CommandTopic = "ditto/command"

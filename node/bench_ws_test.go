@@ -345,7 +345,7 @@ func (s *benchSubscriber) close() {
 //	go test -run '^$' -bench BenchmarkWSMessageRoundTrip -benchtime 5000x ./node/
 func BenchmarkWSMessageRoundTrip(b *testing.B) {
 	n := startBenchNode(b, nil)
-	messageRoundTrips(b, n, n)
+	messageRoundTrips(b, n, n, wsResponder)
 }
 
 // BenchmarkWSMessageRoundTripAcrossNodes is the same with the HTTP clients
@@ -355,14 +355,17 @@ func BenchmarkWSMessageRoundTrip(b *testing.B) {
 //	go test -run '^$' -bench BenchmarkWSMessageRoundTripAcrossNodes -benchtime 5000x ./node/
 func BenchmarkWSMessageRoundTripAcrossNodes(b *testing.B) {
 	nodes := startBenchCluster(b)
-	messageRoundTrips(b, nodes[0], nodes[2])
+	messageRoundTrips(b, nodes[0], nodes[2], wsResponder)
 }
 
 // startBenchCluster runs three quiet mesh nodes on loopback.
-func startBenchCluster(b *testing.B) []*Node {
+func startBenchCluster(b *testing.B, cbs ...func(*Config)) []*Node {
 	b.Helper()
 	mesh := func(join []string) func(*Config) {
 		return func(c *Config) {
+			for _, cb := range cbs {
+				cb(c)
+			}
 			c.StartTimeout = 10 * time.Second
 			c.Mesh.ClusterSecret = testSecret
 			c.Mesh.MDNS = false
@@ -389,7 +392,7 @@ func startBenchCluster(b *testing.B) []*Node {
 
 // messageRoundTrips runs 32 HTTP clients against entry whose messages one
 // device session on responder answers.
-func messageRoundTrips(b *testing.B, entry, responderNode *Node) {
+func messageRoundTrips(b *testing.B, entry, responderNode *Node, startResponder func(*testing.B, *Node) func()) {
 	const clients = 32
 	n := entry
 	base := "http://" + n.HTTPAddr().String()
@@ -421,34 +424,8 @@ func messageRoundTrips(b *testing.B, entry, responderNode *Node) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
 	}
-	responder := dialRawWS(b, responderNode, "ditto", "")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := responder.Write(ctx, websocket.MessageText, []byte("START-SEND-MESSAGES")); err != nil {
-		b.Fatal(err)
-	}
-	if _, ack, err := responder.Read(ctx); err != nil || string(ack) != "START-SEND-MESSAGES:ACK" {
-		b.Fatalf("start: %q %v", ack, err)
-	}
-	answered := make(chan struct{})
-	go func() {
-		defer close(answered)
-		for {
-			_, data, err := responder.Read(ctx)
-			if err != nil {
-				return
-			}
-			msg, err := ditto.DecodeEnvelope(data)
-			if err != nil {
-				continue
-			}
-			out := ditto.Envelope{Topic: msg.Topic, Path: "/outbox/messages/ping", Status: http.StatusOK, Value: msg.Value,
-				Headers: ditto.Headers{ditto.HeaderCorrelationID: msg.Headers[ditto.HeaderCorrelationID], ditto.HeaderContentType: "text/plain"}}
-			if err := responder.Write(ctx, websocket.MessageText, ditto.EncodeEnvelope(out)); err != nil {
-				return
-			}
-		}
-	}()
+	stop := startResponder(b, responderNode)
+	defer stop()
 
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -484,7 +461,42 @@ func messageRoundTrips(b *testing.B, entry, responderNode *Node) {
 		b.Errorf("%d of %d round trips failed", f, b.N)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-	cancel()
-	_ = responder.CloseNow()
-	<-answered
+}
+
+// wsResponder answers the ping messages of messageRoundTrips from a
+// WebSocket session (START-SEND-MESSAGES) on n.
+func wsResponder(b *testing.B, n *Node) func() {
+	responder := dialRawWS(b, n, "ditto", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := responder.Write(ctx, websocket.MessageText, []byte("START-SEND-MESSAGES")); err != nil {
+		b.Fatal(err)
+	}
+	if _, ack, err := responder.Read(ctx); err != nil || string(ack) != "START-SEND-MESSAGES:ACK" {
+		b.Fatalf("start: %q %v", ack, err)
+	}
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		for {
+			_, data, err := responder.Read(ctx)
+			if err != nil {
+				return
+			}
+			msg, err := ditto.DecodeEnvelope(data)
+			if err != nil {
+				continue
+			}
+			out := ditto.Envelope{Topic: msg.Topic, Path: "/outbox/messages/ping", Status: http.StatusOK, Value: msg.Value,
+				Headers: ditto.Headers{ditto.HeaderCorrelationID: msg.Headers[ditto.HeaderCorrelationID], ditto.HeaderContentType: "text/plain"}}
+			if err := responder.Write(ctx, websocket.MessageText, ditto.EncodeEnvelope(out)); err != nil {
+				return
+			}
+		}
+	}()
+
+	return func() {
+		cancel()
+		_ = responder.CloseNow()
+		<-answered
+	}
 }

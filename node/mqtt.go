@@ -38,6 +38,7 @@ func (n *Node) startMQTT(ctx context.Context) error {
 		Protocol: n.gateway,
 		Devices:  n.connectivity,
 		Bus:      n.bus,
+		Live:     n.live,
 		Logger:   n.deps.Logger.With("node", n.cfg.NodeName, "service", "mqtt"),
 		Clock:    n.deps.Clock,
 	})

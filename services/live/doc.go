@@ -10,7 +10,8 @@
 // topic wins, the others are dropped) and custom labels that subscribers
 // declared. Router.Respond takes responses and acknowledgements back.
 //
-// Subscribers are WebSocket sessions (and Go code in tests). A subscriber
+// Subscribers are WebSocket sessions, devices on the embedded MQTT broker
+// (package mqtt, subscriber ID "mqtt/<clientId>") and Go code in tests. A subscriber
 // has an ID, its authorization subjects, the kinds of signals it receives
 // (messages, live-commands, live-events, acks) and the acknowledgement
 // labels it declared; labels are unique across subscriber IDs (409
