@@ -116,7 +116,7 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		mdns       = fs.Bool("mdns", true, "find members on the LAN with mDNS")
 		noMDNS     = fs.Bool("no-mdns", false, "turn mDNS discovery off")
 		removeAft  = fs.Duration("remove-after", 0, "remove a member unreachable this long (0: never)")
-		memLimit   = fs.String("memory-limit", "", "soft memory limit of the Go runtime, e.g. 200MiB or 1GiB; 0 turns it off (default 200MiB; GOMEMLIMIT wins)")
+		memLimit   = fs.String("memory-limit", "", "soft memory limit of the Go runtime, e.g. 250MiB or 1GiB; 0 turns it off (default 0: none; GOMEMLIMIT wins)")
 		mqttAddr   = fs.String("mqtt", "127.0.0.1:1883", `embedded MQTT broker TCP listener ("" or off: no TCP listener)`)
 		mqttWS     = fs.String("mqtt-ws", "", "MQTT over WebSocket listener HOST:PORT (off by default)")
 		mqttTLS    = fs.String("mqtt-tls", "", "MQTT over TLS listener HOST:PORT (needs --mqtt-tls-cert and --mqtt-tls-key)")
