@@ -93,7 +93,7 @@ start_node() { # index [join-multiaddr]
 	flags=$(p2p_flags $((BASE + 10 + i)))
 	NODE_HTTP[i - 1]="http://127.0.0.1:$((BASE + i))"
 	# shellcheck disable=SC2086 # flags are words
-	$BIN/dittonode run --data "$WORK/node$i" --http "127.0.0.1:$((BASE + i))" $flags --no-mdns \
+	$BIN/dittonode run --data "$WORK/node$i" --http "127.0.0.1:$((BASE + i))" $flags --no-mdns --mqtt off \
 		--node-name "n$i" --user "$USER_PW" --log-level warn ${2:+--join "$2"} >"$OUT/node$i.log" 2>&1 &
 	PIDS+=($!)
 }

@@ -35,7 +35,7 @@ start() {
 	shift
 	local hp=$((http_port + i - 1)) pp=$((p2p_port + i - 1))
 	DITTONODE_CLUSTER_SECRET=$secret "$bin" run --dev --data "$dir/n$i" --node-name "n$i" \
-		--http "127.0.0.1:$hp" --no-mdns \
+		--http "127.0.0.1:$hp" --mqtt "127.0.0.1:$((1882 + i))" --no-mdns \
 		--p2p "/ip4/127.0.0.1/tcp/$pp" --p2p "/ip4/127.0.0.1/udp/$pp/quic-v1" "$@" \
 		>"$dir/n$i.log" 2>&1 &
 	pids+=($!)
@@ -72,7 +72,7 @@ await 3
 
 echo "3-node dittonode cluster (user ditto, password ditto; logs in $dir):"
 for i in 1 2 3; do
-	echo "  node $i  http://127.0.0.1:$((http_port + i - 1))"
+	echo "  node $i  http://127.0.0.1:$((http_port + i - 1))  mqtt 127.0.0.1:$((1882 + i))"
 done
 echo "try:  curl -u ditto:ditto http://127.0.0.1:$http_port/cluster"
 echo "      curl -u ditto:ditto -X PUT -H 'Content-Type: application/json' -d '{\"attributes\":{\"a\":1}}' http://127.0.0.1:$http_port/api/2/things/org.example:t1"
