@@ -21,7 +21,7 @@ build: ## build bin/dittonode, bin/dittoload and bin/mqttload
 	$(GO) build -o $(BIN)/mqttload ./cmd/mqttload
 
 run: build ## run a development node: data in ./data, HTTP on 127.0.0.1:8080, MQTT on 127.0.0.1:1883, user and device ditto/ditto
-	$(BIN)/dittonode run --dev --data ./data --http 127.0.0.1:8080
+	$(BIN)/dittonode run --dev --data ./data --http 127.0.0.1:8080 --mqtt $(or $(MQTT),127.0.0.1:1883)
 
 test: ## all tests with -race, then a short run of every fuzz target
 	$(GO) vet $(PKGS)
