@@ -45,8 +45,8 @@ type Deps struct {
 	// Embedded is the node's embedded connection (nil: the default
 	// conventions are always on; connection.go).
 	Embedded Embedded
-	Logger *slog.Logger
-	Clock  func() time.Time
+	Logger   *slog.Logger
+	Clock    func() time.Time
 }
 
 // Log keys.
