@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -312,4 +313,86 @@ func TestEmbeddedConnection(t *testing.T) {
 			t.Errorf("target event %s", ev.Value)
 		}
 	})
+}
+
+// TestEmbeddedConnectionCluster: the embedded connection runs on every
+// node for the devices connected there: a device on node 3 changes the
+// twin through the user's source, a device on node 2 gets the target's
+// event, and each node reports its own status and metrics.
+func TestEmbeddedConnectionCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	withMQTT := func(c *Config) {
+		c.MQTT.Addr = "127.0.0.1:0"
+		c.MQTT.AuthFailures = 1000
+		c.HTTP.DeviceAdmins = []string{"nginx:ditto"}
+		c.Connectivity.DeviceHashCost = 4
+		c.Connectivity.Admins = []string{"nginx:ditto"}
+		c.Connectivity.Runtime.ReconcileInterval = 100 * time.Millisecond
+	}
+	n1 := mustMeshNode(t, t.TempDir(), testSecret, withMQTT)
+	join := n1.P2PAddrs()
+	nodes := []*Node{n1, nil, nil}
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := 1; i < 3; i++ {
+		wg.Go(func() {
+			nodes[i], errs[i] = meshNode(t, t.TempDir(), testSecret, nil, func(c *Config) { withMQTT(c); c.Mesh.Join = join[:1] })
+		})
+	}
+	wg.Wait()
+	for _, err := range errs[1:] {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, func() error { return converged(nodes, 3) })
+	c := newClient(t, n1, "ditto")
+	expectStatus(t, c.do("PUT", "/api/2/devices/dev1", `{"password":"secret-1"}`), http.StatusCreated)
+	expectStatus(t, c.do("PUT", "/api/2/policies/emb:pol", embeddedPolicy), http.StatusCreated)
+	expectStatus(t, c.do("PUT", "/api/2/things/emb:dev1", `{"policyId":"emb:pol","attributes":{"temp":0}}`), http.StatusCreated)
+	expectStatus(t, c.do("PUT", "/api/2/connections/embedded", embeddedDef()), http.StatusNoContent)
+	for _, n := range nodes {
+		nc := newClient(t, n, "ditto")
+		waitFor(t, 15*time.Second, func() error {
+			r := nc.do("GET", "/api/2/connections/embedded/status", "")
+			m := r.json(t)
+			if r.status != 200 || m["liveStatus"] != "open" || !strings.Contains(string(r.body), `"client":"`+n.ID()+`"`) ||
+				!strings.Contains(string(r.body), "devices/+/telemetry") {
+				return fmt.Errorf("status on %s: %d %s", n.ID(), r.status, r.body)
+			}
+			return nil
+		})
+	}
+	n2, n3 := nodes[1], nodes[2]
+	watcher, inW := mqttDevice(t, n2.MQTTAddr(mqtt.ListenerTCP), "emb-watch-n2", "dev1", "secret-1")
+	pahoSubscribe(t, watcher, "devices/dev1/events")
+	writer, _ := mqttDevice(t, n3.MQTTAddr(mqtt.ListenerTCP), "emb-write-n3", "dev1", "secret-1")
+	if rc := publishProps(t, writer, &paho.Publish{Topic: "devices/dev1/telemetry", Payload: []byte(`{"temp":42}`)}); rc != 0 {
+		t.Fatalf("PUBACK 0x%x", rc)
+	}
+	if r := c.do("GET", "/api/2/things/emb:dev1/attributes/temp", ""); string(r.body) != "42" {
+		t.Fatalf("temp %d %s", r.status, r.body)
+	}
+	if ev := decodeEnvelope(t, receive(t, inW, "devices/dev1/events")); string(ev.Value) != "42" {
+		t.Errorf("event on node 2: %+v %s", ev, ev.Value)
+	}
+	consumed := func(n *Node) string {
+		r := newClient(t, n, "ditto").do("GET", "/api/2/connections/embedded/metrics", "")
+		var m struct {
+			Metrics struct {
+				Inbound struct {
+					Consumed struct {
+						Success map[string]any `json:"success"`
+					} `json:"consumed"`
+				} `json:"inbound"`
+			} `json:"connectionMetrics"`
+		}
+		_ = json.Unmarshal(r.body, &m)
+		return fmt.Sprint(m.Metrics.Inbound.Consumed.Success["PT1H"])
+	}
+	if got2, got3 := consumed(n2), consumed(n3); got2 != "0" || got3 != "1" {
+		t.Errorf("consumed on node 2: %s, on node 3: %s (each node counts its own devices)", got2, got3)
+	}
 }

@@ -3,7 +3,6 @@ package connectivity
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -334,4 +333,4 @@ func embeddedOffStatus(node string) map[string]any {
 		"statusDetails": "This node runs no MQTT broker (all its MQTT listeners are off)."}}, "sourceStatus": []any{}, "targetStatus": []any{}}
 }
 
-var errNoBroker = fmt.Errorf("this node runs no MQTT broker")
+var errNoBroker = errors.New("this node runs no MQTT broker")
