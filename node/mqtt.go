@@ -35,11 +35,13 @@ func (n *Node) startMQTT(ctx context.Context) error {
 	// The embedded connection exists once the cluster has it; a node that
 	// cannot create it now (no leader) leaves it to the connection runtime,
 	// which retries.
-	ectx, cancel := context.WithTimeout(ctx, embeddedCreateTimeout)
-	if err := n.connectivity.EnsureEmbedded(ectx); err != nil {
-		n.deps.Logger.Info("the embedded connection is not created yet; retrying in the background", "node", n.cfg.NodeName, logKeyErr, err)
+	if n.hasLeader(GroupConnectivity) {
+		ectx, cancel := context.WithTimeout(ctx, embeddedCreateTimeout)
+		if err := n.connectivity.EnsureEmbedded(ectx); err != nil {
+			n.deps.Logger.Info("the embedded connection is not created yet; retrying in the background", "node", n.cfg.NodeName, logKeyErr, err)
+		}
+		cancel()
 	}
-	cancel()
 	cfg := n.cfg.MQTT
 	cfg.Dir = filepath.Join(n.cfg.DataDir, "mqtt")
 	cfg.NoSync = n.cfg.Raft.NoSync
@@ -57,6 +59,17 @@ func (n *Node) startMQTT(ctx context.Context) error {
 	}
 	n.embedded.set(n.mqtt)
 	return nil
+}
+
+// hasLeader reports whether the Raft group name has a leader now.
+func (n *Node) hasLeader(name string) bool {
+	for _, g := range n.groups {
+		if g.Status().Name == name {
+			id, _ := g.Leader()
+			return id != ""
+		}
+	}
+	return false
 }
 
 // embeddedCreateTimeout bounds the attempt at start-up to create the
