@@ -56,6 +56,7 @@ func embeddedDef() string {
 			"address": "devices/{{ thing:name }}/events", "qos": 1,
 			"topics":               []any{"_/_/things/twin/events?filter=gt(attributes/temp,20)"},
 			"authorizationContext": []any{"integration:embedded"},
+			"headerMapping":        map[string]any{"thing-id": "{{ thing:id }}"},
 		}},
 	}
 	b, _ := json.Marshal(def)
@@ -186,6 +187,9 @@ func TestEmbeddedConnection(t *testing.T) {
 		ev := decodeEnvelope(t, p)
 		if ev.Topic != "emb/dev1/things/twin/events/modified" || ev.Path != "/attributes/temp" || string(ev.Value) != "21.5" {
 			t.Fatalf("event %+v %s", ev, ev.Value)
+		}
+		if p.Properties == nil || p.Properties.User.Get("thing-id") != "emb:dev1" {
+			t.Errorf("header mapping: user properties %+v", p.Properties)
 		}
 		// 5 does not pass the filter; 30 does and is the next event.
 		publishProps(t, dev1, &paho.Publish{Topic: "devices/dev1/telemetry", Payload: []byte(`{"temp":5}`)})

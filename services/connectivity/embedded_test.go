@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/dittonode/dittonode/ditto"
@@ -89,5 +91,32 @@ func TestEmbeddedNotDeletable(t *testing.T) {
 	var de *ditto.Error
 	if err := s.Delete(context.Background(), EmbeddedID); !errors.As(err, &de) || de.Code != ditto.ErrConnectionNotDeletable.Code {
 		t.Fatalf("delete embedded: %v", err)
+	}
+}
+
+func TestEnsureEmbeddedAndPlacement(t *testing.T) {
+	s := newTestService()
+	ctx := context.Background()
+	for range 2 {
+		if err := s.EnsureEmbedded(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := s.Retrieve(ctx, EmbeddedID, true)
+	if err != nil || rec.Revision != 1 {
+		t.Fatalf("embedded after two ensures: %+v %v", rec, err)
+	}
+	members := []string{"node-a", "node-b", "node-c"}
+	for _, self := range members {
+		rt := NewRuntime(DefaultConfig(), RuntimeDeps{Service: s, Dispatcher: nil,
+			Members: func() (string, []string) { return self, members }})
+		if owner, own := rt.Owner(EmbeddedID); !own || owner != self {
+			t.Errorf("embedded on %s: owner %s", self, owner)
+		}
+		// No broker on this node (RuntimeDeps.Embedded nil): the status says so.
+		st := rt.Status(rec)
+		if st["liveStatus"] != "closed" || !strings.Contains(fmt.Sprint(st["clientStatus"]), "no MQTT broker") {
+			t.Errorf("status without a broker: %v", st)
+		}
 	}
 }
