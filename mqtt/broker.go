@@ -41,9 +41,12 @@ type Deps struct {
 	// Bus is the node's signal bus (nil: no events go out).
 	Bus *ditto.Bus
 	// Live is the live-signal router (nil: devices get no live signals).
-	Live   Live
-	Logger *slog.Logger
-	Clock  func() time.Time
+	Live Live
+	// Embedded is the node's embedded connection (nil: the default
+	// conventions are always on; connection.go).
+	Embedded Embedded
+	Logger   *slog.Logger
+	Clock    func() time.Time
 }
 
 // Log keys.
@@ -91,6 +94,9 @@ type Broker struct {
 	// subscriptions.
 	liveMu   sync.Mutex
 	liveSubs map[*mochi.Client]*liveReg
+
+	// sources are the sources of the embedded connection (connection.go).
+	sources sourceSet
 
 	stats stats
 }
