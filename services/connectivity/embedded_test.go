@@ -120,3 +120,21 @@ func TestEnsureEmbeddedAndPlacement(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerCutOff: a node without members (its connectivity group has no
+// leader: it is cut off from the majority) runs no external connection,
+// while the embedded one keeps serving its own devices.
+func TestOwnerCutOff(t *testing.T) {
+	rt := NewRuntime(DefaultConfig(), RuntimeDeps{Service: newTestService(),
+		Members: func() (string, []string) { return "node-a", nil }})
+	if owner, own := rt.Owner("mqtt-1"); own || owner != "" {
+		t.Errorf("cut-off node owns mqtt-1 (owner %q)", owner)
+	}
+	if _, own := rt.Owner(EmbeddedID); !own {
+		t.Error("cut-off node stopped the embedded connection")
+	}
+	single := NewRuntime(DefaultConfig(), RuntimeDeps{Service: newTestService()})
+	if _, own := single.Owner("mqtt-1"); !own {
+		t.Error("a single node without a member list must run every connection")
+	}
+}

@@ -176,7 +176,8 @@ type RuntimeDeps struct {
 	// Bus carries the applied twin events.
 	Bus *ditto.Bus
 	// Members returns this node's ID and the live members of the cluster;
-	// nil means a single node that runs every connection.
+	// nil means a single node that runs every connection. No members
+	// means this node may run none (it is cut off from the majority).
 	Members func() (self string, members []string)
 	// Factories build the client of each connection type; default
 	// DefaultClientFactories.
@@ -298,7 +299,10 @@ func (r *Runtime) Owner(id string) (string, bool) {
 		return self, true // every node runs it for its own devices
 	}
 	if len(members) == 0 {
-		return self, true
+		// Cut off from the majority (no connectivity leader): run
+		// nothing, so a partition does not run a connection twice; a
+		// status request is answered here (liveStatus unknown).
+		return "", false
 	}
 	o := Owner(id, members)
 	return o, o == self
