@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net"
 	"os"
@@ -27,22 +26,13 @@ func persistentClient(t *testing.T, addr, id, user, pw string) (*paho.Client, *i
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *paho.Publish, 64)
-	c := paho.NewClient(paho.ClientConfig{
-		Conn: conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			got <- pr.Packet
-			return true, nil
-		}},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	expiry := uint32(3600)
-	if _, err := c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, Username: user, UsernameFlag: true,
-		Password: []byte(pw), PasswordFlag: true, Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}); err != nil {
+	c, in, err := pahoConnect(t, conn, &paho.Connect{ClientID: id, KeepAlive: 30, Username: user, UsernameFlag: true,
+		Password: []byte(pw), PasswordFlag: true, Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return c, &inbox{ch: got}
+	return c, in
 }
 
 // brokerDBHolds reports, from a copy of the broker's database taken now,

@@ -55,9 +55,19 @@ func dialQUIC(t *testing.T, addr string) net.Conn {
 	return quicConn{Stream: st, conn: qc}
 }
 
-// pahoClient connects an MQTT 5 client over conn; received publishes
-// arrive on the channel.
+// pahoClient connects an MQTT 5 client with a clean session over conn;
+// received publishes arrive on the channel.
 func pahoClient(t *testing.T, conn net.Conn, id, user, pw string) (*paho.Client, *inbox, error) {
+	t.Helper()
+	cp := &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}
+	if user != "" {
+		cp.Username, cp.UsernameFlag, cp.Password, cp.PasswordFlag = user, true, []byte(pw), true
+	}
+	return pahoConnect(t, conn, cp)
+}
+
+// pahoConnect connects an MQTT 5 client over conn with cp.
+func pahoConnect(t *testing.T, conn net.Conn, cp *paho.Connect) (*paho.Client, *inbox, error) {
 	t.Helper()
 	got := make(chan *paho.Publish, 64)
 	c := paho.NewClient(paho.ClientConfig{
@@ -69,10 +79,6 @@ func pahoClient(t *testing.T, conn net.Conn, id, user, pw string) (*paho.Client,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cp := &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}
-	if user != "" {
-		cp.Username, cp.UsernameFlag, cp.Password, cp.PasswordFlag = user, true, []byte(pw), true
-	}
 	if _, err := c.Connect(ctx, cp); err != nil {
 		_ = conn.Close()
 		return nil, nil, err
