@@ -229,10 +229,10 @@ func (m *cloudEventsMapper) structuredIn(msg External, sniffed bool) ([]ditto.En
 		}
 		return nil, mappingFailed("This is not a CloudEvent: %v", err)
 	}
+	if sniffed && ev.SpecVersion == "" {
+		return nil, nil // JSON, but no CloudEvent
+	}
 	if ev.SpecVersion == "" || ev.ID == "" || ev.Source == "" || ev.Type == "" {
-		if sniffed {
-			return nil, nil
-		}
 		return nil, mappingFailed("This is not a CloudEvent: specversion, id, source and type are required.")
 	}
 	if ev.SpecVersion != ceSpecVersion {

@@ -39,7 +39,8 @@ func TestCloudEventsMapperInbound(t *testing.T) {
 	structured := `{"specversion":"1.0","id":"3212e","source":"http:somesite.com","type":"com.site.com","data":` + dittoModify + `}`
 	envs, err = m.Inbound(External{Payload: []byte(structured), Headers: map[string]string{"content-type": "application/cloudevents+json; charset=utf-8"}})
 	check("structured", envs, err, "3212e")
-	// MQTT 3.1.1 has no content type: a structured event is recognised.
+	// MQTT 3.1.1 has no content type: a structured event is recognised
+	// by its specversion.
 	envs, err = m.Inbound(External{Payload: []byte(structured), Headers: map[string]string{}})
 	check("structured without content type", envs, err, "3212e")
 	b64 := `{"specversion":"1.0","id":"b64","source":"s","type":"t","data_base64":"` + base64.StdEncoding.EncodeToString([]byte(dittoModify)) + `"}`

@@ -79,8 +79,13 @@ func (m *mqtt5Client) Connect(ctx context.Context) error {
 		m.cmStop()
 		m.cm = nil
 	}
+	m.lastErr = nil
 	m.mu.Unlock()
 	u := *m.set.broker
+	// The first failed attempt ends Connect (the runner retries with its
+	// own backoff; a connection test fails at once).
+	actx, failed := context.WithCancel(ctx)
+	defer failed()
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{&u},
 		TlsCfg:                        m.set.tls,
@@ -115,6 +120,7 @@ func (m *mqtt5Client) Connect(ctx context.Context) error {
 			m.mu.Lock()
 			m.lastErr = err
 			m.mu.Unlock()
+			failed()
 		},
 		ClientConfig: paho.ClientConfig{
 			ClientID:                   m.set.clientID,
@@ -137,7 +143,7 @@ func (m *mqtt5Client) Connect(ctx context.Context) error {
 		stop()
 		return err
 	}
-	if err := cm.AwaitConnection(ctx); err != nil {
+	if err := cm.AwaitConnection(actx); err != nil {
 		stop()
 		<-cm.Done()
 		m.mu.Lock()

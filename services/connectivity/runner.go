@@ -240,6 +240,13 @@ func (rn *runner) stop() error {
 // the targets until ctx ends.
 func (rn *runner) run(ctx context.Context) {
 	cfg := rn.rt.cfg
+	// Declare the labels of acknowledgements the sources consume before
+	// the first message can arrive.
+	for i, s := range rn.sources {
+		if cancel := rn.declareSourceAcks(i, s); cancel != nil {
+			defer cancel()
+		}
+	}
 	delay := 500 * time.Millisecond
 	for {
 		err := rn.connect(ctx)
@@ -261,11 +268,6 @@ func (rn *runner) run(ctx context.Context) {
 	}
 	// Subscribe every target before the connection reports open, so
 	// that nothing applied after that is missed.
-	for i, s := range rn.sources {
-		if cancel := rn.declareSourceAcks(i, s); cancel != nil {
-			defer cancel()
-		}
-	}
 	for _, t := range rn.targets {
 		for _, lt := range t.live {
 			rn.startLive(ctx, t, lt)
@@ -510,7 +512,7 @@ func (rn *runner) inbound(ctx context.Context, s *sourceRT, addr string, msg Ext
 		}
 		o.merge(rn.command(ctx, s, addr, msg, env, auth))
 	}
-	return rn.settle(s, addr, cid, o)
+	return rn.settle(addr, o)
 }
 
 func asDitto(err error) *ditto.Error {
@@ -572,13 +574,13 @@ func (rn *runner) command(ctx context.Context, s *sourceRT, addr string, msg Ext
 	if err != nil {
 		rn.logEntry("source", "dispatched", false, cid, addr, err.Error())
 		rn.replyError(ctx, s, addr, msg, &env, asDitto(err))
-		o := ackOutcome{requested: labels != nil}
+		o := ackOutcome{requested: labels != nil, cid: cid}
 		for _, l := range labels {
 			o.failures = append(o.failures, ackFailure{label: l, status: asDitto(err).Status})
 		}
 		return o
 	}
-	o := ackOutcome{requested: labels != nil, failures: builtinFailures(labels, resp, has)}
+	o := ackOutcome{requested: labels != nil, failures: builtinFailures(labels, resp, has), cid: cid}
 	if ackStatus(resp, has) < 300 {
 		o.failures = append(o.failures, waitAcks(cctx)...)
 	} else {

@@ -173,8 +173,8 @@ func (sa *sourceAcks) requested(env *ditto.Envelope, res Resolver) []string {
 		}
 	}
 	t, err := ditto.ParseTopic(env.Topic)
-	if err != nil {
-		return nil
+	if err != nil || !isCommand(t) || env.Status != 0 {
+		return nil // responses, acknowledgements and events request nothing
 	}
 	labels := sa.includes
 	if len(labels) == 0 {
@@ -189,9 +189,6 @@ func (sa *sourceAcks) requested(env *ditto.Envelope, res Resolver) []string {
 	}
 	if len(labels) == 0 {
 		return nil
-	}
-	if !isCommand(t) {
-		return nil // responses, acknowledgements and events request nothing
 	}
 	env.Headers[ditto.HeaderRequestedAcks] = strings.Join(labels, ",")
 	return labels
@@ -225,11 +222,16 @@ type ackFailure struct {
 type ackOutcome struct {
 	requested bool
 	failures  []ackFailure
+	// cid is the correlation-id of the (first) command.
+	cid string
 }
 
 func (o *ackOutcome) merge(p ackOutcome) {
 	o.requested = o.requested || p.requested
 	o.failures = append(o.failures, p.failures...)
+	if o.cid == "" {
+		o.cid = p.cid
+	}
 }
 
 // redeliverable reports whether a failure may succeed on a second attempt:
@@ -342,10 +344,11 @@ func builtinFailures(labels []string, resp ditto.Envelope, has bool) []ackFailur
 // settle decides what happens to a consumed message after its commands:
 // acknowledged (false) or redelivered (true). Failures are logged and
 // counted.
-func (rn *runner) settle(s *sourceRT, addr, cid string, o ackOutcome) bool {
+func (rn *runner) settle(addr string, o ackOutcome) bool {
 	if !o.requested {
 		return false
 	}
+	cid := o.cid
 	if len(o.failures) == 0 {
 		rn.count(mInAcked, true)
 		return false
