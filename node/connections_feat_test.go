@@ -364,6 +364,20 @@ func TestConnectionsLastWill(t *testing.T) {
 			if !bytes.Contains(consumer, []byte(id+"/will")) || !bytes.Contains(consumer, []byte("connection lost")) || bytes.Contains(publisher, []byte(id+"/will")) {
 				t.Errorf("the will belongs to the consumer only: consumer %q, publisher %q", consumer, publisher)
 			}
+			// CONNECT: protocol name "MQTT", level, flags, keep-alive.
+			for _, f := range [][]byte{consumer, publisher} {
+				i := bytes.Index(f, []byte("\x00\x04MQTT"))
+				if i < 0 || len(f) < i+10 {
+					t.Fatalf("no CONNECT in %q", f)
+				}
+				level, flags, keepAlive := f[i+6], f[i+7], int(f[i+8])<<8|int(f[i+9])
+				if want := map[string]byte{"mqtt": 4, "mqtt-5": 5}[typ]; level != want {
+					t.Errorf("protocol level %d, want %d", level, want)
+				}
+				if flags&0x02 == 0 || keepAlive != 20 {
+					t.Errorf("clean session flag %v, keep-alive %d; want cleanSession true and keepAlive 20 from specificConfig", flags&0x02 != 0, keepAlive)
+				}
+			}
 			// The publisher publishes.
 			expectStatus(t, c.do("PUT", "/api/2/things/"+thing+"/attributes/counter", "3"), 204)
 			waitFor(t, 10*time.Second, func() error {

@@ -155,3 +155,38 @@ func TestUpdateTwinWithLiveResponseMapper(t *testing.T) {
 		t.Fatalf("headers %v", h)
 	}
 }
+
+// FuzzCloudEventsAndLiveResponse: arbitrary payloads, content types and
+// ce-* headers yield signals or a mapping error, never a panic; what the
+// CloudEvents mapper maps is a valid signal again on the way out.
+func FuzzCloudEventsAndLiveResponse(f *testing.F) {
+	f.Add([]byte(`{"specversion":"1.0","id":"x","source":"s","type":"t","data":`+dittoModify+`}`), contentTypeCloudEvents, "x")
+	f.Add([]byte(dittoModify), contentTypeDitto, "id-1")
+	f.Add([]byte(`{"specversion":"1.0","id":"x","source":"s","type":"t","data_base64":"e30="}`), "", "")
+	f.Add([]byte(`{"topic":"a/b/things/live/commands/retrieve","path":"/","status":200,"headers":{},"value":{"a":1}}`), "", "")
+	ce, _ := newCloudEventsMapper("ce", nil)
+	live, _ := newLiveResponseMapper("u", nil)
+	f.Fuzz(func(t *testing.T, payload []byte, contentType, ceID string) {
+		msg := External{Payload: payload, ContentType: contentType, Headers: map[string]string{
+			"ce-specversion": "1.0", "ce-id": ceID, "ce-source": "s", "ce-type": "t"}}
+		envs, err := ce.Inbound(msg)
+		var de *ditto.Error
+		if err != nil && !errors.As(err, &de) {
+			t.Fatalf("not a Ditto error: %v", err)
+		}
+		for _, e := range envs {
+			if _, err := ce.Outbound(e); err != nil && !errors.As(err, &de) {
+				t.Fatalf("outbound: %v", err)
+			}
+		}
+		envs, err = live.Inbound(msg)
+		if err != nil {
+			t.Fatalf("the live response mapper fails only by mapping nothing: %v", err)
+		}
+		for _, e := range envs {
+			if !strings.HasSuffix(e.Topic, "/things/twin/commands/merge") {
+				t.Fatalf("mapped %q", e.Topic)
+			}
+		}
+	})
+}

@@ -37,6 +37,8 @@ func (s *SpecificConfig) UnmarshalJSON(b []byte) error {
 				return err
 			}
 			out[k] = str
+		case bytes.Equal(v, []byte("null")):
+			// absent
 		case bytes.Equal(v, []byte("true")), bytes.Equal(v, []byte("false")):
 			out[k] = string(v)
 		case len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9'):
