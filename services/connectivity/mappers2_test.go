@@ -190,3 +190,26 @@ func FuzzCloudEventsAndLiveResponse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkCloudEventsInbound(b *testing.B) {
+	m, _ := newCloudEventsMapper("ce", nil)
+	msg := External{Payload: []byte(`{"specversion":"1.0","id":"3212e","source":"s","type":"t","data":` + dittoModify + `}`), ContentType: contentTypeCloudEvents}
+	b.ReportAllocs()
+	for b.Loop() {
+		if envs, err := m.Inbound(msg); err != nil || len(envs) != 1 {
+			b.Fatal(envs, err)
+		}
+	}
+}
+
+func BenchmarkCloudEventsOutbound(b *testing.B) {
+	m, _ := newCloudEventsMapper("ce", nil)
+	ev := ditto.Envelope{Topic: "org.x/t1/things/twin/events/modified", Path: "/attributes/a", Value: json.RawMessage(`42`), Revision: 3,
+		Timestamp: "2026-11-27T10:00:00Z", Headers: ditto.Headers{ditto.HeaderCorrelationID: "cid-1"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if out, err := m.Outbound(ev); err != nil || len(out) != 1 {
+			b.Fatal(out, err)
+		}
+	}
+}
