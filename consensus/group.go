@@ -179,6 +179,16 @@ func (g *Group) start(ctx context.Context) error {
 			MaxPool: 3,
 			Timeout: 10 * time.Second,
 			Logger:  hcl.Named("net"),
+			// No pipelined replication. In hashicorp/raft 1.7.3 the
+			// pipeline deadlocks when a follower rejects an append (it is
+			// behind, after a restart or a partition): the decoder stops
+			// reading responses, the transport's decode goroutine blocks
+			// handing over the next one, and the sender blocks handing
+			// over its request, so replication to that follower stops for
+			// good and Shutdown waits forever. One RPC in flight uses the
+			// synchronous path, which the library's authors measured as
+			// no slower under batching.
+			MaxRPCsInFlight: 1,
 		})
 	}
 	existing, err := raft.HasExistingState(g.logs, store, g.snaps)

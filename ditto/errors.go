@@ -190,13 +190,16 @@ var (
 	ErrConnectionFailed     = ErrorDef{"connectivity:connection.failed", 400, "Check the URI, the credentials and that the endpoint is reachable from the node."}
 	ErrConnectionCommand    = ErrorDef{"connectivity:connection.command.invalid", 400, "Send one of connectivity.commands:openConnection, closeConnection, testConnection, resetConnectionMetrics, enableConnectionLogs or resetConnectionLogs as text."}
 	ErrConnectionNotAllowed = ErrorDef{"connectivity:connection.notallowed", 403, "Connections are managed by the subjects configured as connection administrators."}
-	ErrMappingFailed        = ErrorDef{"connectivity:message.mapping.failed", 400, "Check the payload mapping of the connection and the message it got."}
-	ErrEnforcementFailed    = ErrorDef{"connectivity:connection.id.enforcement.failed", 400, "The message's enforcement input does not match the filters of the source: a device may only change its own things."}
-	ErrPlaceholderNotFound  = ErrorDef{"placeholder:placeholder.notfound", 400, "Check the placeholder name."}
-	ErrPlaceholderFnInvalid = ErrorDef{"placeholder:function.invalid", 400, "Check the placeholder function."}
-	ErrPlaceholderRefUnsup  = ErrorDef{"placeholder:placeholder.reference.notsupported", 400, "Only references of the form '{{ ref:things/<thingId>/policyId }}' are supported."}
-	ErrTopicInvalid         = ErrorDef{"protocoladapter:unknown.topicpath", 400, "Check if the topic path is correct."}
-	ErrPathUnknown          = ErrorDef{"protocoladapter:unknown.path", 400, "Check if the path is correct: it must address a resource of the entity."}
+	// The embedded connection (the node's own MQTT broker).
+	ErrConnectionNotDeletable = ErrorDef{"connectivity:connection.notdeletable", 409, "The embedded connection exists on every node that runs the MQTT broker; close it (connectivity.commands:closeConnection) or edit it instead."}
+	ErrConnectionClosed       = ErrorDef{"connectivity:connection.closed", 503, "The embedded connection is closed: the node does not turn device publishes into commands until it is opened again (connectivity.commands:openConnection)."}
+	ErrMappingFailed          = ErrorDef{"connectivity:message.mapping.failed", 400, "Check the payload mapping of the connection and the message it got."}
+	ErrEnforcementFailed      = ErrorDef{"connectivity:connection.id.enforcement.failed", 400, "The message's enforcement input does not match the filters of the source: a device may only change its own things."}
+	ErrPlaceholderNotFound    = ErrorDef{"placeholder:placeholder.notfound", 400, "Check the placeholder name."}
+	ErrPlaceholderFnInvalid   = ErrorDef{"placeholder:function.invalid", 400, "Check the placeholder function."}
+	ErrPlaceholderRefUnsup    = ErrorDef{"placeholder:placeholder.reference.notsupported", 400, "Only references of the form '{{ ref:things/<thingId>/policyId }}' are supported."}
+	ErrTopicInvalid           = ErrorDef{"protocoladapter:unknown.topicpath", 400, "Check if the topic path is correct."}
+	ErrPathUnknown            = ErrorDef{"protocoladapter:unknown.path", 400, "Check if the path is correct: it must address a resource of the entity."}
 
 	// Device identities of the embedded MQTT broker.
 	ErrDeviceNotFound  = ErrorDef{"connectivity:device.notfound", 404, "Check the username of the device."}
@@ -237,6 +240,7 @@ var Catalogue = []ErrorDef{
 	ErrMessageTooLarge, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrAckLabelInvalid,
 	ErrAckLabelNotDeclared, ErrEventNotAllowed, ErrConnectionNotFound,
 	ErrConnectionConflict, ErrConnectionInvalid, ErrConnectionIDInvalid, ErrConnectionFailed, ErrConnectionCommand,
+	ErrConnectionNotDeletable, ErrConnectionClosed,
 	ErrConnectionNotAllowed, ErrMappingFailed, ErrEnforcementFailed, ErrPlaceholderNotFound,
 	ErrPlaceholderFnInvalid, ErrPlaceholderRefUnsup, ErrTopicInvalid, ErrPathUnknown,
 	ErrDeviceNotFound, ErrDeviceInvalid, ErrDeviceForbidden,

@@ -10,6 +10,18 @@ import (
 // DecodeJSON decodes one JSON value with numbers kept as json.Number. It
 // fails with json.format.invalid when b is not exactly one JSON value.
 func DecodeJSON(b []byte) (any, error) {
+	fd := fastDecoder{b: b}
+	if v, err := fd.value(0); err == nil {
+		if fd.skipSpace(); fd.i == len(b) {
+			return v, nil
+		}
+	}
+	return decodeStd(b)
+}
+
+// decodeStd is DecodeJSON with encoding/json: the authority for input the
+// fast decoder does not take, and for the error of invalid input.
+func decodeStd(b []byte) (any, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var v any
@@ -22,9 +34,8 @@ func DecodeJSON(b []byte) (any, error) {
 	return v, nil
 }
 
-// EncodeJSON encodes v as compact JSON without HTML escaping. Map keys come
-// out sorted, so equal values encode to equal bytes.
-func EncodeJSON(v any) []byte {
+// encodeReflect encodes v with encoding/json (compact, no HTML escaping).
+func encodeReflect(v any) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -33,9 +44,7 @@ func EncodeJSON(v any) []byte {
 		panic("ditto: encode: " + err.Error())
 	}
 	b := buf.Bytes()
-	// An exact-size copy: encoded values are often kept for long (stored
-	// entities), and the buffer's spare capacity would be kept with them.
-	return append(make([]byte, 0, len(b)-1), b[:len(b)-1]...) // without the trailing newline
+	return b[:len(b)-1] // without the trailing newline
 }
 
 func truncate(s string, n int) string {

@@ -41,9 +41,12 @@ type Deps struct {
 	// Bus is the node's signal bus (nil: no events go out).
 	Bus *ditto.Bus
 	// Live is the live-signal router (nil: devices get no live signals).
-	Live   Live
-	Logger *slog.Logger
-	Clock  func() time.Time
+	Live Live
+	// Embedded is the node's embedded connection (nil: the default
+	// conventions are always on; connection.go).
+	Embedded Embedded
+	Logger   *slog.Logger
+	Clock    func() time.Time
 }
 
 // Log keys.
@@ -92,6 +95,9 @@ type Broker struct {
 	liveMu   sync.Mutex
 	liveSubs map[*mochi.Client]*liveReg
 
+	// sources are the sources of the embedded connection (connection.go).
+	sources sourceSet
+
 	stats stats
 }
 
@@ -114,6 +120,8 @@ type stats struct {
 	liveSent       atomic.Int64
 	liveUnroutable atomic.Int64
 	liveStale      atomic.Int64
+	// journalReplayed counts journaled publishes published again at start.
+	journalReplayed atomic.Int64
 }
 
 // New allocates a broker; Start listens.
@@ -179,6 +187,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("mqtt: create %s: %w", b.cfg.Dir, err)
 		}
 		b.store = newStore(b.cfg.Dir, b.cfg.NoSync, b.log, b.rememberIdent)
+		b.store.journal.srv = b.srv
 		if err := b.srv.AddHook(b.store, nil); err != nil {
 			return fmt.Errorf("mqtt: open store: %w", err)
 		}
@@ -196,6 +205,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("mqtt: serve: %w", err)
 	}
+	b.replayJournal()
 	if b.deps.Bus != nil {
 		sub := b.deps.Bus.Subscribe(b.cfg.EventQueue)
 		b.wg.Add(1)
@@ -243,17 +253,18 @@ func (b *Broker) Close() error {
 // Stats are the broker's counters for /health.
 func (b *Broker) Stats() map[string]any {
 	m := map[string]any{
-		"authFailures":   b.stats.authFailures.Load(),
-		"authBlocked":    b.stats.authBlocked.Load(),
-		"commands":       b.stats.commands.Load(),
-		"commandErrors":  b.stats.commandErrors.Load(),
-		"eventsSent":     b.stats.eventsSent.Load(),
-		"eventCutoffs":   b.stats.eventCutoffs.Load(),
-		"publishDropped": b.stats.publishDropped.Load(),
-		"qosDropped":     b.stats.qosDropped.Load(),
-		"liveSent":       b.stats.liveSent.Load(),
-		"liveUnroutable": b.stats.liveUnroutable.Load(),
-		"liveStale":      b.stats.liveStale.Load(),
+		"authFailures":    b.stats.authFailures.Load(),
+		"authBlocked":     b.stats.authBlocked.Load(),
+		"commands":        b.stats.commands.Load(),
+		"commandErrors":   b.stats.commandErrors.Load(),
+		"eventsSent":      b.stats.eventsSent.Load(),
+		"eventCutoffs":    b.stats.eventCutoffs.Load(),
+		"publishDropped":  b.stats.publishDropped.Load(),
+		"qosDropped":      b.stats.qosDropped.Load(),
+		"liveSent":        b.stats.liveSent.Load(),
+		"liveUnroutable":  b.stats.liveUnroutable.Load(),
+		"liveStale":       b.stats.liveStale.Load(),
+		"journalReplayed": b.stats.journalReplayed.Load(),
 	}
 	if b.srv != nil {
 		info := b.srv.Info.Clone()

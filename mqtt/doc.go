@@ -15,6 +15,11 @@
 // events they may READ, and their answers published to ditto/command go
 // back to the router (live.go).
 //
+// The broker is the endpoint of the node's "embedded" Ditto connection
+// (connection.go): the conventions are on while that connection is open,
+// and its sources (topic filters on ordinary topics) and targets (twin
+// events to the subscribers that may read them) run here.
+//
 // Only this package imports mochi (as mochi). It imports ditto and its
 // third-party stacks; never gateway, connectivity, node or another service:
 // node plugs the concrete types into the consumer-side interfaces below.

@@ -55,7 +55,7 @@ func (b *Broker) pumpEvents(sub *ditto.Subscription) {
 // stored event to every unrestricted reader, one publish of the JSON view
 // to each partial reader, nothing to the others.
 func (b *Broker) forwardEvent(sig ditto.Signal) int {
-	if !strings.Contains(sig.Envelope.Topic, "/things/twin/events/") {
+	if !strings.Contains(sig.Envelope.Topic, "/things/twin/events/") || !b.conventionsOn() {
 		return 0
 	}
 	topic, ok := eventTopic(sig.EntityID, sig.Envelope.Path)

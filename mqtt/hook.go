@@ -164,11 +164,16 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	in := parseInbound(pk.TopicName)
-	if in.kind == inboundPlain {
-		return pk, nil
-	}
 	b := h.b
+	in := parseInbound(pk.TopicName)
+	var src *source
+	if in.kind == inboundPlain {
+		// Ordinary pub/sub, unless a source of the embedded connection
+		// consumes the topic.
+		if src = b.sourceFor(pk.TopicName); src == nil {
+			return pk, nil
+		}
+	}
 	b.stats.commands.Add(1)
 	// Failures found before running anything still go through the
 	// pipeline (key ""), so their PUBACK keeps its place in the order.
@@ -180,6 +185,11 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 		run = func() error {
 			return h.fail(cl, pk, ditto.ErrAuthFailed.New("The device of this MQTT client no longer exists."), nil)
 		}
+	case src != nil:
+		key = "source/" + pk.TopicName
+		run = func() error { return h.consume(cl, pk, src, auth) }
+	case !b.conventionsOn():
+		run = func() error { return h.fail(cl, pk, closedError(), nil) }
 	case in.kind == inboundCommand:
 		env, err := ditto.DecodeEnvelope(pk.Payload)
 		if err != nil {

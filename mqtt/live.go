@@ -210,7 +210,7 @@ func (b *Broker) dropAllLive() {
 // mochi drops a publish for a client whose write queue is full (counted
 // in publishDropped).
 func (b *Broker) deliverLive(cl *mochi.Client, reg *liveReg, env ditto.Envelope) {
-	if cl.Closed() || b.ctx.Err() != nil {
+	if cl.Closed() || b.ctx.Err() != nil || !b.conventionsOn() {
 		return
 	}
 	if auth, ok := b.auth(cl.ID); !ok || !slices.Equal(auth.Subjects, reg.subjects) {

@@ -40,6 +40,8 @@ type store struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 	errors atomic.Int64
+
+	journal journal // journal.go
 }
 
 type storeOp struct {
@@ -54,7 +56,7 @@ const storeQueue = 16384
 
 func newStore(dir string, noSync bool, log *slog.Logger, onUser func(string, string)) *store {
 	return &store{path: filepath.Join(dir, "broker.db"), noSync: noSync, log: log, onUser: onUser,
-		ops: make(chan storeOp, storeQueue), done: make(chan struct{})}
+		ops: make(chan storeOp, storeQueue), done: make(chan struct{}), journal: journal{pending: map[string]struct{}{}}}
 }
 
 func (s *store) ID() string { return "dittonode-store" }
@@ -63,6 +65,8 @@ func (s *store) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mochi.OnSessionEstablished,
 		mochi.OnDisconnect,
+		mochi.OnPublish,
+		mochi.OnPublished,
 		mochi.OnSubscribed,
 		mochi.OnUnsubscribed,
 		mochi.OnRetainMessage,

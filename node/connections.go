@@ -27,7 +27,7 @@ var (
 // startConnections starts the runtime of the connections this node owns.
 // It needs the gateway (event views) and the live router.
 func (n *Node) startConnections(ctx context.Context, log *slog.Logger) error {
-	n.connRuntime = connectivity.NewRuntime(n.cfg.Connectivity, connectivity.RuntimeDeps{
+	deps := connectivity.RuntimeDeps{
 		Service:    n.connectivity,
 		Dispatcher: connDispatcher{n},
 		Views:      connViews{n.gateway},
@@ -38,7 +38,11 @@ func (n *Node) startConnections(ctx context.Context, log *slog.Logger) error {
 		Remote:     connRemote{n},
 		Logger:     log.With("service", "connections"),
 		Clock:      n.deps.Clock,
-	})
+	}
+	if n.cfg.MQTT.Enabled() {
+		deps.Embedded = n.newEmbeddedClient
+	}
+	n.connRuntime = connectivity.NewRuntime(n.cfg.Connectivity, deps)
 	if n.mesh != nil {
 		n.mesh.host.SetStreamHandler(protoConnections, n.mesh.guard(protoConnections, n.serveConnectionOp))
 	}

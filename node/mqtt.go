@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/dittonode/dittonode/mqtt"
 	"github.com/dittonode/dittonode/services/connectivity"
@@ -31,6 +32,16 @@ func (n *Node) startMQTT(ctx context.Context) error {
 			return fmt.Errorf("create device %s: %w", d.Username, err)
 		}
 	}
+	// The embedded connection exists once the cluster has it; a node that
+	// cannot create it now (no leader) leaves it to the connection runtime,
+	// which retries.
+	if n.hasLeader(GroupConnectivity) {
+		ectx, cancel := context.WithTimeout(ctx, embeddedCreateTimeout)
+		if err := n.connectivity.EnsureEmbedded(ectx); err != nil {
+			n.deps.Logger.Info("the embedded connection is not created yet; retrying in the background", "node", n.cfg.NodeName, logKeyErr, err)
+		}
+		cancel()
+	}
 	cfg := n.cfg.MQTT
 	cfg.Dir = filepath.Join(n.cfg.DataDir, "mqtt")
 	cfg.NoSync = n.cfg.Raft.NoSync
@@ -39,11 +50,31 @@ func (n *Node) startMQTT(ctx context.Context) error {
 		Devices:  n.connectivity,
 		Bus:      n.bus,
 		Live:     n.live,
+		Embedded: &embeddedConventions{svc: n.connectivity, rev: -1},
 		Logger:   n.deps.Logger.With("node", n.cfg.NodeName, "service", "mqtt"),
 		Clock:    n.deps.Clock,
 	})
-	return n.mqtt.Start(ctx)
+	if err := n.mqtt.Start(ctx); err != nil {
+		return err
+	}
+	n.embedded.set(n.mqtt)
+	return nil
 }
+
+// hasLeader reports whether the Raft group name has a leader now.
+func (n *Node) hasLeader(name string) bool {
+	for _, g := range n.groups {
+		if g.Status().Name == name {
+			id, _ := g.Leader()
+			return id != ""
+		}
+	}
+	return false
+}
+
+// embeddedCreateTimeout bounds the attempt at start-up to create the
+// default embedded connection.
+const embeddedCreateTimeout = 2 * time.Second
 
 // MQTTAddr is the address of a broker listener (mqtt.ListenerTCP, …), nil
 // when it is off.

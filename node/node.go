@@ -56,6 +56,7 @@ type Node struct {
 	live         *live.Router
 	livePeers    *livePeers   // nil without the mesh
 	mqtt         *mqtt.Broker // nil when every MQTT listener is off
+	embedded     *brokerSlot  // the started broker, for the embedded connection
 
 	groups []*consensus.Group // in start order
 
@@ -78,7 +79,7 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = DefaultConfig().StartTimeout
 	}
-	return &Node{cfg: cfg, deps: deps, bus: ditto.NewBus()}, nil
+	return &Node{cfg: cfg, deps: deps, bus: ditto.NewBus(), embedded: newBrokerSlot()}, nil
 }
 
 // Start opens the data directory, starts the Raft groups and services and

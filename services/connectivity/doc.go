@@ -10,6 +10,10 @@
 // fed from the bus and the live router through Views. API is the
 // /api/2/connections logic the gateway serves.
 //
+// The connection "embedded" (embedded.go) is the node's own MQTT broker:
+// it runs on every node that has one, for the devices connected there,
+// with the devices' subjects.
+//
 // It imports ditto, ditto/rql and consensus only; never gateway, mqtt, node
 // or another service. It alone imports the paho MQTT clients and goja.
 package connectivity

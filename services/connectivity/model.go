@@ -162,8 +162,11 @@ func (c *Connection) validate(types []string) error {
 	if err != nil || u.Host == "" {
 		return invalid("The uri '%s' is not a valid URI with a host.", redactURI(c.URI))
 	}
+	if err := c.validateEmbedded(u); err != nil {
+		return err
+	}
 	schemes := map[string][]string{TypeMQTT: {"tcp", "ssl", "ws", "wss"}, TypeMQTT5: {"tcp", "ssl"}, TypeHTTPPush: {"http", "https"}}[c.ConnectionType]
-	if schemes != nil && !slices.Contains(schemes, u.Scheme) {
+	if schemes != nil && !slices.Contains(schemes, u.Scheme) && !c.IsEmbedded() {
 		return invalid("The uri scheme of a %s connection must be one of %s, not '%s'.", c.ConnectionType, strings.Join(schemes, ", "), clip(u.Scheme))
 	}
 	if err := c.validateTransport(u); err != nil {

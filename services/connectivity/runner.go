@@ -107,7 +107,7 @@ func (r *Runtime) mappersOf(c *Connection, ids []string) ([]Mapper, error) {
 }
 
 func (r *Runtime) newRunner(c *Connection, rev int64) (*runner, error) {
-	f := r.deps.Factories[c.ConnectionType]
+	f := r.factory(c)
 	if f == nil {
 		return nil, fmt.Errorf("no client for connection type %s", c.ConnectionType)
 	}
@@ -487,6 +487,7 @@ func (rn *runner) inbound(ctx context.Context, s *sourceRT, addr string, msg Ext
 		}
 		auth.Subjects = append(auth.Subjects, vals...)
 	}
+	auth = senderAuth(ctx, auth) // a device's publish on the embedded broker
 	msg.subjects = auth.Subjects
 	var envs []ditto.Envelope
 	for _, m := range s.mappers {
@@ -798,6 +799,10 @@ func (rn *runner) twinSignal(ctx context.Context, sig ditto.Signal) {
 	}
 	for _, tg := range rn.targets {
 		if len(tg.twin) == 0 {
+			continue
+		}
+		if ac, ok := rn.client.(AudienceClient); ok {
+			rn.twinAudience(ctx, ac, tg, sig)
 			continue
 		}
 		rn.count(mOutDispatch, true)

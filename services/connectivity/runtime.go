@@ -179,11 +179,15 @@ type RuntimeDeps struct {
 	// Bus carries the applied twin events.
 	Bus *ditto.Bus
 	// Members returns this node's ID and the live members of the cluster;
-	// nil means a single node that runs every connection.
+	// nil means a single node that runs every connection. No members
+	// means this node may run none (it is cut off from the majority).
 	Members func() (self string, members []string)
 	// Factories build the client of each connection type; default
 	// DefaultClientFactories.
 	Factories map[string]ClientFactory
+	// Embedded builds the client of the embedded connection (the node's
+	// MQTT broker); nil when this node runs no broker (embedded.go).
+	Embedded ClientFactory
 	// Remote asks the node that runs a connection for its status,
 	// metrics and logs, or to reset them (nil: answer locally).
 	Remote Remote
@@ -205,6 +209,10 @@ type Runtime struct {
 	running map[string]*runner
 	stats   map[string]*stats
 	closed  bool
+
+	// embeddedNext is when ensureEmbedded may try again (reconcile
+	// goroutine only).
+	embeddedNext time.Time
 
 	wake   chan struct{}
 	cancel context.CancelFunc
@@ -290,8 +298,14 @@ func (r *Runtime) Owner(id string) (string, bool) {
 		return "", true
 	}
 	self, members := r.deps.Members()
+	if id == EmbeddedID {
+		return self, true // every node runs it for its own devices
+	}
 	if len(members) == 0 {
-		return self, true
+		// Cut off from the majority (no connectivity leader): run
+		// nothing, so a partition does not run a connection twice; a
+		// status request is answered here (liveStatus unknown).
+		return "", false
 	}
 	o := Owner(id, members)
 	return o, o == self
@@ -310,6 +324,7 @@ func (r *Runtime) statsOf(id string) *stats {
 
 // reconcile starts the open connections this node owns and stops the rest.
 func (r *Runtime) reconcile(ctx context.Context) {
+	r.ensureEmbedded(ctx)
 	want := map[string]*Record{}
 	for _, rec := range r.deps.Service.List() {
 		want[rec.ID] = rec
@@ -357,7 +372,7 @@ func (r *Runtime) reconcile(ctx context.Context) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		rec := want[id]
-		if _, own := r.Owner(id); !own {
+		if _, own := r.Owner(id); !own || id == EmbeddedID && r.deps.Embedded == nil {
 			continue
 		}
 		r.mu.Lock()
@@ -402,7 +417,10 @@ func (r *Runtime) types() []string {
 // Test connects a client for c and closes it again (testConnection and
 // POST /connections?dry-run=true).
 func (r *Runtime) Test(ctx context.Context, c *Connection) error {
-	f := r.deps.Factories[c.ConnectionType]
+	f := r.factory(c)
+	if f == nil && c.IsEmbedded() {
+		return ditto.ErrConnectionFailed.New("The connection '%s' cannot be tested here: %v.", c.ID, errNoBroker)
+	}
 	if f == nil {
 		return ditto.ErrConnectionInvalid.New("The connectionType '%s' has no client on this node.", c.ConnectionType)
 	}
@@ -415,6 +433,9 @@ func (r *Runtime) Test(ctx context.Context, c *Connection) error {
 	defer cancel()
 	if err := cl.Connect(ctx); err != nil {
 		return ditto.ErrConnectionFailed.New("Connecting '%s' to %s failed: %v", c.ID, redactURI(c.URI), err)
+	}
+	if c.IsEmbedded() {
+		return nil // its sources are filters on this node's broker: nothing to subscribe
 	}
 	for _, s := range c.Sources {
 		qos := 0
@@ -448,6 +469,12 @@ func (r *Runtime) Status(rec *Record) map[string]any {
 	r.mu.Lock()
 	rn := r.running[rec.ID]
 	r.mu.Unlock()
+	if rn == nil && c.IsEmbedded() && r.deps.Embedded == nil {
+		for k, v := range embeddedOffStatus(r.selfName()) {
+			out[k] = v
+		}
+		return out
+	}
 	if rn == nil {
 		out["liveStatus"] = "closed"
 		if c.ConnectionStatus == "open" {

@@ -153,6 +153,9 @@ func (s *Service) CanManage(auth ditto.Auth) bool {
 
 // Delete removes a connection definition.
 func (s *Service) Delete(ctx context.Context, id string) error {
+	if id == EmbeddedID {
+		return ditto.ErrConnectionNotDeletable.New("The connection '%s' is the node's embedded MQTT broker and cannot be deleted.", id)
+	}
 	_, _, err := s.propose(ctx, encodeCommand(cmdDelete, deleteCmd{ID: id}))
 	return err
 }

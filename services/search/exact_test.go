@@ -102,9 +102,9 @@ func TestExactPlansVerifyOddThings(t *testing.T) {
 
 func TestAppendJSONString(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"b\s`, "\n\r\t\x01\x1f", "é\u2028\u2029😀", "bad\xffutf8", "<&>"} {
-		got := appendJSONString(nil, s)
+		got := ditto.AppendJSONString(nil, s)
 		if want := ditto.EncodeJSON(s); string(got) != string(want) {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
+			t.Errorf("AppendJSONString(%q) = %s, want %s", s, got, want)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package search
 
 import (
 	"unicode/utf8"
+
+	"github.com/dittonode/dittonode/ditto"
 )
 
 // defaultItemJSON appends the default search item of d (thingId, policyId,
@@ -16,10 +18,10 @@ func defaultItemJSON(dst []byte, d *doc) (out []byte, ok bool) {
 	}
 	start := len(dst)
 	dst = append(dst, `{"thingId":`...)
-	dst = appendJSONString(dst, d.id)
+	dst = ditto.AppendJSONString(dst, d.id)
 	if d.policyID != "" {
 		dst = append(dst, `,"policyId":`...)
-		dst = appendJSONString(dst, d.policyID)
+		dst = ditto.AppendJSONString(dst, d.policyID)
 	}
 	s := scanner{b: d.raw}
 	if !s.expect('{') {
@@ -71,56 +73,4 @@ func validUTF8(b []byte) bool {
 		}
 	}
 	return true
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string (as encoding/json writes it
-// without HTML escaping; invalid UTF-8 becomes U+FFFD).
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -60,12 +60,19 @@ type Service struct {
 	// waiting queries.
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// feed carries thing events from the bus observer to the indexer
+	// goroutine (feed.go), so that the state machine does not update the
+	// index inside Apply; queries wait until the indexer caught up with
+	// every event observed before they started.
+	feed feed
 }
 
 // New returns a Service; it does nothing until Start.
 func New(cfg Config, deps Deps) *Service {
 	s := &Service{cfg: cfg.withDefaults(), deps: deps, clock: deps.Clock, logger: deps.Logger, idx: newIndex(),
 		ready: make(chan struct{}), stop: make(chan struct{})}
+	s.feed.init()
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -98,8 +105,9 @@ func (s *Service) Start(ctx context.Context) error {
 	// Building from here on: signals observed from now are recorded.
 	s.started, s.building = true, true
 	s.gen++
-	s.wg.Add(1)
+	s.wg.Add(2)
 	s.mu.Unlock()
+	go s.indexLoop()
 	// Observe before the build reads Source, so that no change falls
 	// between the state read and the first recorded signal.
 	if s.deps.Bus != nil {
@@ -112,6 +120,9 @@ func (s *Service) Start(ctx context.Context) error {
 // WaitReady waits until the index is complete (after Start or a restore).
 // It returns ctx's error when ctx ends first and ErrClosed after Close.
 func (s *Service) WaitReady(ctx context.Context) error {
+	if err := s.feed.await(ctx, s.stop); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	ready := s.ready
 	s.mu.RUnlock()
@@ -162,6 +173,7 @@ func (s *Service) Close() error {
 
 // IndexStats reports the size of the index.
 func (s *Service) IndexStats() Stats {
+	_ = s.feed.await(context.Background(), s.stop)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.idx.stats()
@@ -262,21 +274,24 @@ func (s *Service) build() (x *index, ok bool) {
 	return x, true
 }
 
-// observe is the bus observer: it applies thing events to the index in
-// apply order, or records them while a build runs. A restore makes the
-// index incomplete until the build goroutine has read the restored state:
-// the observer never builds in the publishing (state machine) goroutine.
-// Policy signals are ignored: authorization is evaluated at query time.
+// observe is the bus observer. It runs inside the things state machine's
+// Apply, so it only queues the event for the indexer (feed.go); policy
+// signals are ignored: authorization is evaluated at query time.
 func (s *Service) observe(sig ditto.Signal) {
-	restored := sig.Envelope.Topic == restoredTopic
-	if _, ok := eventAction(sig.Envelope.Topic); !ok && !restored {
+	if _, ok := eventAction(sig.Envelope.Topic); !ok && sig.Envelope.Topic != restoredTopic {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.feed.push(sig, s.stop)
+}
+
+// index applies queued thing events to the index in apply order, or
+// records them while a build runs. A restore makes the index incomplete
+// until the build goroutine has read the restored state: the indexer never
+// builds itself. Called with mu held for writing.
+func (s *Service) indexLocked(sig ditto.Signal) {
 	switch {
 	case s.closed:
-	case restored:
+	case sig.Envelope.Topic == restoredTopic:
 		s.restartBuildLocked()
 	case s.building:
 		s.pending = append(s.pending, sig)

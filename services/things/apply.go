@@ -42,7 +42,7 @@ func (s *Service) applyLocked(index uint64, e *entry) (any, *ditto.Signal) {
 	}
 	var val any
 	if e.value != nil {
-		v, err := decodeTrusted(e.value)
+		v, err := ditto.DecodeJSON(e.value)
 		if err != nil {
 			panic(fmt.Sprintf("things: entry value at index %d does not decode: %v", index, err))
 		}
@@ -98,7 +98,7 @@ func (s *Service) applyCreate(e *entry, r resource, val any, ts time.Time, tomb 
 	if pid == "" {
 		return nil, ditto.ErrThingNotCreatable.New("The Thing with ID '%s' could not be created because it has no policyId.", e.id)
 	}
-	b := encodeTree(thing)
+	b := ditto.EncodeJSON(thing)
 	if len(b) > s.cfg.MaxThingBytes {
 		return nil, tooLarge(e.id, len(b), s.cfg.MaxThingBytes)
 	}
@@ -118,7 +118,7 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec
 		}
 		return nil, ditto.ErrThingConflict.New("The Thing with ID '%s' already exists", e.id)
 	}
-	doc, _ := decodeTrusted(rec.JSON)
+	doc, _ := ditto.DecodeJSON(rec.JSON)
 	thing := doc.(map[string]any)
 	if r.inFeature() && (e.op != opMerge) {
 		if _, ok := ditto.GetAt(thing, r.featurePath()); !ok {
@@ -219,7 +219,7 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec
 		thing = canon
 		c.action, c.value = "merged", patch
 	}
-	b := encodeTree(thing)
+	b := ditto.EncodeJSON(thing)
 	if len(b) > s.cfg.MaxThingBytes {
 		return nil, tooLarge(e.id, len(b), s.cfg.MaxThingBytes)
 	}
@@ -346,7 +346,7 @@ func (s *Service) event(index uint64, e *entry, c *change) *ditto.Signal {
 		env.Headers[ditto.HeaderContentType] = contentTypeMergePatch
 	}
 	if c.action != "deleted" {
-		env.Value = encodeTree(c.value)
+		env.Value = ditto.EncodeJSON(c.value)
 	}
 	return &ditto.Signal{
 		Envelope: env,

@@ -104,7 +104,7 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.Enti
 		}
 		return ditto.Result{Status: 200, Raw: rec.JSON, ETag: etag, Revision: rec.Revision, Entity: tid}, nil
 	}
-	doc, _ := decodeTrusted(rec.JSON)
+	doc, _ := ditto.DecodeJSON(rec.JSON)
 	if r.inFeature() {
 		if _, ok := ditto.GetAt(doc, r.featurePath()); !ok {
 			return ditto.Result{}, featureNotFound(r.feature, tid)
@@ -232,7 +232,7 @@ func (s *Service) RetrieveMany(ctx context.Context, ids []string, cmd ditto.Comm
 		if !ok || !enf.Partial(ditto.ResourceThing, rootPointer, cmd.Auth.Subjects, ditto.PermRead) {
 			continue
 		}
-		doc, _ := decodeTrusted(rec.JSON)
+		doc, _ := ditto.DecodeJSON(rec.JSON)
 		unrestricted := enf.Unrestricted(ditto.ResourceThing, rootPointer, cmd.Auth.Subjects, ditto.PermRead)
 		if v, ok := s.thingView(ctx, cmd, rec, doc.(map[string]any), enf, unrestricted, fs); ok {
 			out = append(out, v)

@@ -34,7 +34,7 @@ func (r *Record) deleted() bool { return r.JSON == nil }
 // specialDoc decodes the record and adds the special fields, as RQL
 // conditions and field selection see the thing.
 func (r *Record) specialDoc() map[string]any {
-	v, err := decodeTrusted(r.JSON)
+	v, err := ditto.DecodeJSON(r.JSON)
 	if err != nil {
 		panic(fmt.Sprintf("things: stored JSON of %s does not decode: %v", r.ID, err))
 	}

@@ -37,7 +37,7 @@ func (s *Service) newEntry(cmd ditto.Command, o op, value any, hasValue bool) *e
 		e.path = ditto.Pointer{}
 	}
 	if hasValue {
-		e.value = encodeTree(value)
+		e.value = ditto.EncodeJSON(value)
 	}
 	return e
 }

@@ -1,4 +1,4 @@
-package things
+package ditto
 
 import (
 	"encoding/json"
@@ -8,29 +8,18 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/dittonode/dittonode/ditto"
 )
 
-// The state machine decodes stored records and entry values on every
-// Apply. Those bytes were produced by ditto.EncodeJSON, so they are valid,
-// compact JSON; this small decoder turns them into the same trees as
-// ditto.DecodeJSON (numbers as json.Number) without encoding/json's
-// per-call decoder and buffer allocations. Anything it does not accept
-// falls back to ditto.DecodeJSON, which stays the authority for untrusted
-// input.
+// A small JSON decoder and encoder for the trees this package works with
+// (map[string]any, []any, string, json.Number, bool, nil). They produce
+// exactly what encoding/json produces (DecodeJSON with UseNumber,
+// EncodeJSON without HTML escaping) without its per-call decoder, buffer
+// and reflection costs, which every request and every applied command
+// paid. Anything the fast decoder does not accept (invalid JSON, lone
+// surrogates, invalid UTF-8, very deep nesting) goes to encoding/json,
+// which stays the authority; the fuzz tests check both agree.
 
 var errFastJSON = errors.New("fastjson: unsupported input")
-
-// decodeTrusted decodes JSON written by ditto.EncodeJSON.
-func decodeTrusted(b []byte) (any, error) {
-	d := fastDecoder{b: b}
-	v, err := d.value(0)
-	if err == nil && d.i == len(d.b) {
-		return v, nil
-	}
-	return ditto.DecodeJSON(b)
-}
 
 type fastDecoder struct {
 	b []byte
@@ -39,7 +28,20 @@ type fastDecoder struct {
 
 const maxFastDepth = 512
 
+// skipSpace skips JSON whitespace.
+func (d *fastDecoder) skipSpace() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
 func (d *fastDecoder) value(depth int) (any, error) {
+	d.skipSpace()
 	if d.i >= len(d.b) || depth > maxFastDepth {
 		return nil, errFastJSON
 	}
@@ -73,11 +75,13 @@ func (d *fastDecoder) literal(lit string) error {
 func (d *fastDecoder) object(depth int) (any, error) {
 	d.i++ // {
 	m := make(map[string]any)
+	d.skipSpace()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
 		return m, nil
 	}
 	for {
+		d.skipSpace()
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			return nil, errFastJSON
 		}
@@ -85,6 +89,7 @@ func (d *fastDecoder) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		d.skipSpace()
 		if d.i >= len(d.b) || d.b[d.i] != ':' {
 			return nil, errFastJSON
 		}
@@ -94,6 +99,7 @@ func (d *fastDecoder) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k] = v
+		d.skipSpace()
 		if d.i >= len(d.b) {
 			return nil, errFastJSON
 		}
@@ -112,6 +118,7 @@ func (d *fastDecoder) object(depth int) (any, error) {
 func (d *fastDecoder) array(depth int) (any, error) {
 	d.i++ // [
 	a := []any{}
+	d.skipSpace()
 	if d.i < len(d.b) && d.b[d.i] == ']' {
 		d.i++
 		return a, nil
@@ -122,6 +129,7 @@ func (d *fastDecoder) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
+		d.skipSpace()
 		if d.i >= len(d.b) {
 			return nil, errFastJSON
 		}
@@ -305,14 +313,15 @@ func (d *fastDecoder) hex4() (rune, bool) {
 	return rune(v), true
 }
 
-// encodeTree encodes a JSON tree exactly as ditto.EncodeJSON does (compact,
-// keys sorted, no HTML escaping) without reflection. Values of other Go
-// types are encoded by ditto.EncodeJSON.
-func encodeTree(v any) []byte {
+// EncodeJSON encodes v as compact JSON without HTML escaping, exactly as
+// encoding/json does. Map keys come out sorted, so equal values encode to
+// equal bytes. JSON trees are encoded without reflection; values of other
+// Go types go through encoding/json.
+func EncodeJSON(v any) []byte {
 	bp := encodeBufs.Get().(*[]byte)
-	b := appendTree((*bp)[:0], v)
-	// An exact-size copy: the result is usually kept as a stored record,
-	// and a grown buffer's spare capacity would be kept with it.
+	b := AppendJSON((*bp)[:0], v)
+	// An exact-size copy: encoded values are often kept for long (stored
+	// entities), and a grown buffer's spare capacity would be kept with them.
 	out := append(make([]byte, 0, len(b)), b...)
 	if cap(b) <= 64<<10 {
 		*bp = b
@@ -324,7 +333,8 @@ func encodeTree(v any) []byte {
 // encodeBufs recycles encodeTree's scratch buffers.
 var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-func appendTree(b []byte, v any) []byte {
+// AppendJSON appends v encoded as EncodeJSON does.
+func AppendJSON(b []byte, v any) []byte {
 	switch t := v.(type) {
 	case nil:
 		return append(b, "null"...)
@@ -334,10 +344,10 @@ func appendTree(b []byte, v any) []byte {
 		}
 		return append(b, "false"...)
 	case string:
-		return appendJSONString(b, t)
+		return AppendJSONString(b, t)
 	case json.Number:
 		if t == "" || !validNumber(string(t)) {
-			return append(b, ditto.EncodeJSON(t)...)
+			return append(b, encodeReflect(t)...)
 		}
 		return append(b, t...)
 	case []any:
@@ -346,7 +356,7 @@ func appendTree(b []byte, v any) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendTree(b, e)
+			b = AppendJSON(b, e)
 		}
 		return append(b, ']')
 	case map[string]any:
@@ -360,19 +370,20 @@ func appendTree(b []byte, v any) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = AppendJSONString(b, k)
 			b = append(b, ':')
-			b = appendTree(b, t[k])
+			b = AppendJSON(b, t[k])
 		}
 		return append(b, '}')
 	}
-	return append(b, ditto.EncodeJSON(v)...)
+	return append(b, encodeReflect(v)...)
 }
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString quotes s like encoding/json with HTML escaping off.
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s quoted as encoding/json does with HTML
+// escaping off (invalid UTF-8 becomes U+FFFD).
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
