@@ -50,6 +50,7 @@ type Group struct {
 	r       atomic.Pointer[raft.Raft]
 	closing atomic.Bool
 	store   *raftboltdb.BoltStore
+	stable  *closableStable // store as raft's stable store, safe across Close
 	logs    raft.LogStore
 	snaps   *raft.FileSnapshotStore
 	trans   raft.Transport
@@ -157,6 +158,7 @@ func (g *Group) start(ctx context.Context) error {
 		return fmt.Errorf("open log store: %w", err)
 	}
 	g.store = store
+	g.stable = &closableStable{s: store}
 	if err := g.reserveSeq(); err != nil {
 		return err
 	}
@@ -224,7 +226,7 @@ func (g *Group) start(ctx context.Context) error {
 	rc.Logger = hcl
 	rc.NoLegacyTelemetry = true
 
-	r, err := raft.NewRaft(rc, g.fsm, g.logs, store, g.snaps, g.trans)
+	r, err := raft.NewRaft(rc, g.fsm, g.logs, g.stable, g.snaps, g.trans)
 	if err != nil {
 		return fmt.Errorf("new raft: %w", err)
 	}
@@ -291,7 +293,7 @@ func (g *Group) teardown() error {
 	close(g.done)
 	g.wg.Wait()
 	if g.store != nil {
-		if err := g.store.Close(); err != nil {
+		if err := g.stable.close(g.store.Close); err != nil {
 			errs = append(errs, fmt.Errorf("close log store: %w", err))
 		}
 	}

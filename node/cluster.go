@@ -56,10 +56,15 @@ type cluster struct {
 	attempts    map[string]time.Time  // dial/add/remove key -> last try
 	inflight    map[peer.ID]bool
 	lastSeen    map[peer.ID]time.Time // for automatic removal
-	marked      bool                  // member marker written (loop only)
-	found       map[peer.ID]found     // announced on the LAN (mdns.go)
-	removed     bool                  // this node was removed from every group
-	closeOnce   sync.Once
+	// leaving holds the peers this node removed from a group as its
+	// leader, and when: a removal takes one configuration change per
+	// group, and meanwhile the peer looks like a joiner that is only
+	// partly added; addLocal refuses it for removedDenyFor.
+	leaving   map[peer.ID]time.Time
+	marked    bool              // member marker written (loop only)
+	found     map[peer.ID]found // announced on the LAN (mdns.go)
+	removed   bool              // this node was removed from every group
+	closeOnce sync.Once
 
 	mdns io.Closer // nil without mDNS
 
@@ -113,7 +118,8 @@ func newCluster(cfg MeshConfig, name string, id Identity, dataDir string, logger
 		cfg: cfg, name: name, log: logger.With("service", "mesh"), now: now, self: self,
 		key: secretKey(cfg.ClusterSecret), gater: newGater(now), book: newAddrBook(dataDir), joins: joins,
 		admitted: map[peer.ID]*peerState{}, members: map[peer.ID]struct{}{}, servers: map[string][]consensus.Server{},
-		groups: map[string]*consensus.Group{}, unproven: map[peer.ID]time.Time{}, attempts: map[string]time.Time{},
+		leaving: map[peer.ID]time.Time{},
+		groups:  map[string]*consensus.Group{}, unproven: map[peer.ID]time.Time{}, attempts: map[string]time.Time{},
 		inflight: map[peer.ID]bool{}, lastSeen: map[peer.ID]time.Time{},
 	}, nil
 }
@@ -610,7 +616,15 @@ func (c *cluster) reconcile() {
 func (c *cluster) addLocal(ctx context.Context, g *consensus.Group, p peer.ID) error {
 	c.mu.Lock()
 	_, ok := c.admitted[p]
+	since, leaving := c.leaving[p]
+	if leaving && c.now().Sub(since) >= removedDenyFor {
+		delete(c.leaving, p)
+		leaving = false
+	}
 	c.mu.Unlock()
+	if leaving {
+		return fmt.Errorf("%s was removed from the cluster at %s", p, since.Format(time.RFC3339))
+	}
 	if !ok {
 		if err := c.join(ctx, p); err != nil {
 			return fmt.Errorf("admit %s: %w", p, err)

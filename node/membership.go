@@ -132,6 +132,15 @@ func (c *cluster) promoteVoters() {
 // it left every group (refreshMembers), on every node alike.
 func (c *cluster) removeLocal(ctx context.Context, g *consensus.Group, p peer.ID) error {
 	c.log.Info("removing member", logKeyPeer, p.String(), "group", g.Status().Name)
+	c.mu.Lock()
+	now := c.now()
+	for q, at := range c.leaving {
+		if now.Sub(at) >= removedDenyFor {
+			delete(c.leaving, q)
+		}
+	}
+	c.leaving[p] = now
+	c.mu.Unlock()
 	err := g.RemoveServer(ctx, p.String())
 	c.mu.Lock()
 	c.refreshedAt = time.Time{}
@@ -144,8 +153,16 @@ func (c *cluster) removeLocal(ctx context.Context, g *consensus.Group, p peer.ID
 // removal does not mingle with the cluster it was removed from.
 const removedDenyFor = time.Hour
 
-// forget drops a removed member: not admitted, not dialled, disconnected
-// and refused.
+// removedGrace is how long a removed member's connections stay open: the
+// group leaders' last appends to it carry the configuration that removes
+// it, and only with that entry does the removed node learn it is out.
+// Cut at once, it went on believing it was a voter.
+const removedGrace = 3 * time.Second
+
+// forget drops a removed member: not admitted and not dialled at once,
+// disconnected and refused after removedGrace. It is no member any more,
+// so the stream handlers refuse it meanwhile, and the leaders that removed
+// it do not add it again (leaving).
 func (c *cluster) forget(p peer.ID) {
 	if p == c.self {
 		return
@@ -157,9 +174,13 @@ func (c *cluster) forget(p peer.ID) {
 	c.refreshedAt = time.Time{}
 	c.mu.Unlock()
 	c.book.remove(p.String())
-	c.gater.denyPeer(p, removedDenyFor)
 	c.host.ConnManager().Unprotect(p, "dittonode")
-	_ = c.host.Network().ClosePeer(p)
+	time.AfterFunc(removedGrace, func() {
+		c.gater.denyPeer(p, removedDenyFor)
+		if c.life.Err() == nil {
+			_ = c.host.Network().ClosePeer(p)
+		}
+	})
 }
 
 // autoRemove removes, on the leader of each group, members unreachable for
