@@ -32,6 +32,7 @@ func (n *Node) startConnections(ctx context.Context, log *slog.Logger) error {
 		Dispatcher: connDispatcher{n},
 		Views:      connViews{n.gateway},
 		Live:       liveSource{n},
+		Acks:       n.live,
 		Bus:        n.bus,
 		Members:    n.connectionMembers,
 		Remote:     connRemote{n},
@@ -167,7 +168,7 @@ func (d connDispatcher) Dispatch(ctx context.Context, env ditto.Envelope, auth d
 		return ditto.ErrorEnvelope(ditto.Topic{}, env.Headers, dittoError(err)), true, nil
 	}
 	switch {
-	case t.Group == ditto.GroupThings && (t.Channel == ditto.ChannelLive || t.Criterion == ditto.CriterionMessages):
+	case t.Group == ditto.GroupThings && (t.Channel == ditto.ChannelLive || t.Criterion == ditto.CriterionMessages || t.Criterion == ditto.CriterionAcks):
 		if t.Criterion == ditto.CriterionAcks || env.Status != 0 {
 			if err := d.n.live.Respond(env, auth); err != nil {
 				return ditto.ErrorEnvelope(t, env.Headers, dittoError(err)), true, nil

@@ -16,7 +16,9 @@ type Client interface {
 	Connect(ctx context.Context) error
 	// Subscribe consumes addresses with qos; deliver runs for every message
 	// and the message is acknowledged to the external system after it
-	// returned.
+	// returned, unless it asked for redelivery: then the client withholds
+	// the acknowledgement and reconnects (after its reconnectForRedelivery
+	// delay) so that the external system delivers the message again.
 	Subscribe(ctx context.Context, addresses []string, qos int, deliver Deliver) error
 	// Publish sends msg to address and returns once the external system
 	// accepted it (broker ack for QoS 1/2, 2xx for HTTP).
@@ -28,8 +30,9 @@ type Client interface {
 }
 
 // Deliver handles one consumed message: the address (topic) it arrived on
-// and the message.
-type Deliver func(ctx context.Context, address string, msg External)
+// and the message. It returns true when the message must not be
+// acknowledged but delivered again (see Client.Subscribe).
+type Deliver func(ctx context.Context, address string, msg External) (redeliver bool)
 
 // ClientFactory builds the client of a connection. It only allocates.
 type ClientFactory func(c *Connection, log *slog.Logger) (Client, error)

@@ -35,18 +35,23 @@ func newHTTPPushClient(c *Connection, _ *slog.Logger) (Client, error) {
 	}
 	user := u.User
 	u.User = nil
+	tc, err := tlsConfig(c, u)
+	if err != nil {
+		return nil, err
+	}
 	tr := &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.ValidateCertificates != nil && !*c.ValidateCertificates}, //nolint:gosec // explicit user choice
+		TLSClientConfig:     tc,
 	}
 	return &httpPushClient{conn: c, base: u, user: user, tr: tr, http: &http.Client{Transport: tr, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, maxReply: 64 << 10}, nil
 }
 
-// Connect checks that the endpoint accepts TCP connections.
+// Connect checks that the endpoint accepts TCP connections (for https: TLS
+// connections with the configured trust and client certificate).
 func (h *httpPushClient) Connect(ctx context.Context) error {
 	host := h.base.Host
 	if h.base.Port() == "" {
@@ -56,7 +61,14 @@ func (h *httpPushClient) Connect(ctx context.Context) error {
 		}
 		host = net.JoinHostPort(h.base.Hostname(), port)
 	}
-	var d net.Dialer
+	var d interface {
+		DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+	} = &net.Dialer{}
+	if tc := h.tr.TLSClientConfig; tc != nil {
+		// Check the server's certificate (and present ours) now, not at
+		// the first event.
+		d = &tls.Dialer{Config: tc}
+	}
 	c, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return err

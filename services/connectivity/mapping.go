@@ -18,6 +18,9 @@ type External struct {
 	ContentType string
 	// Text reports whether Payload is text (UTF-8) rather than binary.
 	Text bool
+	// subjects are the source's resolved authorization subjects (inbound:
+	// request:subjectId of mappers).
+	subjects []string
 }
 
 // Mapper turns external messages into Ditto Protocol signals and back. A
@@ -42,7 +45,7 @@ const (
 // builtinMapper reports whether id names a mapper usable without options.
 func builtinMapper(id string) bool {
 	switch id {
-	case engineDitto, engineNormalized, engineRawMessage:
+	case engineDitto, engineNormalized, engineRawMessage, engineLiveResponse, engineCloudEvents:
 		return true
 	}
 	return false
@@ -68,8 +71,12 @@ func newMapper(id string, md MappingDefinition, cfg MappingConfig) (Mapper, erro
 		return newImplicitThingMapper(id, md.Options)
 	case engineConnectionStat:
 		return newConnectionStatusMapper(id, md.Options)
+	case engineLiveResponse:
+		return newLiveResponseMapper(id, md.Options)
+	case engineCloudEvents:
+		return newCloudEventsMapper(id, md.Options)
 	}
-	return nil, invalid("The mapping '%s' has the unknown mappingEngine '%s'; use Ditto, JavaScript, Normalized, RawMessage, ImplicitThingCreation or ConnectionStatus.", clip(id), clip(md.MappingEngine))
+	return nil, invalid("The mapping '%s' has the unknown mappingEngine '%s'; use Ditto, JavaScript, Normalized, RawMessage, ImplicitThingCreation, ConnectionStatus, UpdateTwinWithLiveResponse or CloudEvents.", clip(id), clip(md.MappingEngine))
 }
 
 func mappingFailed(format string, args ...any) error {

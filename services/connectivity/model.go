@@ -27,7 +27,8 @@ type Connection struct {
 	FailoverEnabled      *bool                        `json:"failoverEnabled,omitempty"`
 	ValidateCertificates *bool                        `json:"validateCertificates,omitempty"`
 	CA                   string                       `json:"ca,omitempty"`
-	SpecificConfig       map[string]string            `json:"specificConfig,omitempty"`
+	Credentials          *Credentials                 `json:"credentials,omitempty"`
+	SpecificConfig       SpecificConfig               `json:"specificConfig,omitempty"`
 	MappingDefinitions   map[string]MappingDefinition `json:"mappingDefinitions,omitempty"`
 	Tags                 []string                     `json:"tags,omitempty"`
 }
@@ -168,6 +169,9 @@ func (c *Connection) validate(types []string) error {
 	if schemes != nil && !slices.Contains(schemes, u.Scheme) && !c.IsEmbedded() {
 		return invalid("The uri scheme of a %s connection must be one of %s, not '%s'.", c.ConnectionType, strings.Join(schemes, ", "), clip(u.Scheme))
 	}
+	if err := c.validateTransport(u); err != nil {
+		return err
+	}
 	if c.ClientCount < 0 || c.ClientCount > 1 {
 		return invalid("The clientCount must be 1: each connection runs on exactly one node of the cluster.")
 	}
@@ -203,7 +207,7 @@ func (c *Connection) validateMappingRefs(where string, ids []string) error {
 		if builtinMapper(id) {
 			continue
 		}
-		return invalid("The %s refers to the mapping '%s', which is neither in mappingDefinitions nor a built-in mapper without options (Ditto, Normalized, RawMessage, ConnectionStatus).", where, clip(id))
+		return invalid("The %s refers to the mapping '%s', which is neither in mappingDefinitions nor a built-in mapper without options (Ditto, Normalized, RawMessage, UpdateTwinWithLiveResponse, CloudEvents).", where, clip(id))
 	}
 	return nil
 }
@@ -277,17 +281,8 @@ func (c *Connection) validateSource(i int, s Source) error {
 			}
 		}
 	}
-	if a := s.AcknowledgementRequests; a != nil {
-		for _, l := range a.Includes {
-			if !ditto.ValidAckLabel(l) {
-				return invalid("The acknowledgement label '%s' of %s is not valid.", clip(l), where)
-			}
-		}
-		if a.Filter != "" {
-			if _, err := ParseTemplate("{{"+strings.TrimSuffix(strings.TrimPrefix(a.Filter, "{{"), "}}")+"}}", scopeAckFilter); err != nil {
-				return err
-			}
-		}
+	if err := c.validateSourceAcks(where, s); err != nil {
+		return err
 	}
 	if err := validateHeaderMapping(where, s.HeaderMapping, scopeInbound); err != nil {
 		return err

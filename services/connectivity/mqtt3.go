@@ -3,12 +3,10 @@ package connectivity
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,52 +15,6 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
-
-// mqttSettings are the specificConfig options both MQTT clients honour.
-type mqttSettings struct {
-	broker       *url.URL // without user info
-	username     string
-	password     string
-	clientID     string
-	cleanSession bool
-	keepAlive    time.Duration
-	tls          *tls.Config
-}
-
-func parseMQTTSettings(c *Connection) (mqttSettings, error) {
-	u, err := url.Parse(c.URI)
-	if err != nil {
-		return mqttSettings{}, err
-	}
-	s := mqttSettings{clientID: c.ID, keepAlive: 60 * time.Second}
-	if u.User != nil {
-		s.username = u.User.Username()
-		s.password, _ = u.User.Password()
-		u.User = nil
-	}
-	s.broker = u
-	if v := c.SpecificConfig["clientId"]; v != "" {
-		s.clientID = v
-	}
-	if v := c.SpecificConfig["cleanSession"]; v != "" {
-		s.cleanSession = v == "true"
-	}
-	if v := c.SpecificConfig["keepAlive"]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			n, nerr := strconv.Atoi(v)
-			if nerr != nil {
-				return s, fmt.Errorf("specificConfig keepAlive %q is not a duration", v)
-			}
-			d = time.Duration(n) * time.Second
-		}
-		s.keepAlive = d
-	}
-	if u.Scheme == "ssl" || u.Scheme == "wss" {
-		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.ValidateCertificates != nil && !*c.ValidateCertificates} //nolint:gosec // the user turned validation off explicitly
-	}
-	return s, nil
-}
 
 // mqtt3Client is an MQTT 3.1.1 connection to an external broker.
 type mqtt3Client struct {
@@ -77,6 +29,12 @@ type mqtt3Client struct {
 	mu   sync.Mutex
 	cl   mqtt.Client
 	subs []mqttSub
+	// redelivering is set while a reconnect for redelivery is under way;
+	// closing ends when Close begins and stops it.
+	redelivering bool
+	closing      context.Context
+	closeStart   context.CancelFunc
+	wg           sync.WaitGroup
 }
 
 type mqttSub struct {
@@ -89,15 +47,22 @@ func newMQTT3Client(c *Connection, log *slog.Logger) (Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	life, cancel := context.WithCancel(context.Background())
-	return &mqtt3Client{conn: c, log: log, set: set, life: life, cancel: cancel}, nil
+	mk := func(set mqttSettings) Client {
+		life, cancel := context.WithCancel(context.Background())
+		closing, closeStart := context.WithCancel(life)
+		return &mqtt3Client{conn: c, log: log, set: set, life: life, cancel: cancel, closing: closing, closeStart: closeStart}
+	}
+	if set.separatePublisher {
+		return &splitClient{sub: mk(set), pub: mk(set.publisherSettings())}, nil
+	}
+	return mk(set), nil
 }
 
 func (m *mqtt3Client) Connect(ctx context.Context) error {
 	opts := mqtt.NewClientOptions().AddBroker(m.set.broker.String()).SetClientID(m.set.clientID).
 		SetCleanSession(m.set.cleanSession).SetKeepAlive(m.set.keepAlive).SetAutoReconnect(true).
 		SetConnectRetry(false).SetOrderMatters(true).SetMaxReconnectInterval(30 * time.Second).
-		SetWriteTimeout(10 * time.Second)
+		SetWriteTimeout(10 * time.Second).SetAutoAckDisabled(true)
 	if dl, ok := ctx.Deadline(); ok {
 		opts.SetConnectTimeout(time.Until(dl))
 	}
@@ -106,6 +71,9 @@ func (m *mqtt3Client) Connect(ctx context.Context) error {
 	}
 	if m.set.tls != nil {
 		opts.SetTLSConfig(m.set.tls)
+	}
+	if w := m.set.will; w != nil {
+		opts.SetBinaryWill(w.topic, w.message, w.qos, w.retain)
 	}
 	opts.SetOnConnectHandler(func(cl mqtt.Client) {
 		// Resubscribe after a reconnect (the initial subscriptions are
@@ -121,6 +89,15 @@ func (m *mqtt3Client) Connect(ctx context.Context) error {
 		m.log.Warn("connectivity: mqtt connection lost", "error", err)
 	})
 	cl := mqtt.NewClient(opts)
+	// Route the existing subscriptions before connecting: a persistent
+	// session delivers its queued and unacknowledged messages at once.
+	m.mu.Lock()
+	for _, s := range m.subs {
+		for f := range s.filters {
+			cl.AddRoute(f, m.handler(s.deliver))
+		}
+	}
+	m.mu.Unlock()
 	tok := cl.Connect()
 	if err := waitToken(ctx, tok); err != nil {
 		cl.Disconnect(0)
@@ -134,6 +111,49 @@ func (m *mqtt3Client) Connect(ctx context.Context) error {
 		old.Disconnect(0)
 	}
 	return nil
+}
+
+// redeliver drops the link without acknowledging the messages in flight
+// and reconnects after the redelivery delay, so that the broker delivers
+// them again (the session is kept unless cleanSession is set). One
+// reconnect covers every message that asked for it meanwhile.
+func (m *mqtt3Client) redeliver() {
+	m.mu.Lock()
+	if m.redelivering || m.closing.Err() != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.redelivering = true
+	cl := m.cl
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		defer func() {
+			m.mu.Lock()
+			m.redelivering = false
+			m.mu.Unlock()
+		}()
+		if cl != nil {
+			// A DISCONNECT keeps the session (without cleanSession) and
+			// publishes no will.
+			cl.Disconnect(0)
+		}
+		for {
+			select {
+			case <-m.closing.Done():
+				return
+			case <-time.After(m.set.redeliveryDelay):
+			}
+			ctx, cancel := context.WithTimeout(m.closing, 30*time.Second)
+			err := m.Connect(ctx)
+			cancel()
+			if err == nil || m.closing.Err() != nil {
+				return
+			}
+			m.log.Warn("connectivity: mqtt reconnect for redelivery failed", "error", err)
+		}
+	}()
 }
 
 func waitToken(ctx context.Context, tok mqtt.Token) error {
@@ -153,7 +173,11 @@ func (m *mqtt3Client) handler(deliver Deliver) mqtt.MessageHandler {
 			"mqtt.retain": strconv.FormatBool(msg.Retained()),
 		}
 		p := msg.Payload()
-		deliver(m.life, msg.Topic(), External{Headers: h, Payload: p, Text: utf8.Valid(p)})
+		if deliver(m.life, msg.Topic(), External{Headers: h, Payload: p, Text: utf8.Valid(p)}) && msg.Qos() > 0 {
+			m.redeliver()
+			return
+		}
+		msg.Ack()
 	}
 }
 
@@ -203,6 +227,10 @@ func (m *mqtt3Client) Connected() bool {
 }
 
 func (m *mqtt3Client) Close() error {
+	m.mu.Lock()
+	m.closeStart()
+	m.mu.Unlock()
+	m.wg.Wait()
 	m.cancel()
 	m.mu.Lock()
 	cl := m.cl

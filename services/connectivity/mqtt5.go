@@ -35,7 +35,18 @@ type mqtt5Client struct {
 	cmStop  context.CancelFunc
 	subs    []mqtt5Sub
 	lastErr error
+	// redelivering is set while a reconnect for redelivery is under way;
+	// closing ends when Close begins and stops it.
+	redelivering bool
+	closing      context.Context
+	closeStart   context.CancelFunc
+	wg           sync.WaitGroup
 }
+
+// mqtt5SessionExpiry keeps the broker's session of a client without
+// cleanSession for a minute after the link drops (Ditto's default), so
+// that unacknowledged messages are delivered again on reconnect.
+const mqtt5SessionExpiry = 60
 
 type mqtt5Sub struct {
 	filters []string
@@ -51,8 +62,15 @@ func newMQTT5Client(c *Connection, log *slog.Logger) (Client, error) {
 	if set.broker.Scheme == "ssl" {
 		set.broker.Scheme = "tls"
 	}
-	life, cancel := context.WithCancel(context.Background())
-	return &mqtt5Client{conn: c, log: log, set: set, life: life, cancel: cancel}, nil
+	mk := func(set mqttSettings) Client {
+		life, cancel := context.WithCancel(context.Background())
+		closing, closeStart := context.WithCancel(life)
+		return &mqtt5Client{conn: c, log: log, set: set, life: life, cancel: cancel, closing: closing, closeStart: closeStart}
+	}
+	if set.separatePublisher {
+		return &splitClient{sub: mk(set), pub: mk(set.publisherSettings())}, nil
+	}
+	return mk(set), nil
 }
 
 func (m *mqtt5Client) Connect(ctx context.Context) error {
@@ -61,8 +79,13 @@ func (m *mqtt5Client) Connect(ctx context.Context) error {
 		m.cmStop()
 		m.cm = nil
 	}
+	m.lastErr = nil
 	m.mu.Unlock()
 	u := *m.set.broker
+	// The first failed attempt ends Connect (the runner retries with its
+	// own backoff; a connection test fails at once).
+	actx, failed := context.WithCancel(ctx)
+	defer failed()
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{&u},
 		TlsCfg:                        m.set.tls,
@@ -97,11 +120,19 @@ func (m *mqtt5Client) Connect(ctx context.Context) error {
 			m.mu.Lock()
 			m.lastErr = err
 			m.mu.Unlock()
+			failed()
 		},
 		ClientConfig: paho.ClientConfig{
-			ClientID:          m.set.clientID,
-			OnPublishReceived: []func(paho.PublishReceived) (bool, error){m.received},
+			ClientID:                   m.set.clientID,
+			OnPublishReceived:          []func(paho.PublishReceived) (bool, error){m.received},
+			EnableManualAcknowledgment: true,
 		},
+	}
+	if !m.set.cleanSession {
+		cfg.SessionExpiryInterval = mqtt5SessionExpiry
+	}
+	if w := m.set.will; w != nil {
+		cfg.WillMessage = &paho.WillMessage{Topic: w.topic, Payload: w.message, QoS: w.qos, Retain: w.retain}
 	}
 	if m.set.username == "" {
 		cfg.ConnectPassword = nil
@@ -112,7 +143,7 @@ func (m *mqtt5Client) Connect(ctx context.Context) error {
 		stop()
 		return err
 	}
-	if err := cm.AwaitConnection(ctx); err != nil {
+	if err := cm.AwaitConnection(actx); err != nil {
 		stop()
 		<-cm.Done()
 		m.mu.Lock()
@@ -169,11 +200,11 @@ func (m *mqtt5Client) received(pr paho.PublishReceived) (bool, error) {
 		}
 	}
 	msg := External{Headers: h, Payload: p.Payload, ContentType: ct, Text: utf8.Valid(p.Payload)}
-	handled := false
+	handled, redeliver := false, false
 	for _, s := range subs {
 		for _, f := range s.filters {
 			if topicMatches(f, p.Topic) {
-				s.deliver(m.life, p.Topic, msg)
+				redeliver = s.deliver(m.life, p.Topic, msg)
 				handled = true
 				break
 			}
@@ -182,7 +213,63 @@ func (m *mqtt5Client) received(pr paho.PublishReceived) (bool, error) {
 			break
 		}
 	}
+	if redeliver && p.QoS > 0 {
+		m.redeliver()
+		return handled, nil
+	}
+	if err := pr.Client.Ack(p); err != nil {
+		m.log.Debug("connectivity: mqtt-5 ack failed", "error", err)
+	}
 	return handled, nil
+}
+
+// redeliver stops the link without acknowledging the messages in flight
+// and reconnects after the redelivery delay with the session kept, so that
+// the broker delivers them again. One reconnect covers every message that
+// asked for it meanwhile.
+func (m *mqtt5Client) redeliver() {
+	m.mu.Lock()
+	if m.redelivering || m.closing.Err() != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.redelivering = true
+	cm, stop := m.cm, m.cmStop
+	m.cm = nil
+	m.wg.Add(1)
+	m.mu.Unlock()
+	m.up.Store(false)
+	go func() {
+		defer m.wg.Done()
+		defer func() {
+			m.mu.Lock()
+			m.redelivering = false
+			m.mu.Unlock()
+		}()
+		if cm != nil {
+			// A normal DISCONNECT keeps the session (its expiry is
+			// set without cleanSession) and publishes no will.
+			ctx, cancel := context.WithTimeout(m.closing, time.Second)
+			_ = cm.Disconnect(ctx)
+			cancel()
+			stop()
+			<-cm.Done()
+		}
+		for {
+			select {
+			case <-m.closing.Done():
+				return
+			case <-time.After(m.set.redeliveryDelay):
+			}
+			ctx, cancel := context.WithTimeout(m.closing, 30*time.Second)
+			err := m.Connect(ctx)
+			cancel()
+			if err == nil || m.closing.Err() != nil {
+				return
+			}
+			m.log.Warn("connectivity: mqtt-5 reconnect for redelivery failed", "error", err)
+		}
+	}()
 }
 
 // topicMatches reports whether topic matches the MQTT filter.
@@ -277,6 +364,10 @@ func (m *mqtt5Client) Publish(ctx context.Context, address string, qos int, msg 
 func (m *mqtt5Client) Connected() bool { return m.up.Load() }
 
 func (m *mqtt5Client) Close() error {
+	m.mu.Lock()
+	m.closeStart()
+	m.mu.Unlock()
+	m.wg.Wait()
 	m.mu.Lock()
 	cm, stop := m.cm, m.cmStop
 	m.cm = nil

@@ -28,6 +28,12 @@ type runner struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// redelivery is the connection's reconnectForRedelivery setting.
+	redelivery struct {
+		enabled bool
+		delay   time.Duration
+	}
+
 	mu        sync.Mutex
 	state     string // connecting, open, failed
 	details   string
@@ -47,6 +53,7 @@ type sourceRT struct {
 	replyAddr    *Template
 	replyHeaders map[string]*Template
 	replyTypes   map[string]bool
+	acks         sourceAcks
 }
 
 type targetRT struct {
@@ -105,8 +112,15 @@ func (r *Runtime) newRunner(c *Connection, rev int64) (*runner, error) {
 		return nil, fmt.Errorf("no client for connection type %s", c.ConnectionType)
 	}
 	rn := &runner{rt: r, conn: c, rev: rev, stats: r.statsOf(c.ID), state: "connecting", since: r.deps.Clock()}
+	if c.isMQTT() {
+		set, err := parseMQTTSettings(c)
+		if err != nil {
+			return nil, err
+		}
+		rn.redelivery.enabled, rn.redelivery.delay = set.reconnectForRedelivery, set.redeliveryDelay
+	}
 	for _, s := range c.Sources {
-		srt := &sourceRT{src: s, headers: compileHeaders(s.HeaderMapping, scopeInbound)}
+		srt := &sourceRT{src: s, headers: compileHeaders(s.HeaderMapping, scopeInbound), acks: compileSourceAcks(c, s)}
 		if s.QoS != nil {
 			srt.qos = *s.QoS
 		}
@@ -226,6 +240,13 @@ func (rn *runner) stop() error {
 // the targets until ctx ends.
 func (rn *runner) run(ctx context.Context) {
 	cfg := rn.rt.cfg
+	// Declare the labels of acknowledgements the sources consume before
+	// the first message can arrive.
+	for i, s := range rn.sources {
+		if cancel := rn.declareSourceAcks(i, s); cancel != nil {
+			defer cancel()
+		}
+	}
 	delay := 500 * time.Millisecond
 	for {
 		err := rn.connect(ctx)
@@ -276,8 +297,8 @@ func (rn *runner) connect(ctx context.Context) error {
 	}
 	for _, s := range rn.sources {
 		s := s
-		if err := rn.client.Subscribe(cctx, s.src.Addresses, s.qos, func(mctx context.Context, addr string, msg External) {
-			rn.inbound(mctx, s, addr, msg)
+		if err := rn.client.Subscribe(cctx, s.src.Addresses, s.qos, func(mctx context.Context, addr string, msg External) bool {
+			return rn.inbound(mctx, s, addr, msg)
 		}); err != nil {
 			return fmt.Errorf("subscribe %v: %w", s.src.Addresses, err)
 		}
@@ -450,8 +471,9 @@ func placeholderOfTopic(t ditto.Topic, name string) (string, bool) {
 }
 
 // inbound runs one consumed message: authorization context, mapping,
-// enforcement, header mapping, the command, and the reply.
-func (rn *runner) inbound(ctx context.Context, s *sourceRT, addr string, msg External) {
+// enforcement, header mapping, the command, and the reply. It reports
+// whether the message must be redelivered rather than acknowledged.
+func (rn *runner) inbound(ctx context.Context, s *sourceRT, addr string, msg External) bool {
 	rn.count(mInConsumed, true)
 	cid := msg.Headers[ditto.HeaderCorrelationID]
 	res := rn.inboundResolver(addr, msg.Headers, nil)
@@ -461,11 +483,12 @@ func (rn *runner) inbound(ctx context.Context, s *sourceRT, addr string, msg Ext
 		if !ok {
 			rn.count(mInDropped, false)
 			rn.logEntry("source", "consumed", false, cid, addr, fmt.Sprintf("The authorization subject '%s' could not be resolved; the message was dropped.", clip(t.String())))
-			return
+			return false
 		}
 		auth.Subjects = append(auth.Subjects, vals...)
 	}
 	auth = senderAuth(ctx, auth) // a device's publish on the embedded broker
+	msg.subjects = auth.Subjects
 	var envs []ditto.Envelope
 	for _, m := range s.mappers {
 		out, err := m.Inbound(msg)
@@ -473,7 +496,7 @@ func (rn *runner) inbound(ctx context.Context, s *sourceRT, addr string, msg Ext
 			rn.count(mInMapped, false)
 			rn.logEntry("source", "mapped", false, cid, addr, err.Error())
 			rn.replyError(ctx, s, addr, msg, nil, asDitto(err))
-			return
+			return false
 		}
 		envs = append(envs, out...)
 	}
@@ -481,14 +504,16 @@ func (rn *runner) inbound(ctx context.Context, s *sourceRT, addr string, msg Ext
 	if len(envs) == 0 {
 		rn.count(mInDropped, true)
 		rn.logEntry("source", "dropped", true, cid, addr, "The payload mapping dropped the message.")
-		return
+		return false
 	}
+	var o ackOutcome
 	for _, env := range envs {
 		if env.Headers == nil {
 			env.Headers = ditto.Headers{}
 		}
-		rn.command(ctx, s, addr, msg, env, auth)
+		o.merge(rn.command(ctx, s, addr, msg, env, auth))
 	}
+	return rn.settle(addr, o)
 }
 
 func asDitto(err error) *ditto.Error {
@@ -499,7 +524,9 @@ func asDitto(err error) *ditto.Error {
 	return ditto.ErrMappingFailed.New("%v", err)
 }
 
-func (rn *runner) command(ctx context.Context, s *sourceRT, addr string, msg External, env ditto.Envelope, auth ditto.Auth) {
+// command runs one signal of a consumed message and reports the outcome of
+// the acknowledgements it requested.
+func (rn *runner) command(ctx context.Context, s *sourceRT, addr string, msg External, env ditto.Envelope, auth ditto.Auth) ackOutcome {
 	// Internal headers never come from outside.
 	for k := range env.Headers {
 		if strings.HasPrefix(k, "ditto-") && k != "ditto-message-subject" || k == "read-subjects" || k == "subject" && !strings.Contains(env.Topic, "/messages/") {
@@ -521,7 +548,7 @@ func (rn *runner) command(ctx context.Context, s *sourceRT, addr string, msg Ext
 			err := ditto.ErrEnforcementFailed.New("The input '%s' of the message on '%s' does not match the filters of the source for topic '%s'.", clip(in), clip(addr), clip(env.Topic))
 			rn.logEntry("source", "enforced", false, env.Headers.Get(ditto.HeaderCorrelationID), addr, err.Message)
 			rn.replyError(ctx, s, addr, msg, &env, err)
-			return
+			return ackOutcome{}
 		}
 	}
 	for k, t := range s.headers {
@@ -538,13 +565,31 @@ func (rn *runner) command(ctx context.Context, s *sourceRT, addr string, msg Ext
 		cid = newCorrelationID()
 		env.Headers[ditto.HeaderCorrelationID] = cid
 	}
+	s.markAckOrigin(&env)
+	labels := s.acks.requested(&env, res)
 	cctx, cancel := context.WithTimeout(ctx, rn.rt.cfg.CommandTimeout)
+	defer cancel()
+	waitAcks, cancelAcks := rn.expectCustom(cctx, env, labels)
+	defer cancelAcks()
 	resp, has, err := rn.rt.deps.Dispatcher.Dispatch(cctx, env, auth)
-	cancel()
 	if err != nil {
 		rn.logEntry("source", "dispatched", false, cid, addr, err.Error())
 		rn.replyError(ctx, s, addr, msg, &env, asDitto(err))
-		return
+		o := ackOutcome{requested: labels != nil, cid: cid}
+		for _, l := range labels {
+			o.failures = append(o.failures, ackFailure{label: l, status: asDitto(err).Status})
+		}
+		return o
+	}
+	o := ackOutcome{requested: labels != nil, failures: builtinFailures(labels, resp, has), cid: cid}
+	if ackStatus(resp, has) < 300 {
+		o.failures = append(o.failures, waitAcks(cctx)...)
+	} else {
+		for _, l := range labels {
+			if !builtinAck(l) {
+				o.failures = append(o.failures, ackFailure{label: l, status: ackStatus(resp, has)})
+			}
+		}
 	}
 	ok := !has || resp.Status < 400
 	msgText := "The command was executed."
@@ -555,6 +600,7 @@ func (rn *runner) command(ctx context.Context, s *sourceRT, addr string, msg Ext
 	if has {
 		rn.reply(ctx, s, addr, msg, env, resp)
 	}
+	return o
 }
 
 func (rn *runner) replyError(ctx context.Context, s *sourceRT, addr string, msg External, env *ditto.Envelope, derr *ditto.Error) {

@@ -173,6 +173,9 @@ type RuntimeDeps struct {
 	// Live is the source of live signals for live targets (nil: live
 	// targets get nothing).
 	Live LiveSource
+	// Acks collects the custom acknowledgements sources request for their
+	// twin commands (nil: custom labels time out).
+	Acks TwinAcks
 	// Bus carries the applied twin events.
 	Bus *ditto.Bus
 	// Members returns this node's ID and the live members of the cluster;
@@ -439,7 +442,7 @@ func (r *Runtime) Test(ctx context.Context, c *Connection) error {
 		if s.QoS != nil {
 			qos = *s.QoS
 		}
-		if err := cl.Subscribe(ctx, s.Addresses, qos, func(context.Context, string, External) {}); err != nil {
+		if err := cl.Subscribe(ctx, s.Addresses, qos, func(context.Context, string, External) bool { return false }); err != nil {
 			return ditto.ErrConnectionFailed.New("Subscribing the source addresses of '%s' failed: %v", c.ID, err)
 		}
 	}

@@ -13,6 +13,7 @@ const (
 	mInMapped     = "inbound.mapped"
 	mInDropped    = "inbound.dropped"
 	mInEnforced   = "inbound.enforced"
+	mInAcked      = "inbound.acknowledged"
 	mOutDispatch  = "outbound.dispatched"
 	mOutFiltered  = "outbound.filtered"
 	mOutMapped    = "outbound.mapped"
@@ -20,7 +21,7 @@ const (
 	mOutPublished = "outbound.published"
 )
 
-var metricNames = []string{mInConsumed, mInMapped, mInDropped, mInEnforced, mOutDispatch, mOutFiltered, mOutMapped, mOutDropped, mOutPublished}
+var metricNames = []string{mInConsumed, mInMapped, mInDropped, mInEnforced, mInAcked, mOutDispatch, mOutFiltered, mOutMapped, mOutDropped, mOutPublished}
 
 // counter counts events per minute for the last hour and per hour for the
 // last day: a fixed 84 slots whatever the rate.
