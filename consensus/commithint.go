@@ -39,11 +39,20 @@ type Committed struct {
 
 // hintTransport is raft's network transport with a second source of
 // requests: the commit hints this node hands its own raft.
+//
+// It also closes a gap of the network transport: raft answers heartbeats
+// on the transport's connection goroutines, which Close does not stop, so
+// a heartbeat that passed raft's shutdown check could still write the
+// term to a log store the group closed meanwhile (raft panics then). Close
+// here waits for the heartbeats in progress and refuses later ones.
 type hintTransport struct {
 	*raft.NetworkTransport
 	rpcs chan raft.RPC
 	done chan struct{}
 	once sync.Once
+
+	hbMu     sync.RWMutex
+	hbClosed bool
 }
 
 func newHintTransport(nt *raft.NetworkTransport) *hintTransport {
@@ -72,9 +81,31 @@ func (t *hintTransport) pump() {
 // Consumer is where raft reads the requests it must answer.
 func (t *hintTransport) Consumer() <-chan raft.RPC { return t.rpcs }
 
-// Close stops the pump and closes the network transport.
+// SetHeartbeatHandler passes raft's heartbeat handler on, guarded so
+// that none runs after Close returned.
+func (t *hintTransport) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
+	if cb == nil {
+		t.NetworkTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	t.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		t.hbMu.RLock()
+		defer t.hbMu.RUnlock()
+		if t.hbClosed {
+			rpc.Respond(nil, raft.ErrTransportShutdown)
+			return
+		}
+		cb(rpc)
+	})
+}
+
+// Close stops the pump and the heartbeat handler and closes the network
+// transport.
 func (t *hintTransport) Close() error {
 	t.once.Do(func() { close(t.done) })
+	t.hbMu.Lock()
+	t.hbClosed = true
+	t.hbMu.Unlock()
 	return t.NetworkTransport.Close()
 }
 

@@ -72,6 +72,7 @@ func sharedReadIndexes(ctx context.Context, groups []*Group) (indexes []Committe
 	ctx, cancel := context.WithTimeout(ctx, remoteReadTimeout)
 	defer cancel()
 	names := make([]string, len(groups))
+	addrs := make([]string, len(groups))
 	var leaderID, leaderAddr string
 	for i, g := range groups {
 		if g.fwd == nil {
@@ -93,7 +94,7 @@ func sharedReadIndexes(ctx context.Context, groups []*Group) (indexes []Committe
 		case id != leaderID:
 			return nil, false, nil
 		}
-		names[i] = g.cfg.Name
+		names[i], addrs[i] = g.cfg.Name, addr
 	}
 	indexes, err = ri.ReadIndexes(ctx, leaderID, leaderAddr, names)
 	if err == nil && len(indexes) != len(groups) {
@@ -101,7 +102,7 @@ func sharedReadIndexes(ctx context.Context, groups []*Group) (indexes []Committe
 	}
 	if err == nil {
 		for i, g := range groups {
-			g.learnCommit(leaderID, leaderAddr, indexes[i])
+			g.learnCommit(leaderID, addrs[i], indexes[i])
 		}
 	}
 	return indexes, true, err
