@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -100,7 +99,9 @@ func decodeRPCResponse(b []byte) (index uint64, code, msg string, err error) {
 	return index, string(b[k : k+int(n)]), string(b[k+int(n):]), nil
 }
 
-// readFrame reads one length-prefixed frame.
+// readFrame reads one length-prefixed frame: two reads, without a
+// buffered reader (its 4 KiB buffer per request would be the largest
+// allocation of a small RPC).
 func readFrame(r io.Reader) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -182,7 +183,7 @@ func (c *cluster) roundTrip(ctx context.Context, to string, req rpcRequest) (ind
 		return 0, "", "", c.rpcErr(ctx, p, err)
 	}
 	_ = s.CloseWrite()
-	frame, err := readFrame(bufio.NewReader(s))
+	frame, err := readFrame(s)
 	if err != nil {
 		return 0, "", "", c.rpcErr(ctx, p, err)
 	}
@@ -204,7 +205,7 @@ func (c *cluster) serveRPC(s network.Stream) {
 	s = faulty(c.links, s)
 	defer s.Close()
 	_ = s.SetReadDeadline(time.Now().Add(handshakeTimeout))
-	frame, err := readFrame(bufio.NewReader(s))
+	frame, err := readFrame(s)
 	if err != nil {
 		_ = s.Reset()
 		return
