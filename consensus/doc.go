@@ -9,9 +9,12 @@
 // waits for its own apply. Linearizable reads use Group.ReadBarrier: on
 // the leader concurrent callers share one leadership check; on a follower
 // with a Forwarder they share one read-index round trip to the leader
-// (Group.LeaderReadIndex there) and wait for it locally. Forwarded entries
-// carry an origin header that lets every node drop duplicates the same
-// way (DESIGN.md). The transport is pluggable through
+// (Group.LeaderReadIndex there) and wait for it locally; ReadBarrierAll
+// asks one leader for several groups' read indexes at once (ReadIndexer).
+// The leader's answers name a committed entry, which the follower hands
+// its raft as a commit hint so it need not wait for the leader's next
+// append (commithint.go). Forwarded entries carry an origin header that
+// lets every node drop duplicates the same way (DESIGN.md). The transport is pluggable through
 // StreamLayer; without one a Group is a single node on an in-memory
 // transport.
 //

@@ -20,8 +20,11 @@ import (
 // so the follower retries; any other transport failure after the command
 // was sent is an unknown outcome.
 type Forwarder interface {
-	// Forward hands cmd (opaque bytes produced by the follower's Group) to the leader's Group.AcceptForwarded and returns its result.
-	Forward(ctx context.Context, group, leaderID, leaderAddr string, cmd []byte) error
+	// Forward hands cmd (opaque bytes produced by the follower's Group) to
+	// the leader's Group.AcceptForwarded and returns its result. The
+	// Committed it returned may be dropped (zero): the follower then
+	// learns of the commit from raft, later.
+	Forward(ctx context.Context, group, leaderID, leaderAddr string, cmd []byte) (Committed, error)
 	// ReadIndex asks the leader's Group.LeaderReadIndex for a read index.
 	ReadIndex(ctx context.Context, group, leaderID, leaderAddr string) (uint64, error)
 }
@@ -32,102 +35,58 @@ const maxPendingForwards = 4096
 
 // AcceptForwarded appends a command forwarded by a follower's Group and
 // returns once it is committed and applied on this node (the leader). The
-// result stays with the follower, which reads it from its own FSM.
+// result stays with the follower, which reads it from its own FSM; the
+// returned entry lets the follower apply it without waiting for this
+// leader's next append (commithint.go).
 //
 // Errors tell the follower whether it may retry: a *NotLeaderError
 // (ErrNotLeader, ErrNotApplied) or ErrNotApplied mean nothing was appended;
 // ErrLeadershipLost, ErrTimeout and ErrClosed mean the outcome is unknown;
 // ErrMalformed means cmd was not produced by a Group.
-func (g *Group) AcceptForwarded(ctx context.Context, cmd []byte) error {
+func (g *Group) AcceptForwarded(ctx context.Context, cmd []byte) (Committed, error) {
 	_, _, n, ok := parseHeader(cmd)
 	if !ok {
-		return fmt.Errorf("%w: no valid header", ErrMalformed)
+		return Committed{}, fmt.Errorf("%w: no valid header", ErrMalformed)
 	}
 	r, err := g.raft()
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNotApplied, err)
+		return Committed{}, fmt.Errorf("%w: %w", ErrNotApplied, err)
 	}
-	if err := g.appendLocal(ctx, r, cmd[:n], cmd[n:]); err != nil {
-		return err
-	}
-	g.pushCommit()
-	return nil
-}
-
-// pushCommit makes the leader tell its followers the new commit index
-// soon. The follower that forwarded an entry answers its client only once
-// it applied the entry itself, and a follower learns a commit index only
-// from the leader's next append: with nothing else to send, hashicorp/raft
-// sends it after CommitTimeout (10-20 ms), while its heartbeats carry no
-// commit index. The push appends a barrier entry, whose replication
-// carries the commit index at once. Pushes coalesce: one is in flight at
-// a time, and the kicks that arrive meanwhile share the next.
-func (g *Group) pushCommit() {
-	select {
-	case g.commitKick <- struct{}{}:
-	default:
-	}
-}
-
-// commitPushTimeout bounds one push; a push that cannot even be queued
-// meanwhile is dropped (the next append or CommitTimeout carries the
-// commit index anyway).
-const commitPushTimeout = time.Second
-
-// commitPushLoop runs the pushes of pushCommit until the group closes.
-func (g *Group) commitPushLoop(r *raft.Raft) {
-	defer g.wg.Done()
-	for {
-		select {
-		case <-g.done:
-			return
-		case <-g.commitKick:
-		}
-		if r.State() != raft.Leader {
-			continue
-		}
-		// The kick came after the forwarded entry committed, so any entry
-		// appended after last is replicated with a commit index that
-		// covers it. Under load one always is: then no push is needed.
-		// Otherwise wait until the entries in flight committed, and push
-		// unless something was appended meanwhile.
-		ctx, cancel := context.WithTimeout(context.Background(), commitPushTimeout)
-		last := r.LastIndex()
-		if last > r.CommitIndex() {
-			if err := g.WaitApplied(ctx, last); err != nil || r.LastIndex() > last {
-				cancel()
-				continue
-			}
-		}
-		_ = g.await(ctx, r.Barrier(commitPushTimeout)) // best effort: only latency depends on it
-		cancel()
-	}
+	return g.appendLocal(ctx, r, cmd[:n], cmd[n:])
 }
 
 // appendLocal appends cmd with header hdr through this node's raft, which
-// must lead, and waits until the entry applied here.
-func (g *Group) appendLocal(ctx context.Context, r *raft.Raft, hdr, cmd []byte) error {
+// must lead, and waits until the entry applied here. It returns the entry,
+// or a zero Committed when its term is not certain (leadership changed
+// hands while it was in flight).
+func (g *Group) appendLocal(ctx context.Context, r *raft.Raft, hdr, cmd []byte) (Committed, error) {
 	if r.State() != raft.Leader {
-		return notLeader(r)
+		return Committed{}, notLeader(r)
 	}
 	timeout, err := timeoutOf(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNotApplied, err)
+		return Committed{}, fmt.Errorf("%w: %w", ErrNotApplied, err)
 	}
+	// A leader appends in its own term; the term did not change from
+	// before the append until after its commit, so the entry has it.
+	term := r.CurrentTerm()
 	f := r.ApplyLog(raft.Log{Data: cmd, Extensions: hdr}, timeout)
 	err = g.await(ctx, f)
 	switch {
 	case err == nil:
-		return nil
+		if r.CurrentTerm() != term {
+			return Committed{}, nil
+		}
+		return Committed{Index: f.Index(), Term: term}, nil
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		// Raft refuses these before the entry reaches the log.
-		return notLeader(r)
+		return Committed{}, notLeader(r)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return fmt.Errorf("%w: %w", ErrNotApplied, ErrTimeout)
+		return Committed{}, fmt.Errorf("%w: %w", ErrNotApplied, ErrTimeout)
 	case errors.Is(err, ErrClosed), errors.Is(err, raft.ErrRaftShutdown):
-		return fmt.Errorf("%w: group closed with the command in flight", ErrLeadershipLost)
+		return Committed{}, fmt.Errorf("%w: group closed with the command in flight", ErrLeadershipLost)
 	}
-	return raftError(r, err)
+	return Committed{}, raftError(r, err)
 }
 
 // proposeForwarded proposes cmd from a follower: it tags cmd with this
@@ -164,9 +123,13 @@ func (g *Group) proposeForwarded(ctx context.Context, cmd []byte) (any, error) {
 			if rerr != nil {
 				return nil, rerr
 			}
-			err = g.appendLocal(ctx, r, msg[:hl], msg[hl:])
+			_, err = g.appendLocal(ctx, r, msg[:hl], msg[hl:])
 		} else {
-			err = g.fwd.Forward(ctx, g.cfg.Name, id, addr, msg)
+			var c Committed
+			c, err = g.fwd.Forward(ctx, g.cfg.Name, id, addr, msg)
+			if err == nil {
+				g.learnCommit(id, addr, c)
+			}
 		}
 		if err == nil {
 			break

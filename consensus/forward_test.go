@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // memForwarder is the in-memory Forwarder: it calls the target Group's
@@ -17,30 +19,42 @@ import (
 // and ErrorFromCode, as the node's wire does.
 type memForwarder struct {
 	mu     sync.Mutex
-	groups map[string]*Group
+	groups map[memTarget]*Group
 	sent   [][]byte // every forwarded command, in send order
 
 	// dup delivers every Forward twice, like a transport that retries.
 	dup      atomic.Bool
 	forwards atomic.Int64
 	reads    atomic.Int64
+	// multiReads counts ReadIndexes calls, multiGroups the groups they
+	// asked for.
+	multiReads  atomic.Int64
+	multiGroups atomic.Int64
+	// noHints drops the committed entry of every Forward's answer.
+	noHints atomic.Bool
 }
 
-var _ Forwarder = (*memForwarder)(nil)
+// memTarget is a group on a node.
+type memTarget struct{ node, group string }
 
-func newMemForwarder() *memForwarder { return &memForwarder{groups: make(map[string]*Group)} }
+var (
+	_ Forwarder   = (*memForwarder)(nil)
+	_ ReadIndexer = (*memForwarder)(nil)
+)
+
+func newMemForwarder() *memForwarder { return &memForwarder{groups: make(map[memTarget]*Group)} }
 
 func (f *memForwarder) add(id string, g *Group) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.groups[id] = g
+	f.groups[memTarget{id, g.cfg.Name}] = g
 }
 
 func (f *memForwarder) target(group, id string) (*Group, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	g := f.groups[id]
-	if g == nil || g.cfg.Name != group {
+	g := f.groups[memTarget{id, group}]
+	if g == nil {
 		return nil, fmt.Errorf("%w: dial %s: no such node or group", ErrNotApplied, id)
 	}
 	return g, nil
@@ -52,21 +66,24 @@ func (f *memForwarder) sentAt(i int) []byte {
 	return f.sent[i]
 }
 
-func (f *memForwarder) Forward(ctx context.Context, group, leaderID, leaderAddr string, cmd []byte) error {
+func (f *memForwarder) Forward(ctx context.Context, group, leaderID, leaderAddr string, cmd []byte) (Committed, error) {
 	g, err := f.target(group, leaderID)
 	if err != nil {
-		return err
+		return Committed{}, err
 	}
 	f.forwards.Add(1)
 	wire := slices.Clone(cmd)
 	f.mu.Lock()
 	f.sent = append(f.sent, wire)
 	f.mu.Unlock()
-	err = g.AcceptForwarded(ctx, wire)
+	c, err := g.AcceptForwarded(ctx, wire)
 	if err == nil && f.dup.Load() {
-		err = g.AcceptForwarded(ctx, wire)
+		c, err = g.AcceptForwarded(ctx, wire)
 	}
-	return overWire(err)
+	if f.noHints.Load() {
+		c = Committed{}
+	}
+	return c, overWire(err)
 }
 
 func (f *memForwarder) ReadIndex(ctx context.Context, group, leaderID, leaderAddr string) (uint64, error) {
@@ -75,8 +92,25 @@ func (f *memForwarder) ReadIndex(ctx context.Context, group, leaderID, leaderAdd
 		return 0, err
 	}
 	f.reads.Add(1)
-	index, err := g.LeaderReadIndex(ctx)
-	return index, overWire(err)
+	c, err := g.LeaderReadIndex(ctx)
+	return c.Index, overWire(err)
+}
+
+// ReadIndexes asks each group in turn (no sharing between callers).
+func (f *memForwarder) ReadIndexes(ctx context.Context, leaderID, leaderAddr string, groups []string) ([]Committed, error) {
+	f.multiReads.Add(1)
+	f.multiGroups.Add(int64(len(groups)))
+	out := make([]Committed, len(groups))
+	for i, group := range groups {
+		g, err := f.target(group, leaderID)
+		if err != nil {
+			return nil, err
+		}
+		if out[i], err = g.LeaderReadIndex(ctx); err != nil {
+			return nil, overWire(err)
+		}
+	}
+	return out, nil
 }
 
 func overWire(err error) error {
@@ -237,7 +271,8 @@ func TestForward(t *testing.T) {
 
 	t.Run("batched read index", func(t *testing.T) {
 		via := followers[0]
-		before := fwd.reads.Load()
+		roundTrips := func() int64 { return fwd.reads.Load() + fwd.multiReads.Load() }
+		before := roundTrips()
 		const readers, each = 32, 10
 		var wg sync.WaitGroup
 		for range readers {
@@ -251,8 +286,11 @@ func TestForward(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		calls := fwd.reads.Load() - before
-		t.Logf("%d follower reads took %d ReadIndex round trips", readers*each, calls)
+		calls := roundTrips() - before
+		t.Logf("%d follower reads took %d read-index round trips", readers*each, calls)
+		if calls == 0 {
+			t.Fatal("follower reads asked the leader nothing")
+		}
 		if calls*2 > readers*each {
 			t.Errorf("%d round trips for %d reads: not batched", calls, readers*each)
 		}
@@ -452,7 +490,7 @@ func TestForwardRestart(t *testing.T) {
 	// FSM must drop it.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if err := leader.g.AcceptForwarded(ctx, first); err != nil {
+	if _, err := leader.g.AcceptForwarded(ctx, first); err != nil {
 		t.Fatalf("replay: %v", err)
 	}
 	// The restarted node's new proposals carry fresh sequence numbers.
@@ -507,10 +545,11 @@ func BenchmarkForwardProposeParallel(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 }
 
-// TestForwardCommitPush: a follower that forwarded a proposal learns its
-// commit from the leader promptly, not with the leader's next idle append
-// (CommitTimeout, here far longer than the deadline).
-func TestForwardCommitPush(t *testing.T) {
+// TestForwardCommitHint: a follower that forwarded a proposal learns its
+// commit from the leader's answer (a commit hint), not with the leader's
+// next idle append (CommitTimeout, here far longer than the deadline).
+// Without the hint the same proposal times out.
+func TestForwardCommitHint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("3-node cluster")
 	}
@@ -520,9 +559,10 @@ func TestForwardCommitPush(t *testing.T) {
 	}})
 	leader := leaderOf(t, nodes)
 	for _, nd := range others(nodes, leader) {
+		before := nd.g.Stats().CommitHints
 		for i := range 3 {
 			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-			res, err := nd.g.Propose(ctx, fmt.Appendf(nil, "%s-push-%d", nd.id, i))
+			res, err := nd.g.Propose(ctx, fmt.Appendf(nil, "%s-hint-%d", nd.id, i))
 			cancel()
 			if err != nil {
 				t.Fatalf("%s: Propose through the leader: %v (%+v)", nd.id, err, nd.g.Status())
@@ -531,5 +571,133 @@ func TestForwardCommitPush(t *testing.T) {
 				t.Fatalf("%s: result %#v", nd.id, res)
 			}
 		}
+		if nd.g.Stats().CommitHints == before {
+			t.Fatalf("%s applied its proposals without a commit hint", nd.id)
+		}
+	}
+
+	fwd.noHints.Store(true)
+	nd := others(nodes, leader)[0]
+	term := leader.g.Status().Term
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	_, err := nd.g.Propose(ctx, []byte("no-hint"))
+	switch {
+	case errors.Is(err, ErrTimeout):
+	case leader.g.Status().Term != term || !leader.g.IsLeader():
+		// A new leader's first append carries the commit index.
+		t.Logf("leadership changed during the proposal without a hint (%v)", err)
+	default:
+		t.Fatalf("Propose without a commit hint = %v, want ErrTimeout (the leader's next append is 20 s away)", err)
+	}
+}
+
+// TestReadBarrierAll: a follower's read over two groups led by one node
+// costs one ReadIndexes round trip and sees every write acknowledged
+// before it in both; when the groups have different leaders, each passes
+// its own barrier.
+func TestReadBarrierAll(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two 3-node groups")
+	}
+	fwd := newMemForwarder()
+	named := func(name string) func(*Config) {
+		return func(c *Config) {
+			c.Name = name
+			// No commit index from idle appends: a follower learns it
+			// from the read index's commit hint, or waits 20 s.
+			c.CommitTimeout = 20 * time.Second
+		}
+	}
+	as := startClusterWith(t, 3, clusterOptions{fwd: fwd, config: named("a")})
+	bs := startClusterWith(t, 3, clusterOptions{fwd: fwd, config: named("b")})
+	la, lb := leaderOf(t, as), leaderOf(t, bs)
+	if la.id != lb.id {
+		t.Fatalf("groups led by %s and %s; both bootstrap on n1", la.id, lb.id)
+	}
+	var fa, fb *clusterNode
+	for i := range as {
+		if as[i].id != la.id {
+			fa, fb = as[i], bs[i]
+			break
+		}
+	}
+
+	// Leadership may move on a loaded machine: every barrier must hold,
+	// and the single round trip must show whenever one node kept leading.
+	single := 0
+	for i := range 5 {
+		ra := mustPropose(t, la.g, fmt.Sprintf("a%d", i))
+		rb := mustPropose(t, lb.g, fmt.Sprintf("b%d", i))
+		multi, groups, reads := fwd.multiReads.Load(), fwd.multiGroups.Load(), fwd.reads.Load()
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		err := ReadBarrierAll(ctx, fa.g, fb.g)
+		cancel()
+		if err != nil {
+			t.Fatalf("ReadBarrierAll: %v", err)
+		}
+		if fwd.multiReads.Load()-multi == 1 && fwd.multiGroups.Load()-groups == 2 && fwd.reads.Load() == reads {
+			single++
+		}
+		if fa.g.AppliedIndex() < ra.Index || fb.g.AppliedIndex() < rb.Index {
+			t.Fatalf("after ReadBarrierAll applied a=%d b=%d, want >= %d, %d", fa.g.AppliedIndex(), fb.g.AppliedIndex(), ra.Index, rb.Index)
+		}
+	}
+	if single == 0 {
+		t.Fatal("no ReadBarrierAll on a follower took a single ReadIndexes round trip")
+	}
+
+	// On the leader of both: local confirm rounds, no round trip.
+	before := fwd.multiReads.Load()
+	if err := ReadBarrierAll(t.Context(), la.g, lb.g); err != nil {
+		t.Fatalf("ReadBarrierAll on the leader: %v", err)
+	}
+	if fwd.multiReads.Load() != before && la.g.IsLeader() && lb.g.IsLeader() {
+		t.Fatal("ReadBarrierAll on the leader of both groups asked a remote node")
+	}
+
+	// Different leaders: each group passes its own barrier.
+	var other *clusterNode
+	for _, nd := range bs {
+		if nd.id != lb.id {
+			other = nd
+			break
+		}
+	}
+	transferLeadership(t, lb.g, other.id)
+	waitFor(t, 10*time.Second, func() error {
+		if id, _ := fb.g.Leader(); id != other.id {
+			return fmt.Errorf("%s sees leader %q of b, want %s", fb.id, id, other.id)
+		}
+		return nil
+	})
+	ra := mustPropose(t, la.g, "a-last")
+	rb := mustPropose(t, other.g, "b-last")
+	for i, nd := range as {
+		if nd.id == la.id || nd.id == other.id {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		err := ReadBarrierAll(ctx, nd.g, bs[i].g)
+		cancel()
+		if err != nil {
+			t.Fatalf("ReadBarrierAll with two leaders: %v", err)
+		}
+		if nd.g.AppliedIndex() < ra.Index || bs[i].g.AppliedIndex() < rb.Index {
+			t.Fatalf("after ReadBarrierAll applied a=%d b=%d, want >= %d, %d", nd.g.AppliedIndex(), bs[i].g.AppliedIndex(), ra.Index, rb.Index)
+		}
+	}
+}
+
+// transferLeadership hands g's leadership to the member id (whose address
+// on a memNetwork is its id).
+func transferLeadership(t *testing.T, g *Group, id string) {
+	t.Helper()
+	r, err := g.raft()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(id)).Error(); err != nil {
+		t.Fatalf("transfer leadership to %s: %v", id, err)
 	}
 }

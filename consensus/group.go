@@ -54,14 +54,16 @@ type Group struct {
 	logs    raft.LogStore
 	snaps   *raft.FileSnapshotStore
 	trans   raft.Transport
+	// hints hands raft the commits learned from the leader's answers; nil
+	// on the in-memory transport of a single node (commithint.go).
+	hints      *hintTransport
+	commitHint commitHints
 
 	// done is closed once raft has shut down; loops and waiters stop.
 	done chan struct{}
 	wg   sync.WaitGroup
 
 	catchUpKick chan struct{}
-	// commitKick wakes the leader's commit push (forward.go).
-	commitKick chan struct{}
 	// leaderReads runs the leader's shared confirm rounds (ReadBarrier on
 	// the leader, LeaderReadIndex); followerReads runs one ReadIndex round
 	// trip to the leader for a follower's concurrent readers.
@@ -103,7 +105,6 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 		fwd:         deps.Forwarder,
 		done:        make(chan struct{}),
 		catchUpKick: make(chan struct{}, 1),
-		commitKick:  make(chan struct{}, 1),
 	}
 	g.pending.init(maxPendingForwards)
 	g.fsm = newFSMAdapter(fsm, &g.applied)
@@ -112,6 +113,7 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 	g.fsm.pending = &g.pending
 	g.leaderReads.init()
 	g.followerReads.init()
+	g.commitHint.init()
 	g.leaders.init()
 	g.leaderSeen.init()
 	return g, nil
@@ -176,7 +178,7 @@ func (g *Group) start(ctx context.Context) error {
 	if g.stream == nil {
 		_, g.trans = raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
 	} else {
-		g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		g.hints = newHintTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream:  raftStream{g.stream},
 			MaxPool: 3,
 			Timeout: 10 * time.Second,
@@ -191,7 +193,8 @@ func (g *Group) start(ctx context.Context) error {
 			// synchronous path, which the library's authors measured as
 			// no slower under batching.
 			MaxRPCsInFlight: 1,
-		})
+		}))
+		g.trans = g.hints
 	}
 	existing, err := raft.HasExistingState(g.logs, store, g.snaps)
 	if err != nil {
@@ -234,8 +237,8 @@ func (g *Group) start(ctx context.Context) error {
 
 	g.wg.Add(5)
 	go g.catchUpLoop(r)
-	go g.commitPushLoop(r)
-	go g.leaderReads.loop(g, func(ctx context.Context) (uint64, error) { return g.confirmLeader(ctx, r) })
+	go g.hintLoop(r)
+	go g.leaderReads.loop(g, func(ctx context.Context) (Committed, error) { return g.confirmLeader(ctx, r) })
 	go g.followerReads.loop(g, g.remoteReadIndex)
 	go g.leaders.loop(g, r)
 

@@ -35,20 +35,20 @@ func (g *Group) ReadBarrier(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var index uint64
+		var c Committed
 		switch {
 		case r.State() == raft.Leader:
-			index, err = g.leaderReads.wait(ctx, g)
+			c, err = g.leaderReads.wait(ctx, g)
 		case g.fwd == nil:
 			return notLeader(r)
 		default:
 			if _, _, err := g.knownLeader(ctx); err != nil {
 				return err
 			}
-			index, err = g.followerReads.wait(ctx, g)
+			c, err = g.followerReads.wait(ctx, g)
 		}
 		if err == nil {
-			return g.WaitApplied(ctx, index)
+			return g.WaitApplied(ctx, c.Index)
 		}
 		if g.fwd == nil || g.closing.Load() || !retryableRead(err) {
 			return err
@@ -59,14 +59,15 @@ func (g *Group) ReadBarrier(ctx context.Context) error {
 // LeaderReadIndex is the leader's side of a follower's ReadBarrier: it
 // joins the shared confirm round and returns the read index, without
 // waiting for this node's FSM. A node that does not lead returns a
-// *NotLeaderError.
-func (g *Group) LeaderReadIndex(ctx context.Context) (uint64, error) {
+// *NotLeaderError. The read index is a committed entry of this leader's
+// term: the follower may take it as a commit hint (commithint.go).
+func (g *Group) LeaderReadIndex(ctx context.Context) (Committed, error) {
 	r, err := g.raft()
 	if err != nil {
-		return 0, err
+		return Committed{}, err
 	}
 	if r.State() != raft.Leader {
-		return 0, notLeader(r)
+		return Committed{}, notLeader(r)
 	}
 	return g.leaderReads.wait(ctx, g)
 }
@@ -103,9 +104,9 @@ func (g *Group) WaitApplied(ctx context.Context, index uint64) error {
 
 // readRound is one shared read-index round.
 type readRound struct {
-	done  chan struct{} // closed when index and err are set
-	index uint64
-	err   error
+	done chan struct{} // closed when c and err are set
+	c    Committed
+	err  error
 }
 
 // readBatcher groups callers into rounds run by its loop, one at a time.
@@ -135,20 +136,20 @@ func (b *readBatcher) join() *readRound {
 }
 
 // wait joins the next round and returns its read index.
-func (b *readBatcher) wait(ctx context.Context, g *Group) (uint64, error) {
+func (b *readBatcher) wait(ctx context.Context, g *Group) (Committed, error) {
 	rd := b.join()
 	select {
 	case <-rd.done:
-		return rd.index, rd.err
+		return rd.c, rd.err
 	case <-ctx.Done():
-		return 0, ctxError(ctx)
+		return Committed{}, ctxError(ctx)
 	case <-g.done:
-		return 0, ErrClosed
+		return Committed{}, ErrClosed
 	}
 }
 
 // loop runs rounds with confirm until the group closes.
-func (b *readBatcher) loop(g *Group, confirm func(context.Context) (uint64, error)) {
+func (b *readBatcher) loop(g *Group, confirm func(context.Context) (Committed, error)) {
 	defer g.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -165,57 +166,72 @@ func (b *readBatcher) loop(g *Group, confirm func(context.Context) (uint64, erro
 		if rd == nil {
 			continue
 		}
-		rd.index, rd.err = confirm(ctx)
+		rd.c, rd.err = confirm(ctx)
 		close(rd.done)
 	}
 }
 
 // confirmLeader returns a read index: the commit index observed before
-// this node proved, through a quorum round, that it still leads.
-func (g *Group) confirmLeader(ctx context.Context, r *raft.Raft) (uint64, error) {
+// this node proved, through a quorum round, that it still leads. Its
+// entry has this leader's term: an entry of the term committed before
+// (readyTerm), and every entry after a leader's first one is its own.
+func (g *Group) confirmLeader(ctx context.Context, r *raft.Raft) (Committed, error) {
 	for range 3 {
 		term := r.CurrentTerm()
 		if g.readyTerm.Load() != term {
 			// Commit an entry of this term: a new leader's commit index is
 			// only current once one is.
 			if err := g.await(ctx, r.Barrier(0)); err != nil {
-				return 0, raftError(r, err)
+				return Committed{}, raftError(r, err)
 			}
 			g.readyTerm.Store(term)
 		}
 		index := r.CommitIndex()
 		if err := g.await(ctx, r.VerifyLeader()); err != nil {
-			return 0, raftError(r, err)
+			return Committed{}, raftError(r, err)
 		}
 		if r.CurrentTerm() == term {
-			return index, nil
+			return Committed{Index: index, Term: term}, nil
 		}
 		// Leadership changed hands and came back while we looked; the
 		// index may predate this term's first commit. Look again.
 	}
-	return 0, notLeader(r)
+	return Committed{}, notLeader(r)
 }
 
 // remoteReadTimeout bounds one follower read round; a leader change ends
 // it sooner.
 const remoteReadTimeout = 5 * time.Second
 
-// remoteReadIndex is a follower's read round: one ReadIndex round trip to
-// the leader it knows, cancelled when raft reports a leader change.
-func (g *Group) remoteReadIndex(ctx context.Context) (uint64, error) {
+// remoteReadIndex is a follower's read round: one round trip to the
+// leader it knows, cancelled when raft reports a leader change. With a
+// ReadIndexer it learns the read index's entry and hands it to raft as a
+// commit hint, so the wait for the index ends without waiting for the
+// leader's next append.
+func (g *Group) remoteReadIndex(ctx context.Context) (Committed, error) {
 	ctx, cancel := context.WithTimeout(ctx, remoteReadTimeout)
 	defer cancel()
 	// Register before looking up the leader so no change slips between.
 	defer g.leaderSeen.onChange(cancel)()
 	id, addr := g.Leader()
 	if id == "" || id == g.cfg.NodeID {
-		return 0, errLeaderChanged
+		return Committed{}, errLeaderChanged
 	}
-	index, err := g.fwd.ReadIndex(ctx, g.cfg.Name, id, addr)
+	var c Committed
+	var err error
+	if ri, ok := g.fwd.(ReadIndexer); ok {
+		var cs []Committed
+		if cs, err = ri.ReadIndexes(ctx, id, addr, []string{g.cfg.Name}); err == nil {
+			c = cs[0]
+			g.learnCommit(id, addr, c)
+		}
+	} else {
+		c.Index, err = g.fwd.ReadIndex(ctx, g.cfg.Name, id, addr)
+	}
 	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
-		return 0, fmt.Errorf("%w: %w", errLeaderChanged, err)
+		return Committed{}, fmt.Errorf("%w: %w", errLeaderChanged, err)
 	}
-	return index, err
+	return c, err
 }
 
 // catchUpPoll is how often the catch-up loop looks at the log while

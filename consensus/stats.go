@@ -26,6 +26,10 @@ type Stats struct {
 	// ApplyTime is the time the FSM spent applying them, including the
 	// synchronous observers of the applied changes.
 	ApplyTime time.Duration `json:"applyTime"`
+	// CommitHints is the number of commits this node, as a follower,
+	// learned from a leader's answer before the leader's next append
+	// (commithint.go).
+	CommitHints uint64 `json:"commitHints"`
 }
 
 // Sub returns the difference s - o, counter by counter.
@@ -37,6 +41,7 @@ func (s Stats) Sub(o Stats) Stats {
 		ApplyBatches: s.ApplyBatches - o.ApplyBatches,
 		ApplyEntries: s.ApplyEntries - o.ApplyEntries,
 		ApplyTime:    s.ApplyTime - o.ApplyTime,
+		CommitHints:  s.CommitHints - o.CommitHints,
 	}
 }
 
@@ -67,6 +72,7 @@ func ratio(a float64, b uint64) float64 {
 type statCounters struct {
 	logWrites, logEntries, logNanos     atomic.Uint64
 	applyBatches, applyEntries, applyNs atomic.Uint64
+	commitHints                         atomic.Uint64
 }
 
 func (c *statCounters) load() Stats {
@@ -77,6 +83,7 @@ func (c *statCounters) load() Stats {
 		ApplyBatches: c.applyBatches.Load(),
 		ApplyEntries: c.applyEntries.Load(),
 		ApplyTime:    time.Duration(c.applyNs.Load()),
+		CommitHints:  c.commitHints.Load(),
 	}
 }
 

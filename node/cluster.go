@@ -71,6 +71,9 @@ type cluster struct {
 	// Forward queues by leader and group (forwardbatch.go).
 	fwdMu     sync.Mutex
 	fwdQueues map[fwdKey]*fwdQueue
+	// readQueues share read-index round trips per leader (readbatch.go).
+	readMu     sync.Mutex
+	readQueues map[string]*readQueue
 }
 
 type peerState struct {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dittonode/dittonode/consensus"
 )
 
 const testSecret = "factory-floor-secret"
@@ -219,6 +222,46 @@ func TestMeshJoinReplicateFailover(t *testing.T) {
 			t.Fatalf("write through node %d: %d %s %v", i+1, code, body, err)
 		}
 	}
+
+	t.Run("read indexes of the leader's groups in one round trip", func(t *testing.T) {
+		st, err := clusterOf(nodes[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every group the things leader leads (usually all three).
+		leader := st.Groups[GroupThings].Leader
+		li := slices.IndexFunc(nodes, func(n *Node) bool { return n.ID() == leader })
+		var names []string
+		var want []uint64
+		for _, g := range nodes[li].groups {
+			if g.IsLeader() {
+				names = append(names, g.Status().Name)
+				want = append(want, g.CommitIndex())
+			}
+		}
+		follower := nodes[(li+1)%3]
+		ri := follower.mesh.forwarder().(consensus.ReadIndexer)
+		got, err := ri.ReadIndexes(t.Context(), leader, "", names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("read indexes %v for %v", got, names)
+		}
+		for i := range want {
+			if got[i].Index < want[i] {
+				t.Fatalf("read indexes %v of %v, want at least %v", got, names, want)
+			}
+		}
+		if _, err := ri.ReadIndexes(t.Context(), leader, "", []string{GroupThings, "no-such-group"}); !errors.Is(err, consensus.ErrClosed) {
+			t.Fatalf("read index of an unknown group: %v, want ErrClosed", err)
+		}
+		// A node that leads neither group refuses.
+		other := nodes[(li+2)%3]
+		if _, err := ri.ReadIndexes(t.Context(), other.ID(), "", []string{GroupThings}); !errors.Is(err, consensus.ErrNotLeader) {
+			t.Fatalf("read index from a follower: %v, want ErrNotLeader", err)
+		}
+	})
 
 	t.Run("wrong secret is refused", func(t *testing.T) {
 		bad, err := meshNode(t, t.TempDir(), "not-the-secret", nil, func(c *Config) {

@@ -23,8 +23,10 @@ import (
 //
 // A command's timeout is what its caller has left, at most
 // rpcDefaultTimeout.
-//	response message:        count uvarint | count × (code-len uvarint | code | msg-len uvarint | msg)
+//	response message:        count uvarint | count × (code-len uvarint | code | msg-len uvarint | msg | index uvarint | term uvarint)
 //
+// index and term name a command's committed entry (consensus.Committed,
+// zero when unknown or failed): the follower learns the commit from them.
 // The response's own code is set only when the whole batch failed (an
 // unknown group); then it is every command's error.
 
@@ -71,10 +73,11 @@ type fwdCall struct {
 	deadline time.Time // zero: none
 	done     chan struct{}
 	err      error
+	entry    consensus.Committed
 }
 
 // forward queues cmd and waits for the leader's answer or ctx.
-func (q *fwdQueue) forward(ctx context.Context, cmd []byte) error {
+func (q *fwdQueue) forward(ctx context.Context, cmd []byte) (consensus.Committed, error) {
 	call := &fwdCall{cmd: cmd, done: make(chan struct{})}
 	call.deadline, _ = ctx.Deadline()
 	q.mu.Lock()
@@ -90,11 +93,11 @@ func (q *fwdQueue) forward(ctx context.Context, cmd []byte) error {
 	}
 	select {
 	case <-call.done:
-		return call.err
+		return call.entry, call.err
 	case <-ctx.Done():
 		// The command may still be sent and applied: an unknown outcome,
 		// which the caller reports from ctx.
-		return ctx.Err()
+		return consensus.Committed{}, ctx.Err()
 	}
 }
 
@@ -165,13 +168,14 @@ func (q *fwdQueue) sendBatch(batch []*fwdCall) {
 		}
 		return
 	}
-	errs, derr := decodeForwardResults(msg, len(live))
+	results, derr := decodeForwardResults(msg, len(live))
 	for i, call := range live {
 		switch {
 		case derr != nil:
 			call.finish(fmt.Errorf("forward batch response from %s: %w", q.key.leader, derr))
 		default:
-			call.finish(errs[i])
+			call.entry = results[i].entry
+			call.finish(results[i].err)
 		}
 	}
 }
@@ -236,29 +240,37 @@ func decodeForwardBatch(b []byte) ([]forwardedCmd, error) {
 	return out, nil
 }
 
-func encodeForwardResults(errs []error) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(errs)))
-	for _, err := range errs {
+// forwardResult is the outcome of one command of a batch.
+type forwardResult struct {
+	err   error
+	entry consensus.Committed
+}
+
+func encodeForwardResults(results []forwardResult) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(results)))
+	for _, r := range results {
 		var code, msg string
-		if err != nil {
-			code, msg = consensus.ErrorCode(err), err.Error()
+		if r.err != nil {
+			code, msg = consensus.ErrorCode(r.err), r.err.Error()
 		}
 		b = binary.AppendUvarint(b, uint64(len(code)))
 		b = append(b, code...)
 		b = binary.AppendUvarint(b, uint64(len(msg)))
 		b = append(b, msg...)
+		b = binary.AppendUvarint(b, r.entry.Index)
+		b = binary.AppendUvarint(b, r.entry.Term)
 	}
 	return b
 }
 
-func decodeForwardResults(s string, want int) ([]error, error) {
+func decodeForwardResults(s string, want int) ([]forwardResult, error) {
 	b := []byte(s)
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n != uint64(want) {
 		return nil, errBadBatch
 	}
 	b = b[k:]
-	out := make([]error, 0, n)
+	out := make([]forwardResult, 0, n)
 	for range n {
 		var fields [2]string
 		for f := range fields {
@@ -269,11 +281,22 @@ func decodeForwardResults(s string, want int) ([]error, error) {
 			fields[f] = string(b[k : k+int(l)])
 			b = b[k+int(l):]
 		}
-		if fields[0] == "" {
-			out = append(out, nil)
-		} else {
-			out = append(out, consensus.ErrorFromCode(fields[0], fields[1]))
+		var r forwardResult
+		var nums [2]uint64
+		for f := range nums {
+			v, k := binary.Uvarint(b)
+			if k <= 0 {
+				return nil, errBadBatch
+			}
+			nums[f] = v
+			b = b[k:]
 		}
+		if fields[0] == "" {
+			r.entry = consensus.Committed{Index: nums[0], Term: nums[1]}
+		} else {
+			r.err = consensus.ErrorFromCode(fields[0], fields[1])
+		}
+		out = append(out, r)
 	}
 	if len(b) != 0 {
 		return nil, errBadBatch
@@ -295,15 +318,15 @@ func (c *cluster) acceptBatch(ctx context.Context, req rpcRequest) []byte {
 		err = fmt.Errorf("%w: %w", consensus.ErrMalformed, err)
 		return encodeRPCResponse(0, consensus.ErrorCode(err), err.Error())
 	}
-	errs := make([]error, len(cmds))
+	results := make([]forwardResult, len(cmds))
 	var wg sync.WaitGroup
 	for i, fc := range cmds {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, fc.timeout)
 			defer cancel()
-			errs[i] = g.AcceptForwarded(cctx, fc.cmd)
+			results[i].entry, results[i].err = g.AcceptForwarded(cctx, fc.cmd)
 		})
 	}
 	wg.Wait()
-	return encodeRPCResponse(0, "", string(encodeForwardResults(errs)))
+	return encodeRPCResponse(0, "", string(encodeForwardResults(results)))
 }

@@ -29,15 +29,20 @@ func TestForwardBatchFrames(t *testing.T) {
 			t.Errorf("command %d: %v %q, want %v %q", i, got[i].timeout, got[i].cmd, want, calls[i].cmd)
 		}
 	}
-	errs := []error{nil, consensus.ErrNotApplied, &consensus.NotLeaderError{}}
-	back, err := decodeForwardResults(string(encodeForwardResults(errs)), len(errs))
+	results := []forwardResult{
+		{entry: consensus.Committed{Index: 1 << 40, Term: 7}},
+		{err: consensus.ErrNotApplied},
+		{err: &consensus.NotLeaderError{}},
+	}
+	back, err := decodeForwardResults(string(encodeForwardResults(results)), len(results))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back[0] != nil || !errors.Is(back[1], consensus.ErrNotApplied) || !errors.Is(back[2], consensus.ErrNotLeader) {
+	if back[0].err != nil || back[0].entry != results[0].entry ||
+		!errors.Is(back[1].err, consensus.ErrNotApplied) || !errors.Is(back[2].err, consensus.ErrNotLeader) {
 		t.Fatalf("results %v", back)
 	}
-	if _, err := decodeForwardResults(string(encodeForwardResults(errs)), 2); err == nil {
+	if _, err := decodeForwardResults(string(encodeForwardResults(results)), 2); err == nil {
 		t.Fatal("a response for another batch size was accepted")
 	}
 	for name, b := range map[string][]byte{
@@ -55,7 +60,7 @@ func TestForwardBatchFrames(t *testing.T) {
 func FuzzForwardBatchDecode(f *testing.F) {
 	now := time.Now()
 	f.Add(encodeForwardBatch([]*fwdCall{{cmd: []byte("a"), deadline: now.Add(time.Second)}, {cmd: []byte("bc")}}, now))
-	f.Add(encodeForwardResults([]error{nil, consensus.ErrTimeout}))
+	f.Add(encodeForwardResults([]forwardResult{{entry: consensus.Committed{Index: 9, Term: 2}}, {err: consensus.ErrTimeout}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if cmds, err := decodeForwardBatch(b); err == nil {
 			if len(cmds) == 0 || len(cmds) > maxBatchCommands {

@@ -295,25 +295,19 @@ func (r *groupRef) Propose(ctx context.Context, cmd []byte) (any, error) {
 }
 
 // ReadBarrier returns once this node applied everything its group, and
-// every group in with, committed before the call. The barriers run
-// concurrently: each read index is taken after the call started, so any
-// order is linearizable, and the reader waits for the slowest round trip
-// only.
+// every group in with, committed before the call (consensus.ReadBarrierAll:
+// one round trip when one other node leads them all, else concurrent
+// barriers). Groups in with have no with of their own.
 func (r *groupRef) ReadBarrier(ctx context.Context) error {
 	if len(r.with) == 0 {
 		return r.translate(r.g.ReadBarrier(ctx))
 	}
-	errs := make(chan error, len(r.with))
+	gs := make([]*consensus.Group, 0, 1+len(r.with))
+	gs = append(gs, r.g)
 	for _, w := range r.with {
-		go func() { errs <- w.ReadBarrier(ctx) }()
+		gs = append(gs, w.g)
 	}
-	err := r.translate(r.g.ReadBarrier(ctx))
-	for range r.with {
-		if werr := <-errs; err == nil {
-			err = werr
-		}
-	}
-	return err
+	return r.translate(consensus.ReadBarrierAll(ctx, gs...))
 }
 
 func (r *groupRef) translate(err error) error {

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -33,6 +32,7 @@ const (
 	opAddMember
 	opRemoveMember
 	opForwardBatch
+	opReadIndexes
 )
 
 const (
@@ -99,7 +99,9 @@ func decodeRPCResponse(b []byte) (index uint64, code, msg string, err error) {
 	return index, string(b[k : k+int(n)]), string(b[k+int(n):]), nil
 }
 
-// readFrame reads one length-prefixed frame.
+// readFrame reads one length-prefixed frame: two reads, without a
+// buffered reader (its 4 KiB buffer per request would be the largest
+// allocation of a small RPC).
 func readFrame(r io.Reader) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -124,7 +126,7 @@ var _ consensus.Forwarder = rpcClient{}
 // Forward sends a command to the group leader, which proposes it. The
 // commands that wait for the same leader and group at the same time
 // travel together in one request (forwardQueue).
-func (f rpcClient) Forward(ctx context.Context, group, leaderID, _ string, cmd []byte) error {
+func (f rpcClient) Forward(ctx context.Context, group, leaderID, _ string, cmd []byte) (consensus.Committed, error) {
 	return f.c.forwardQueue(leaderID, group).forward(ctx, cmd)
 }
 
@@ -181,7 +183,7 @@ func (c *cluster) roundTrip(ctx context.Context, to string, req rpcRequest) (ind
 		return 0, "", "", c.rpcErr(ctx, p, err)
 	}
 	_ = s.CloseWrite()
-	frame, err := readFrame(bufio.NewReader(s))
+	frame, err := readFrame(s)
 	if err != nil {
 		return 0, "", "", c.rpcErr(ctx, p, err)
 	}
@@ -203,7 +205,7 @@ func (c *cluster) serveRPC(s network.Stream) {
 	s = faulty(c.links, s)
 	defer s.Close()
 	_ = s.SetReadDeadline(time.Now().Add(handshakeTimeout))
-	frame, err := readFrame(bufio.NewReader(s))
+	frame, err := readFrame(s)
 	if err != nil {
 		_ = s.Reset()
 		return
@@ -222,15 +224,25 @@ func (c *cluster) serveRPC(s network.Stream) {
 	ctx, cancel := context.WithTimeout(c.life, timeout)
 	defer cancel()
 	var resp []byte
-	if req.op == opForwardBatch {
+	switch req.op {
+	case opForwardBatch:
 		resp = c.acceptBatch(ctx, req)
-	} else if index, err := c.handleRPC(ctx, s.Conn().RemotePeer(), req); err != nil {
-		resp = encodeRPCResponse(index, consensus.ErrorCode(err), err.Error())
-	} else {
-		resp = encodeRPCResponse(index, "", "")
+	case opReadIndexes:
+		resp = c.acceptReadIndexes(ctx, req)
+	default:
+		resp = c.rpcResponse(ctx, s.Conn().RemotePeer(), req)
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(handshakeTimeout))
 	_, _ = s.Write(resp) // the caller went away: nothing to tell it
+}
+
+// rpcResponse runs a request answered by an index or an error.
+func (c *cluster) rpcResponse(ctx context.Context, from peer.ID, req rpcRequest) []byte {
+	index, err := c.handleRPC(ctx, from, req)
+	if err != nil {
+		return encodeRPCResponse(index, consensus.ErrorCode(err), err.Error())
+	}
+	return encodeRPCResponse(index, "", "")
 }
 
 // memberRequest is the payload of opAddMember and opRemoveMember.
@@ -246,12 +258,15 @@ func (c *cluster) handleRPC(ctx context.Context, from peer.ID, req rpcRequest) (
 	}
 	switch req.op {
 	case opForward:
-		return 0, g.AcceptForwarded(ctx, req.payload)
-	case opForwardBatch:
-		// Answered by serveRPC through acceptBatch; never here.
-		return 0, errors.New("forward batch outside serveRPC")
+		c, err := g.AcceptForwarded(ctx, req.payload)
+		return c.Index, err
+	case opForwardBatch, opReadIndexes:
+		// Answered by serveRPC through acceptBatch and acceptReadIndexes;
+		// never here.
+		return 0, fmt.Errorf("rpc op %d outside serveRPC", req.op)
 	case opReadIndex:
-		return g.LeaderReadIndex(ctx)
+		c, err := g.LeaderReadIndex(ctx)
+		return c.Index, err
 	case opAddMember, opRemoveMember:
 		var m memberRequest
 		if err := json.Unmarshal(req.payload, &m); err != nil {

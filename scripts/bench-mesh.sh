@@ -9,7 +9,11 @@
 # Usage: scripts/bench-mesh.sh [things] [duration]   (defaults 10000 20s)
 # Env: CLIENTS (64), TRANSPORT (tcp, quic or both; the libp2p listeners),
 # BASE_PORT (21000: HTTP BASE+1..3, p2p BASE+11..13, etcd BASE+21..26),
-# OUT (a directory to keep every run's JSON summary and the logs).
+# OUT (a directory to keep every run's JSON summary and the logs),
+# PPROF_BASE (unset: off; else node i serves pprof on 127.0.0.1:PPROF_BASE+i),
+# ONLY (unset: every run; else a space-separated list of run names, e.g.
+# "dn-put dn-put-1-follower", and etcd is not started when no etcd run is
+# listed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THINGS=${1:-10000}
@@ -54,6 +58,11 @@ wait_for() {
 	done
 }
 
+# wanted NAME: whether the run NAME is selected by ONLY.
+wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+RUN_ETCD=1
+[ -z "${ONLY:-}" ] || [[ " $ONLY " == *" etcd-"* ]] || RUN_ETCD=0
+
 # ---- etcd: 3 members, default fsync, 4 GiB backend quota ----
 ETCD_CLIENT=() ETCD_PEER=() CLUSTER=""
 for i in 1 2 3; do
@@ -62,6 +71,7 @@ for i in 1 2 3; do
 	CLUSTER+="${CLUSTER:+,}e$i=${ETCD_PEER[i - 1]}"
 done
 for i in 1 2 3; do
+	[ $RUN_ETCD = 1 ] || break
 	etcd --name "e$i" --data-dir "$WORK/etcd$i" \
 		--listen-client-urls "${ETCD_CLIENT[i - 1]}" --advertise-client-urls "${ETCD_CLIENT[i - 1]}" \
 		--listen-peer-urls "${ETCD_PEER[i - 1]}" --initial-advertise-peer-urls "${ETCD_PEER[i - 1]}" \
@@ -93,7 +103,8 @@ start_node() { # index [join-multiaddr]
 	flags=$(p2p_flags $((BASE + 10 + i)))
 	NODE_HTTP[i - 1]="http://127.0.0.1:$((BASE + i))"
 	# shellcheck disable=SC2086 # flags are words
-	$BIN/dittonode run --data "$WORK/node$i" --http "127.0.0.1:$((BASE + i))" $flags --no-mdns --mqtt off \
+	DITTONODE_PPROF=${PPROF_BASE:+127.0.0.1:$((PPROF_BASE + i))} \
+		$BIN/dittonode run --data "$WORK/node$i" --http "127.0.0.1:$((BASE + i))" $flags --no-mdns --mqtt off \
 		--node-name "n$i" --user "$USER_PW" --log-level warn ${2:+--join "$2"} >"$OUT/node$i.log" 2>&1 &
 	PIDS+=($!)
 }
@@ -116,13 +127,14 @@ converged() {
 }
 wait_for 60 "3 dittonode members with agreed leaders" converged
 etcd_healthy() { for u in "${ETCD_CLIENT[@]}"; do curl -sf "$u/health" | jq -e '.health == "true"' || return 1; done; }
-wait_for 60 "3 healthy etcd members" etcd_healthy
+[ $RUN_ETCD = 0 ] || wait_for 60 "3 healthy etcd members" etcd_healthy
 
 # Leaders: dittonode's things group, etcd's raft; a follower is the next member.
 dn_leader=$(cluster 1 | jq -r .groups.things.leader)
 for i in 1 2 3; do [ "$(cluster "$i" | jq -r .node.id)" = "$dn_leader" ] && DN_L=$i; done
 etcd_status() { curl -sf -X POST "${ETCD_CLIENT[$1 - 1]}/v3/maintenance/status" -d '{}'; }
-for i in 1 2 3; do [ "$(etcd_status "$i" | jq -r '.header.member_id == .leader')" = true ] && ET_L=$i; done
+ET_L=1
+for i in 1 2 3; do [ $RUN_ETCD = 1 ] && [ "$(etcd_status "$i" | jq -r '.header.member_id == .leader')" = true ] && ET_L=$i; done
 DN_F=$((DN_L % 3 + 1)) ET_F=$((ET_L % 3 + 1))
 echo "== dittonode things leader: node $DN_L, etcd leader: member $ET_L; $CLIENTS clients, $THINGS things/keys, $DURATION per run, libp2p over $TRANSPORT"
 
@@ -132,15 +144,16 @@ ET_URLS=$(IFS=,; echo "${ETCD_CLIENT[*]}")
 bench() {
 	local name=$1
 	shift
+	wanted "$name" || return 0
 	$BIN/dittoload "$@" -duration "$DURATION" -json >"$OUT/$name.json"
 	jq -r '[.throughput_rps, .latency_ms.p50, .latency_ms.p99, .ok, (.errors | tostring)] | @tsv' "$OUT/$name.json" |
 		awk -F'\t' -v n="$name" '{ printf "%-22s %8.0f req/s  p50 %7.2fms  p99 %7.2fms  ok %d  errors %s\n", n, $1, $2, $3, $4, $5 }'
 }
 echo "== runs"
 bench dn-put put-property -urls "$DN_URLS" -user "$USER_PW" -things "$THINGS" -clients "$CLIENTS" -prepare
-jq -r '"   (prepare: \(.prepare.ok) things through node 1 at \(.prepare.throughput_rps | floor) things/s, errors \(.prepare.errors))"' "$OUT/dn-put.json"
+wanted dn-put && jq -r '"   (prepare: \(.prepare.ok) things through node 1 at \(.prepare.throughput_rps | floor) things/s, errors \(.prepare.errors))"' "$OUT/dn-put.json"
 bench etcd-put etcd-put -urls "$ET_URLS" -things "$THINGS" -clients "$CLIENTS" -prepare
-jq -r '"   (prepare: \(.prepare.ok) keys through member 1 at \(.prepare.throughput_rps | floor) keys/s, errors \(.prepare.errors))"' "$OUT/etcd-put.json"
+wanted etcd-put && jq -r '"   (prepare: \(.prepare.ok) keys through member 1 at \(.prepare.throughput_rps | floor) keys/s, errors \(.prepare.errors))"' "$OUT/etcd-put.json"
 bench dn-put-1-leader put-property -url "${NODE_HTTP[DN_L - 1]}" -user "$USER_PW" -things "$THINGS" -clients 1
 bench etcd-put-1-leader etcd-put -url "${ETCD_CLIENT[ET_L - 1]}" -things "$THINGS" -clients 1
 bench dn-put-1-follower put-property -url "${NODE_HTTP[DN_F - 1]}" -user "$USER_PW" -things "$THINGS" -clients 1
@@ -151,6 +164,7 @@ bench etcd-get-linearizable etcd-get -urls "$ET_URLS" -things "$THINGS" -clients
 bench etcd-get-serializable etcd-get -urls "$ET_URLS" -things "$THINGS" -clients "$CLIENTS" -serializable
 
 # ---- summary ----
+if [ -n "${ONLY:-}" ]; then exit 0; fi
 v() { jq -r "$2" "$OUT/$1.json"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 lat() { printf '%.2f / %.2f' "$(v "$1" .latency_ms.p50)" "$(v "$1" .latency_ms.p99)"; }
