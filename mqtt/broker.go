@@ -62,6 +62,10 @@ type Broker struct {
 	deps Deps
 	log  *slog.Logger
 
+	// setAside holds, per client ID, an outbound in-flight message set
+	// aside during one SUBSCRIBE (packetid.go).
+	setAside sync.Map
+
 	srv    *mochi.Server
 	inline *mochi.Client // the broker's own publisher (replies, events)
 	store  *store        // nil without Dir

@@ -33,6 +33,7 @@ func (h *hook) Provides(b byte) bool {
 		mochi.OnClientExpired,
 		mochi.OnDisconnect,
 		mochi.OnSessionEstablished,
+		mochi.OnSubscribe,
 		mochi.OnSubscribed,
 		mochi.OnUnsubscribed,
 	}, []byte{b})
@@ -136,7 +137,10 @@ func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) { h.b.sy
 
 // OnSubscribed and OnUnsubscribed keep the client's registration with the
 // live router in step with its subscriptions.
-func (h *hook) OnSubscribed(cl *mochi.Client, _ packets.Packet, _ []byte) { h.b.syncLive(cl) }
+func (h *hook) OnSubscribed(cl *mochi.Client, _ packets.Packet, _ []byte) {
+	h.b.restoreSetAside(cl)
+	h.b.syncLive(cl)
+}
 
 func (h *hook) OnUnsubscribed(cl *mochi.Client, _ packets.Packet) { h.b.syncLive(cl) }
 

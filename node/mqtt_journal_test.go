@@ -157,3 +157,40 @@ func TestMQTTPublishJournal(t *testing.T) {
 		t.Errorf("retained %q", p.Payload)
 	}
 }
+
+// TestMQTTResubscribeWithQueuedMessages: a persistent session that comes
+// back to queued messages may subscribe again with a packet ID the broker
+// uses for one of the messages it re-sends (both start at 1); the
+// SUBSCRIBE is granted, as the MQTT ID spaces of the two sides are
+// separate, and the queued messages arrive.
+func TestMQTTResubscribeWithQueuedMessages(t *testing.T) {
+	sub := mosquittoBin(t, "mosquitto_sub")
+	pub := mosquittoBin(t, "mosquitto_pub")
+	n, c := startMQTTNode(t, t.TempDir(), nil)
+	setupMQTTFixture(t, c)
+	h, p := hostPort(t, n.MQTTAddr(mqtt.ListenerTCP))
+	login := []string{"-h", h, "-p", p, "-u", "dev1", "-P", "secret-1"}
+	for _, v := range []string{"", "mqttv5"} {
+		id := "keep-sub-" + v
+		args := append([]string{}, login...)
+		if v != "" {
+			args = append(args, "-V", v, "-x", "3600")
+		}
+		// Subscribe once and go away.
+		_, _ = run(t, sub, append(args, "-c", "-i", id, "-q", "1", "-t", "line/#", "-W", "1")...)
+		for _, m := range []string{"q-1", "q-2"} {
+			if out, err := run(t, pub, append(login, "-q", "1", "-t", "line/"+m, "-m", m)...); err != nil {
+				t.Fatalf("publish: %v %s", err, out)
+			}
+		}
+		out, _ := run(t, sub, append(args, "-c", "-i", id, "-q", "1", "-t", "line/#", "-W", "2", "-v")...)
+		if strings.Contains(out, "denied") {
+			t.Errorf("%s: the SUBSCRIBE after reconnecting was refused: %q", id, out)
+		}
+		for _, m := range []string{"q-1", "q-2"} {
+			if !strings.Contains(out, "line/"+m+" "+m) {
+				t.Errorf("%s: queued %s missing: %q", id, m, out)
+			}
+		}
+	}
+}
