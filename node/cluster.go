@@ -705,6 +705,9 @@ func (c *cluster) status() ClusterStatus {
 			}
 		}
 		for name, ss := range c.servers {
+			if m.Self && c.removed {
+				break // told it was removed: its own configurations are stale
+			}
 			for _, s := range ss {
 				if s.ID == p.String() {
 					m.Suffrage[name] = s.Suffrage

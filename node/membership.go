@@ -270,6 +270,14 @@ func (c *cluster) removeMember(ctx context.Context, id string) error {
 			return ditto.ErrUnavailable.New("Removing '%s' from group %s failed: %v.", id, name, err)
 		}
 	}
+	// Raft's last append to the removed peer is best effort (one attempt,
+	// and the commit of its removal follows later), so it may go on
+	// believing it is a voter: say it, while its connection is still open.
+	nctx, cancel := context.WithTimeout(ctx, removedGrace)
+	if _, err := c.call(nctx, id, rpcRequest{op: opRemoved}); err != nil {
+		c.log.Info("could not tell the removed member", logKeyPeer, id, logKeyErr, err)
+	}
+	cancel()
 	c.forget(p)
 	c.log.Info("removed member", logKeyPeer, id)
 	return nil

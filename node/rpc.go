@@ -33,6 +33,9 @@ const (
 	opRemoveMember
 	opForwardBatch
 	opReadIndexes
+	// opRemoved tells a member that it was removed from every group
+	// (membership.go); no group, no payload.
+	opRemoved
 )
 
 const (
@@ -252,6 +255,11 @@ type memberRequest struct {
 }
 
 func (c *cluster) handleRPC(ctx context.Context, from peer.ID, req rpcRequest) (uint64, error) {
+	if req.op == opRemoved {
+		c.log.Info("a member says this node was removed from the cluster", "from", from.String())
+		c.departed(c.self)
+		return 0, nil
+	}
 	g := c.group(req.group)
 	if g == nil {
 		return 0, fmt.Errorf("unknown group %q: %w", req.group, consensus.ErrClosed)
