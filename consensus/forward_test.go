@@ -578,6 +578,12 @@ func TestForwardCommitHint(t *testing.T) {
 
 	fwd.noHints.Store(true)
 	nd := others(nodes, leader)[0]
+	// Stop the other follower: the commit then needs nd's own ack, so the
+	// append that carries nd's entry cannot also carry its commit (when
+	// the other follower acked first, the leader's request to nd could).
+	if err := others(nodes, leader)[1].g.Close(); err != nil {
+		t.Fatal(err)
+	}
 	term := leader.g.Status().Term
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
