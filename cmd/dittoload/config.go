@@ -38,6 +38,7 @@ type config struct {
 	urls         []string
 	headers      []header // -header, sent with every request
 	serializable bool     // etcd-get: serializable instead of linearizable
+	client       string   // clientFast or clientStd
 }
 
 // header is one -header name:value.
@@ -152,6 +153,7 @@ func parseConfig(mode string, args []string, stdout io.Writer) (config, error) {
 		fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "per-request timeout")
 		fs.Float64Var(&cfg.rate, "rate", 0, "open-loop target requests/s (0: closed loop)")
 		fs.BoolVar(&cfg.json, "json", false, "print the summary as JSON")
+		fs.StringVar(&cfg.client, "client", clientFast, "HTTP client: fast (valyala/fasthttp, little CPU per request) or std (net/http)")
 	default:
 		return cfg, fmt.Errorf("unknown command %q\n%s", mode, usage)
 	}
@@ -200,6 +202,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-rate %v: want 0..1e6", c.rate)
 	case c.mode != "get" && (c.things < 1 || c.things > 100_000_000):
 		return fmt.Errorf("-things %d: want 1..1e8", c.things)
+	case c.client != clientFast && c.client != clientStd:
+		return fmt.Errorf("-client %q: want %s or %s", c.client, clientFast, clientStd)
 	case c.user != "" && !strings.Contains(c.user, ":"):
 		return fmt.Errorf("-user %q: want user:password", c.user)
 	}

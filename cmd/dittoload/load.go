@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -76,13 +75,10 @@ func (s *stats) record(status int, err error, d time.Duration) {
 }
 
 type loader struct {
-	cfg       config
-	transport *http.Transport
-	client    *http.Client
-	bases     []string    // cfg.urls without trailing slash; client i uses bases[i%len]
-	header    http.Header // shared, read-only after newLoader
-	jsonHdr   http.Header // header plus Content-Type: application/json
-	seq       atomic.Uint64
+	cfg    config
+	client doer
+	bases  []string // cfg.urls without trailing slash; client i uses bases[i%len]
+	seq    atomic.Uint64
 }
 
 func newLoader(cfg config) *loader {
@@ -95,38 +91,26 @@ func newLoader(cfg config) *loader {
 			}
 			return nil
 		}}
-	tr := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          cfg.clients * len(cfg.urls),
-		MaxIdleConnsPerHost:   cfg.clients,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: cfg.timeout,
-		DisableCompression:    true,
+	var headers []header
+	if cfg.user != "" {
+		headers = append(headers, header{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.user))})
 	}
-	l := &loader{cfg: cfg, transport: tr,
-		header: http.Header{}, jsonHdr: http.Header{"Content-Type": {"application/json"}}}
+	headers = append(headers, cfg.headers...)
+	l := &loader{cfg: cfg}
+	if cfg.client == clientStd {
+		l.client = newStdDoer(cfg, dialer, headers)
+	} else {
+		l.client = newFastDoer(cfg, dialer, headers)
+	}
 	for _, u := range cfg.urls {
 		l.bases = append(l.bases, strings.TrimRight(u, "/"))
-	}
-	l.client = &http.Client{Transport: tr, Timeout: cfg.timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	if cfg.user != "" {
-		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.user))
-		l.header.Set("Authorization", auth)
-		l.jsonHdr.Set("Authorization", auth)
-	}
-	for _, h := range cfg.headers {
-		l.header.Add(h.name, h.value)
-		l.jsonHdr.Add(h.name, h.value)
 	}
 	return l
 }
 
 func load(ctx context.Context, cfg config, stdout io.Writer) error {
 	l := newLoader(cfg)
-	defer l.transport.CloseIdleConnections()
+	defer l.client.close()
 	sum := summary{Mode: cfg.mode, URL: strings.Join(cfg.urls, ","), Clients: cfg.clients, Rate: cfg.rate}
 	if cfg.mode != "get" {
 		sum.Things = cfg.things
@@ -174,13 +158,13 @@ func (l *loader) prepare(ctx context.Context) result {
 	return l.drive(ctx, func() (time.Time, uint64, bool) {
 		i := next.Add(1) - 1
 		return time.Now(), i, i < n && ctx.Err() == nil
-	}, func(ctx context.Context, _ int, i uint64) (*http.Request, error) {
+	}, func(_ int, i uint64) call {
 		if isEtcd(l.cfg.mode) {
-			return l.request(ctx, http.MethodPost, l.bases[0]+etcdPutPath, etcdPutBody(i, 0))
+			return call{http.MethodPost, l.bases[0] + etcdPutPath, etcdPutBody(i, 0)}
 		}
 		body := `{"attributes":{"manufacturer":"ACME","serialNo":"` + strconv.FormatUint(i, 10) +
 			`"},"features":{"coffee-brewer":{"properties":{"brewed-coffees":0}}}}`
-		return l.request(ctx, http.MethodPut, l.thingURL(l.bases[0], i), []byte(body))
+		return call{http.MethodPut, l.thingURL(l.bases[0], i), []byte(body)}
 	})
 }
 
@@ -207,48 +191,31 @@ func (l *loader) loop(ctx context.Context) result {
 // build makes one load-phase request of client w. The property write's body
 // is the decimal sequence number, and etcd-put writes the same bytes as its
 // value, so both systems replicate values of the same size.
-func (l *loader) build(ctx context.Context, w int, seq uint64) (*http.Request, error) {
+func (l *loader) build(w int, seq uint64) call {
 	base := l.bases[w%len(l.bases)]
 	switch l.cfg.mode {
 	case "put-property":
 		u := l.thingURL(base, uint64(rand.IntN(l.cfg.things))) + "/features/coffee-brewer/properties/brewed-coffees"
-		return l.request(ctx, http.MethodPut, u, strconv.AppendUint(nil, seq, 10))
+		return call{http.MethodPut, u, strconv.AppendUint(nil, seq, 10)}
 	case "get-thing":
-		return l.request(ctx, http.MethodGet, l.thingURL(base, uint64(rand.IntN(l.cfg.things))), nil)
+		return call{http.MethodGet, l.thingURL(base, uint64(rand.IntN(l.cfg.things))), nil}
 	case "search":
 		q := url.Values{"filter": {strings.ReplaceAll(l.cfg.filter, "{i}", strconv.Itoa(rand.IntN(l.cfg.things)))}}
 		if l.cfg.option != "" {
 			q.Set("option", l.cfg.option)
 		}
-		return l.request(ctx, http.MethodGet, base+"/api/2/search/things?"+q.Encode(), nil)
+		return call{http.MethodGet, base + "/api/2/search/things?" + q.Encode(), nil}
 	case "etcd-put":
-		return l.request(ctx, http.MethodPost, base+etcdPutPath, etcdPutBody(uint64(rand.IntN(l.cfg.things)), seq))
+		return call{http.MethodPost, base + etcdPutPath, etcdPutBody(uint64(rand.IntN(l.cfg.things)), seq)}
 	case "etcd-get":
-		return l.request(ctx, http.MethodPost, base+etcdRangePath, etcdRangeBody(uint64(rand.IntN(l.cfg.things)), l.cfg.serializable))
+		return call{http.MethodPost, base + etcdRangePath, etcdRangeBody(uint64(rand.IntN(l.cfg.things)), l.cfg.serializable)}
 	default:
-		return l.request(ctx, http.MethodGet, l.cfg.urls[w%len(l.cfg.urls)], nil)
+		return call{http.MethodGet, l.cfg.urls[w%len(l.cfg.urls)], nil}
 	}
 }
 
 func (l *loader) thingURL(base string, i uint64) string {
 	return base + "/api/2/things/load:thing-" + strconv.FormatUint(i, 10)
-}
-
-// request builds a request sharing the loader's read-only headers. The body
-// gets its own small slice because the transport may still read it after Do
-// has returned.
-func (l *loader) request(ctx context.Context, method, u string, body []byte) (*http.Request, error) {
-	var r io.Reader
-	hdr := l.header
-	if body != nil {
-		r, hdr = bytes.NewReader(body), l.jsonHdr
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, r)
-	if err != nil {
-		return nil, err
-	}
-	req.Header = hdr
-	return req, nil
 }
 
 // pace sends the scheduled start time of each open-loop request. Times are
@@ -283,7 +250,7 @@ func pace(ctx context.Context, rate float64, deadline time.Time, out chan<- time
 // drive runs -clients workers; each takes work from next until it says stop,
 // and records the outcome of the request build makes.
 func (l *loader) drive(ctx context.Context, next func() (time.Time, uint64, bool),
-	build func(ctx context.Context, client int, seq uint64) (*http.Request, error)) result {
+	build func(client int, seq uint64) call) result {
 	all := make([]*stats, l.cfg.clients)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -296,12 +263,7 @@ func (l *loader) drive(ctx context.Context, next func() (time.Time, uint64, bool
 				if !ok {
 					return
 				}
-				req, err := build(ctx, i, seq)
-				if err != nil {
-					st.errors["bad-request"]++
-					return
-				}
-				status, err := l.do(req)
+				status, err := l.client.do(ctx, build(i, seq))
 				if ctx.Err() != nil {
 					return // interrupted: the aborted request is not a result
 				}
@@ -311,19 +273,6 @@ func (l *loader) drive(ctx context.Context, next func() (time.Time, uint64, bool
 	}
 	wg.Wait()
 	return merge(all, time.Since(start))
-}
-
-// do sends req, drains and closes the body so the connection is reused.
-func (l *loader) do(req *http.Request) (int, error) {
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	if cerr := resp.Body.Close(); err == nil {
-		err = cerr
-	}
-	return resp.StatusCode, err
 }
 
 func merge(all []*stats, elapsed time.Duration) result {
