@@ -283,3 +283,64 @@ func TestApplyBatchEvents(t *testing.T) {
 		t.Fatalf("event headers %+v", got[1].Envelope)
 	}
 }
+
+// TestModifyLeafMatchesFullRewrite checks the in-place write of existing
+// attributes and properties (modifyLeaf) against decoding the thing,
+// setting the value and encoding it again.
+func TestModifyLeafMatchesFullRewrite(t *testing.T) {
+	s := newFSMService()
+	f := s.FSM()
+	body := `{"thingId":"ns:a","policyId":"ns:a","attributes":{"a":1,"b":{"c":"x\"y","d":[1,2]},"k\"q":{"z":1},"ü":true},` +
+		`"features":{"f":{"properties":{"n":0,"o":{"p":null}},"desiredProperties":{"n":5}},"g":{}}}`
+	if out := f.Apply(1, createEntry("ns:a", body).encode()); out.(ditto.Result).Status != 201 {
+		t.Fatalf("create: %v", out)
+	}
+	writes := []struct{ path, value string }{
+		{"/features/f/properties/n", `42`},
+		{"/features/f/properties/n", `{"z":1,"a":[true,"é\u2028<"]}`},
+		{"/features/f/properties/o/p", `"v"`},
+		{"/features/f/desiredProperties/n", `-1.5e3`},
+		{"/attributes/a", `null`},
+		{"/attributes/b/c", `"\\u0000 \t"`},
+		{"/attributes/b/d", `[]`},
+		{"/attributes/ü", `false`},
+		{"/attributes/k\"q/z", `2`}, // escaped key on the path: the general path
+		{"/attributes/new", `1`},    // a new value: the general path
+	}
+	for i, w := range writes {
+		prev, _ := s.Lookup("ns:a")
+		doc, err := ditto.DecodeJSON(prev.JSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ditto.MustPointer(w.path)
+		v := mustJSON(t, w.value)
+		want := ditto.EncodeJSON(ditto.SetAt(doc, p, v))
+		out := f.Apply(uint64(i+2), (&entry{op: opModify, id: "ns:a", path: p, value: []byte(w.value), time: t0 + int64(i)}).encode())
+		res, ok := out.(ditto.Result)
+		if !ok || res.Revision != prev.Revision+1 {
+			t.Fatalf("%s: %v", w.path, out)
+		}
+		if res.Status == 204 && res.ETag != ditto.HashETag(v) {
+			t.Errorf("%s: etag %s, want %s", w.path, res.ETag, ditto.HashETag(v))
+		}
+		rec, _ := s.Lookup("ns:a")
+		if string(rec.JSON) != string(want) || rec.PolicyID != "ns:a" || rec.Created != prev.Created {
+			t.Fatalf("%s = %s:\ngot  %s\nwant %s", w.path, w.value, rec.JSON, want)
+		}
+	}
+	// Preconditions on the in-place path: a stale If-Match, and if-equal.
+	p := ditto.MustPointer("/features/f/properties/n")
+	stale := &entry{op: opModify, id: "ns:a", path: p, value: []byte(`1`), ifMatch: `"hash:0"`, time: t0}
+	if err, ok := f.Apply(20, stale.encode()).(error); !ok || errCode(err) != "things:precondition.failed" {
+		t.Fatalf("stale If-Match: %v", err)
+	}
+	same := &entry{op: opModify, id: "ns:a", path: p, value: []byte(`{"a":[true,"é\u2028<"],"z":1}`), ifEqual: ifEqualSkip, time: t0}
+	if err, ok := f.Apply(21, same.encode()).(error); !ok || errCode(err) != "things:precondition.failed" {
+		t.Fatalf("if-equal skip: %v", err)
+	}
+	big := &entry{op: opModify, id: "ns:a", path: p, value: []byte(`"` + strings.Repeat("x", DefaultConfig().MaxThingBytes) + `"`), time: t0}
+	if err, ok := f.Apply(22, big.encode()).(error); !ok || errCode(err) != "things:thing.toolarge" {
+		t.Fatalf("too large: %v", err)
+	}
+}

@@ -87,6 +87,8 @@ type Service struct {
 
 	mu     sync.RWMutex
 	things map[string]*Record // includes tombstones of deleted things
+	// scratch is the apply's encoding buffer (guarded by mu).
+	scratch []byte
 }
 
 // New returns a service; it only allocates. Zero Config fields get their
