@@ -17,7 +17,8 @@ trap 'kill $NODE $HELLO 2>/dev/null || true; rm -rf "$DATA"' EXIT
 NODE=""; HELLO=""
 
 start_node() {
-	$BIN/dittonode run --data "$DATA" --http 127.0.0.1:$PORT --user ditto:ditto --log-level warn &
+	# No MQTT listener: this measures HTTP, and an idle broker costs nothing.
+	$BIN/dittonode run --data "$DATA" --http 127.0.0.1:$PORT --mqtt off --user ditto:ditto --log-level warn &
 	NODE=$!
 }
 wait_ready() { # prints seconds until the first successful thing read
@@ -26,14 +27,30 @@ wait_ready() { # prints seconds until the first successful thing read
 	echo "$(date +%s.%N) - $start" | bc
 }
 rss_mb() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$1/status; }
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
+# node_load ARGS...: runs dittoload against the node and adds the node's CPU
+# time per request of the load phase to dittoload's summary.
+node_load() {
+	local out t0 t1
+	out=$(mktemp)
+	t0=$(cpu_ticks $NODE)
+	$BIN/dittoload "$@" | tee "$out"
+	t1=$(cpu_ticks $NODE)
+	awk -v d=$((t1 - t0)) -v tck="$TCK" '/^requests/{if ($2 > 0) printf "node      %.1f µs CPU per request (whole run)\n", d * 1e6 / tck / $2}' "$out"
+	rm -f "$out"
+}
 
 start_node
 until curl -sf "http://127.0.0.1:$PORT/health" -o /dev/null; do sleep 0.05; done
 echo "== prepare $THINGS things"
-$BIN/dittoload put-property -url http://127.0.0.1:$PORT -user ditto:ditto -things "$THINGS" -clients $CLIENTS -duration "$DURATION" -prepare
+$BIN/dittoload put-property -url http://127.0.0.1:$PORT -user ditto:ditto -things "$THINGS" -clients $CLIENTS -duration 1s -prepare | grep '^prepare'
+echo "== RSS with $THINGS things after creating them: $(rss_mb $NODE) MB"
+echo "== durable PUT .../features/coffee-brewer/properties/brewed-coffees, $CLIENTS clients"
+node_load put-property -url http://127.0.0.1:$PORT -user ditto:ditto -things "$THINGS" -clients $CLIENTS -duration "$DURATION"
 echo "== RSS with $THINGS things after writes: $(rss_mb $NODE) MB"
 echo "== GET /api/2/things/{id}, $CLIENTS clients"
-$BIN/dittoload get-thing -url http://127.0.0.1:$PORT -user ditto:ditto -things "$THINGS" -clients $CLIENTS -duration "$DURATION"
+node_load get-thing -url http://127.0.0.1:$PORT -user ditto:ditto -things "$THINGS" -clients $CLIENTS -duration "$DURATION"
 $BIN/dittoload hello -listen 127.0.0.1:$HELLO_PORT & HELLO=$!
 until curl -sf "http://127.0.0.1:$HELLO_PORT/" -o /dev/null; do sleep 0.05; done
 echo "== hello-world net/http baseline, $CLIENTS clients"

@@ -49,7 +49,11 @@ type summary struct {
 	Rate    float64 `json:"rate,omitempty"`
 	Prepare *result `json:"prepare,omitempty"`
 	result
-	Interrupted bool `json:"interrupted,omitempty"`
+	// ClientCPUPerRequest is the CPU time (user and system) dittoload itself
+	// spent per request of the load phase, in µs: what the load costs the
+	// machine next to the system under test.
+	ClientCPUPerRequest float64 `json:"client_cpu_us_per_request"`
+	Interrupted         bool    `json:"interrupted,omitempty"`
 }
 
 // stats is one worker's private tally, merged when all workers are done.
@@ -129,7 +133,11 @@ func load(ctx context.Context, cfg config, stdout io.Writer) error {
 				cfg.things, res.Seconds, res.Throughput, res.OK, formatErrors(res.Errors))
 		}
 	}
+	cpu0 := processCPU()
 	sum.result = l.loop(ctx)
+	if sum.Requests > 0 {
+		sum.ClientCPUPerRequest = float64((processCPU()-cpu0).Microseconds()) / float64(sum.Requests)
+	}
 	sum.Interrupted = ctx.Err() != nil
 	if cfg.json {
 		enc := json.NewEncoder(stdout)
@@ -143,10 +151,12 @@ func load(ctx context.Context, cfg config, stdout io.Writer) error {
 	_, err := fmt.Fprintf(stdout, "%s %s clients %d%s\n"+
 		"requests  %d in %.2fs = %.1f req/s\n"+
 		"ok        %d\nerrors    %s\n"+
-		"latency   p50 %v  p90 %v  p99 %v  max %v  mean %v\n",
+		"latency   p50 %v  p90 %v  p99 %v  max %v  mean %v\n"+
+		"client    %.1f µs CPU per request\n",
 		sum.Mode, sum.URL, sum.Clients, note,
 		sum.Requests, sum.Seconds, sum.Throughput, sum.OK, formatErrors(sum.Errors),
-		ms(sum.Latency.P50), ms(sum.Latency.P90), ms(sum.Latency.P99), ms(sum.Latency.Max), ms(sum.Latency.Mean))
+		ms(sum.Latency.P50), ms(sum.Latency.P90), ms(sum.Latency.P99), ms(sum.Latency.Max), ms(sum.Latency.Mean),
+		sum.ClientCPUPerRequest)
 	return err
 }
 
@@ -308,4 +318,13 @@ func formatErrors(errs map[string]uint64) string {
 
 func ms(v float64) time.Duration {
 	return time.Duration(v * 1e6).Round(time.Microsecond)
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
