@@ -2,6 +2,7 @@ package search
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,11 +47,13 @@ func numKey(s string) vkey {
 	return vkey{t: tNum, n: f}
 }
 
-// entry is one key of a field with the sorted slots of the things that
-// hold it.
+// entry is one key of a field with the slots of the things that hold it
+// (posting.go): the sorted list post, or dense once many things hold the
+// key (then post is nil).
 type entry struct {
-	k    vkey
-	post []uint32
+	k     vkey
+	post  []uint32
+	dense *dense
 }
 
 func lessEntry(a, b *entry) bool { return cmpKey(a.k, b.k) < 0 }
@@ -91,7 +94,7 @@ func cmpDKey(a, b dkey) int {
 // without the lock.
 type doc struct {
 	id       string
-	ns       string // a substring of id
+	nsLen    uint16 // the namespace is id[:nsLen]
 	policyID string
 	rev      int64
 	created  string
@@ -104,6 +107,9 @@ type doc struct {
 	odd bool
 }
 
+// ns returns the thing's namespace.
+func (d *doc) ns() string { return d.id[:d.nsLen] }
+
 // full decodes the thing as rql sees it: the JSON plus the special fields.
 // The result is fresh and owned by the caller.
 func (d *doc) full() (map[string]any, error) {
@@ -115,7 +121,7 @@ func (d *doc) full() (map[string]any, error) {
 	if d.policyID != "" {
 		m["policyId"] = d.policyID
 	}
-	m["_namespace"] = d.ns
+	m["_namespace"] = d.ns()
 	m["_revision"] = jsonNumber(d.rev)
 	if d.created != "" {
 		m["_created"] = d.created
@@ -141,6 +147,8 @@ type index struct {
 	// loosely (keyWalker.odd): exact plans verify them anyway.
 	odd     []uint32
 	rawSize int
+	// ones backs the postings of a single slot (posting.go).
+	ones slotTable
 	// pivot is the search key of writers (who hold the write lock), so
 	// lookups while indexing do not allocate; w and old are their reused
 	// key buffers.
@@ -163,10 +171,10 @@ func (x *index) byID(id string) *doc {
 		return nil
 	}
 	e := x.lookup(f, vkey{t: tStr, s: id})
-	if e == nil || len(e.post) == 0 {
+	if e == nil || e.size() == 0 {
 		return nil
 	}
-	return x.docs[e.post[0]]
+	return x.docs[e.first()]
 }
 
 // thing is one state to index.
@@ -182,8 +190,8 @@ type thing struct {
 func (x *index) upsert(t thing) error {
 	old := x.byID(t.id)
 	d := &doc{id: t.id, policyID: t.policyID, rev: t.rev, created: t.created, modified: t.modified, raw: t.raw}
-	if eid, ok := ditto.ParseEntityID(t.id); ok {
-		d.ns = t.id[:len(eid.Namespace)]
+	if eid, ok := ditto.ParseEntityID(t.id); ok && len(eid.Namespace) <= math.MaxUint16 {
+		d.nsLen = uint16(len(eid.Namespace))
 	}
 	keys, err := x.keysOf(d, old != nil)
 	if err != nil {
@@ -293,9 +301,7 @@ func (x *index) add(k dkey, slot uint32) {
 		e = &entry{k: k.k}
 		k.f.vals.ReplaceOrInsert(e)
 	}
-	n := len(e.post)
-	e.post = insertSlot(e.post, slot)
-	if len(e.post) > n {
+	if e.addSlot(slot, len(x.docs), &x.ones) {
 		x.entries++
 	}
 }
@@ -305,12 +311,10 @@ func (x *index) del(k dkey, slot uint32) {
 	if e == nil {
 		return
 	}
-	n := len(e.post)
-	e.post = removeSlot(e.post, slot)
-	if len(e.post) < n {
+	if e.removeSlot(slot, len(x.docs)) {
 		x.entries--
 	}
-	if len(e.post) == 0 {
+	if e.size() == 0 {
 		k.f.vals.Delete(e)
 		if k.f.vals.Len() == 0 {
 			delete(x.fields, k.f.path)
@@ -343,12 +347,18 @@ func (x *index) stats() Stats {
 		keyCost   = 80 // entry, B-tree item, slice header
 		docCost   = 128
 	)
-	b := 8*cap(x.docs) + 4*cap(x.free)
+	b := 8*cap(x.docs) + 4*cap(x.free) + 4*slotChunk*len(x.ones.chunks)
 	for p, f := range x.fields {
 		b += fieldCost + len(p)
 		st.Keys += f.vals.Len()
 		f.vals.Ascend(func(e *entry) bool {
-			b += keyCost + 4*cap(e.post)
+			if len(e.post) > 1 {
+				b += 4 * cap(e.post)
+			}
+			b += keyCost
+			if e.dense != nil {
+				b += 32 + 8*cap(e.dense.bits)
+			}
 			if e.k.t == tStr && p != "thingId" {
 				b += len(e.k.s)
 			}

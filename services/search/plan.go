@@ -198,13 +198,13 @@ func (p planner) presence(fl rql.Field, what string) cand {
 func (p planner) entriesCand(desc string, entries []*entry) cand {
 	est := 0
 	for _, e := range entries {
-		est += len(e.post)
+		est += e.size()
 	}
 	n := len(p.x.docs)
 	return cand{est: est, desc: desc, build: func() []uint32 {
 		lists := make([][]uint32, len(entries))
 		for i, e := range entries {
-			lists[i] = e.post
+			lists[i] = e.list()
 		}
 		return union(lists, n)
 	}}
@@ -348,7 +348,7 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 		if !in(e) {
 			return false
 		}
-		est += len(e.post)
+		est += e.size()
 		return est <= limit
 	})
 	n := len(p.x.docs)
@@ -362,9 +362,7 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 					return false
 				}
 				if test == nil || test(e.k.s) {
-					for _, sl := range e.post {
-						set.set(sl)
-					}
+					e.orInto(set)
 				}
 				return true
 			})
@@ -376,7 +374,7 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 				return false
 			}
 			if test == nil || test(e.k.s) {
-				lists = append(lists, e.post)
+				lists = append(lists, e.list())
 			}
 			return true
 		})

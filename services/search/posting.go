@@ -1,11 +1,180 @@
 package search
 
 import (
+	"iter"
 	"math/bits"
 	"slices"
 )
 
-// Postings are sorted, duplicate-free slices of document slots.
+// A key's posting is the set of the slots of the things that hold it. It
+// is a sorted, duplicate-free slice while small; a key that many things
+// share (_revision 1, a manufacturer, a model) holds a bitmap over the slot
+// space instead, where adding and removing a slot is O(1) rather than a
+// memmove of the whole list, and which takes less memory than the list
+// once more than one slot in 32 holds the key. The bounds have slack
+// between them, so a posting near one does not flip at every write.
+//
+// denseMin is the smallest list that becomes a bitmap, and at least one
+// slot in denseRatio must hold the key. (A variable only so that tests
+// can turn most postings into bitmaps.)
+var denseMin = 1024
+
+const denseRatio = 64
+
+// dense is a large posting: the set of slots and how many there are.
+type dense struct {
+	bits bitmap
+	n    int
+}
+
+// wantDense reports whether a list of n slots among nslots becomes a
+// bitmap; wantSparse whether a bitmap of n slots goes back to a list.
+func wantDense(n, nslots int) bool  { return n >= denseMin && n >= nslots/denseRatio }
+func wantSparse(n, nslots int) bool { return n < denseMin/2 || n < nslots/(4*denseRatio) }
+
+// size returns how many slots hold e's key.
+func (e *entry) size() int {
+	if e.dense != nil {
+		return e.dense.n
+	}
+	return len(e.post)
+}
+
+// first returns the lowest slot of a non-empty posting.
+func (e *entry) first() uint32 {
+	if e.dense == nil {
+		return e.post[0]
+	}
+	for w, x := range e.dense.bits {
+		if x != 0 {
+			return uint32(w*64 + bits.TrailingZeros64(x))
+		}
+	}
+	panic("search: first of an empty posting")
+}
+
+// all yields the slots of e in ascending order. The caller holds the
+// index lock while iterating.
+func (e *entry) all() iter.Seq[uint32] {
+	return func(yield func(uint32) bool) {
+		if e.dense == nil {
+			for _, s := range e.post {
+				if !yield(s) {
+					return
+				}
+			}
+			return
+		}
+		for w, x := range e.dense.bits {
+			for ; x != 0; x &= x - 1 {
+				if !yield(uint32(w*64 + bits.TrailingZeros64(x))) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// list returns the slots of e as a sorted slice: the posting itself while
+// it is a list (read only, valid under the index lock), else a fresh one.
+func (e *entry) list() []uint32 {
+	if e.dense == nil {
+		return e.post
+	}
+	return e.dense.bits.slots()
+}
+
+// orInto sets the slots of e in b (slots beyond b are ignored).
+func (e *entry) orInto(b bitmap) {
+	if e.dense == nil {
+		for _, s := range e.post {
+			b.set(s)
+		}
+		return
+	}
+	for w, x := range e.dense.bits[:min(len(b), len(e.dense.bits))] {
+		b[w] |= x
+	}
+}
+
+// slotTable holds the numbers 0, 1, 2, ... in chunks. A posting of one
+// slot (most keys of a field whose value is unique per thing: thingId,
+// _modified, a serial number) is a one-element window on it rather than an
+// allocation of its own. A window has capacity 1, so an insert copies it,
+// and removeSlot never writes into a posting of one slot.
+type slotTable struct{ chunks [][]uint32 }
+
+const slotChunk = 1 << 14
+
+// one returns the posting of the single slot s.
+func (t *slotTable) one(s uint32) []uint32 {
+	c := int(s / slotChunk)
+	for len(t.chunks) <= c {
+		base := uint32(len(t.chunks)) * slotChunk
+		chunk := make([]uint32, slotChunk)
+		for i := range chunk {
+			chunk[i] = base + uint32(i)
+		}
+		t.chunks = append(t.chunks, chunk)
+	}
+	i := s % slotChunk
+	return t.chunks[c][i : i+1 : i+1]
+}
+
+// addSlot adds slot s to e, nslots being the size of the slot space and
+// ones the index's slotTable; it reports whether s was new.
+func (e *entry) addSlot(s uint32, nslots int, ones *slotTable) bool {
+	if e.dense == nil && len(e.post) == 0 {
+		e.post = ones.one(s)
+		return true
+	}
+	if d := e.dense; d != nil {
+		w := int(s >> 6)
+		if w >= len(d.bits) {
+			d.bits = append(d.bits, make(bitmap, w+1-len(d.bits))...)
+		}
+		if d.bits[w]&(1<<(s&63)) != 0 {
+			return false
+		}
+		d.bits[w] |= 1 << (s & 63)
+		d.n++
+		return true
+	}
+	n := len(e.post)
+	e.post = insertSlot(e.post, s)
+	if len(e.post) == n {
+		return false
+	}
+	if wantDense(len(e.post), nslots) {
+		d := &dense{bits: newBitmap(max(nslots, int(e.post[len(e.post)-1])+1)), n: len(e.post)}
+		for _, s := range e.post {
+			d.bits.set(s)
+		}
+		e.post, e.dense = nil, d
+	}
+	return true
+}
+
+// removeSlot removes slot s from e, nslots being the size of the slot
+// space; it reports whether s was there.
+func (e *entry) removeSlot(s uint32, nslots int) bool {
+	if d := e.dense; d != nil {
+		if !d.bits.has(s) {
+			return false
+		}
+		d.bits.clear(s)
+		d.n--
+		if wantSparse(d.n, nslots) {
+			e.post, e.dense = d.bits.slots(), nil
+		}
+		return true
+	}
+	n := len(e.post)
+	e.post = removeSlot(e.post, s)
+	return len(e.post) < n
+}
+
+// Lists are sorted, duplicate-free slices of document slots.
 
 func insertSlot(p []uint32, s uint32) []uint32 {
 	if n := len(p); n == 0 || p[n-1] < s {
@@ -19,6 +188,13 @@ func insertSlot(p []uint32, s uint32) []uint32 {
 }
 
 func removeSlot(p []uint32, s uint32) []uint32 {
+	if len(p) == 1 {
+		// Perhaps a slotTable window: never write into it.
+		if p[0] == s {
+			return nil
+		}
+		return p
+	}
 	i, found := slices.BinarySearch(p, s)
 	if !found {
 		return p

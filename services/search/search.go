@@ -197,7 +197,7 @@ func (r *runner) view(d *doc, enf ditto.Enforcer, c uint8) (map[string]any, bool
 		return nil, false
 	}
 	m["thingId"] = d.id
-	m["_namespace"] = d.ns
+	m["_namespace"] = d.ns()
 	return m, true
 }
 
@@ -242,7 +242,7 @@ func (r *runner) setExact(x *index, c cand) {
 			lists = append(lists, x.odd)
 		}
 		for _, e := range c.unsure {
-			lists = append(lists, e.post)
+			lists = append(lists, e.list())
 		}
 		r.exact, r.unsure = true, union(lists, len(x.docs))
 	}
@@ -544,8 +544,8 @@ func (r *runner) byID(need int) ([]hit, Explain, error) {
 			if started && e.k.s == from {
 				return true
 			}
-			if len(e.post) > 0 {
-				if d := x.docs[e.post[0]]; d != nil {
+			if e.size() > 0 {
+				if d := x.docs[e.first()]; d != nil {
 					buf = append(buf, d)
 				}
 			}
