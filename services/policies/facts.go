@@ -92,8 +92,8 @@ func deriveFacts(r *record) *facts {
 		return tree
 	}
 	h := sha256.New()
-	if r.cut {
-		io.WriteString(h, r.body.Value()) // hash writes never fail
+	if r.cut() {
+		io.WriteString(h, r.body.Value().json) // hash writes never fail
 		h.Write([]byte{'}'})
 	} else {
 		m := decoded()

@@ -85,12 +85,10 @@ func parseStamp(s string) time.Time {
 type record struct {
 	ID string
 	// body is the canonical JSON of the policy (the zero handle once
-	// deleted: a tombstone keeps the revision), without its last member
-	// `,"policyId":"<ID>"}` when cut is set. It is interned: the records
-	// of policies equal but for their ID (100k default policies of one
+	// deleted: a tombstone keeps the revision), interned: the records of
+	// policies equal but for their ID (100k default policies of one
 	// creator) share one copy. raw() rebuilds the JSON.
-	body     unique.Handle[string]
-	cut      bool
+	body     unique.Handle[policyBody]
 	Revision int64
 	Created  string
 	Modified string
@@ -102,7 +100,17 @@ type record struct {
 	memo *memo
 }
 
-func (r *record) live() bool { return r != nil && r.body != unique.Handle[string]{} }
+// policyBody is a policy's canonical JSON, without its last member
+// `,"policyId":"<ID>"}` when cut is set.
+type policyBody struct {
+	json string
+	cut  bool
+}
+
+func (r *record) live() bool { return r != nil && r.body != unique.Handle[policyBody]{} }
+
+// cut reports whether the record's body lacks the policyId member.
+func (r *record) cut() bool { return r.body.Value().cut }
 
 // newRecord returns a live record of the policy encoded as raw (which it
 // does not keep).
@@ -119,7 +127,7 @@ func (r *record) setRaw(raw []byte) {
 	if !cut {
 		body = raw
 	}
-	r.body, r.cut = unique.Make(string(body)), cut
+	r.body = unique.Make(policyBody{json: string(body), cut: cut})
 }
 
 // rawLen returns the length of the policy's canonical JSON (0 for a
@@ -128,8 +136,8 @@ func (r *record) rawLen() int {
 	if !r.live() {
 		return 0
 	}
-	n := len(r.body.Value())
-	if r.cut {
+	n := len(r.body.Value().json)
+	if r.cut() {
 		n += len(markPolicyID) + len(r.ID) + len(`"}`)
 	}
 	return n
@@ -140,8 +148,8 @@ func (r *record) appendRaw(b []byte) []byte {
 	if !r.live() {
 		return b
 	}
-	b = append(b, r.body.Value()...)
-	if r.cut {
+	b = append(b, r.body.Value().json...)
+	if r.cut() {
 		b = append(append(append(b, markPolicyID...), r.ID...), `"}`...)
 	}
 	return b
@@ -160,7 +168,7 @@ func (r *record) raw() []byte {
 // key other than "policyId" (the markers of facts.go): a cheap test before
 // decoding. The cut member holds no other key, and a policy ID no quote.
 func (r *record) contains(marker string) bool {
-	return r.live() && strings.Contains(r.body.Value(), marker)
+	return r.live() && strings.Contains(r.body.Value().json, marker)
 }
 
 // tombstone returns the record of a deleted policy.

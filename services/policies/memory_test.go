@@ -320,7 +320,7 @@ func TestFacts(t *testing.T) {
 				t.Error("sum depends on the policy ID")
 			}
 			// Equal content but for a plain ID: one interned body.
-			if rec.cut && other.body != rec.body {
+			if rec.cut() && other.body != rec.body {
 				t.Error("equal policies of other IDs do not share their body")
 			}
 			for _, d := range []time.Duration{-time.Hour, 0, time.Hour, 5 * time.Hour} {

@@ -31,11 +31,15 @@ type vkey struct {
 }
 
 func cmpKey(a, b vkey) int {
-	if c := cmp.Compare(a.t, b.t); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.n, b.n); c != 0 {
-		return c
+	switch {
+	case a.t != b.t:
+		return cmp.Compare(a.t, b.t)
+	case a.n < b.n:
+		return -1
+	case a.n > b.n:
+		return 1
+	case a.n != b.n: // NaN: ordered as cmp.Compare orders it
+		return cmp.Compare(a.n, b.n)
 	}
 	return strings.Compare(a.s, b.s)
 }
@@ -48,12 +52,11 @@ func numKey(s string) vkey {
 }
 
 // entry is one key of a field with the slots of the things that hold it
-// (posting.go): the sorted list post, or dense once many things hold the
-// key (then post is nil).
+// (posting.go): the slot one while more is nil, else the posting more.
 type entry struct {
-	k     vkey
-	post  []uint32
-	dense *dense
+	k    vkey
+	one  uint32
+	more *posting
 }
 
 func lessEntry(a, b *entry) bool { return cmpKey(a.k, b.k) < 0 }
@@ -147,8 +150,6 @@ type index struct {
 	// loosely (keyWalker.odd): exact plans verify them anyway.
 	odd     []uint32
 	rawSize int
-	// ones backs the postings of a single slot (posting.go).
-	ones slotTable
 	// pivot is the search key of writers (who hold the write lock), so
 	// lookups while indexing do not allocate; w and old are their reused
 	// key buffers.
@@ -190,6 +191,11 @@ type thing struct {
 func (x *index) upsert(t thing) error {
 	old := x.byID(t.id)
 	d := &doc{id: t.id, policyID: t.policyID, rev: t.rev, created: t.created, modified: t.modified, raw: t.raw}
+	if old != nil && old.created == t.created {
+		// The index keys hold the old document's string: keep one copy
+		// (the source formats the time afresh for every write).
+		d.created = old.created
+	}
 	if eid, ok := ditto.ParseEntityID(t.id); ok && len(eid.Namespace) <= math.MaxUint16 {
 		d.nsLen = uint16(len(eid.Namespace))
 	}
@@ -298,10 +304,11 @@ func (x *index) lookup(f *field, k vkey) *entry {
 func (x *index) add(k dkey, slot uint32) {
 	e := x.lookup(k.f, k.k)
 	if e == nil {
-		e = &entry{k: k.k}
-		k.f.vals.ReplaceOrInsert(e)
+		k.f.vals.ReplaceOrInsert(&entry{k: k.k, one: slot})
+		x.entries++
+		return
 	}
-	if e.addSlot(slot, len(x.docs), &x.ones) {
+	if e.addSlot(slot, len(x.docs)) {
 		x.entries++
 	}
 }
@@ -344,20 +351,20 @@ func (x *index) stats() Stats {
 	st := Stats{Things: x.things, Fields: len(x.fields), Entries: x.entries, RawJSONBytes: x.rawSize}
 	const (
 		fieldCost = 96 // map slot, field struct, B-tree root
-		keyCost   = 80 // entry, B-tree item, slice header
+		keyCost   = 60 // entry, B-tree item
 		docCost   = 128
 	)
-	b := 8*cap(x.docs) + 4*cap(x.free) + 4*slotChunk*len(x.ones.chunks)
+	b := 8*cap(x.docs) + 4*cap(x.free)
 	for p, f := range x.fields {
 		b += fieldCost + len(p)
 		st.Keys += f.vals.Len()
 		f.vals.Ascend(func(e *entry) bool {
-			if len(e.post) > 1 {
-				b += 4 * cap(e.post)
-			}
 			b += keyCost
-			if e.dense != nil {
-				b += 32 + 8*cap(e.dense.bits)
+			if p := e.more; p != nil {
+				b += 32 + 4*cap(p.post)
+				if p.dense != nil {
+					b += 32 + 8*cap(p.dense.bits)
+				}
 			}
 			if e.k.t == tStr && p != "thingId" {
 				b += len(e.k.s)
@@ -375,8 +382,8 @@ func (x *index) stats() Stats {
 func (x *index) compactPostings() {
 	for _, f := range x.fields {
 		f.vals.Ascend(func(e *entry) bool {
-			if cap(e.post)-len(e.post) > 8 {
-				e.post = slices.Clip(slices.Clone(e.post))
+			if p := e.more; p != nil && cap(p.post)-len(p.post) > 8 {
+				p.post = slices.Clip(slices.Clone(p.post))
 			}
 			return true
 		})

@@ -6,8 +6,10 @@ import (
 	"slices"
 )
 
-// A key's posting is the set of the slots of the things that hold it. It
-// is a sorted, duplicate-free slice while small; a key that many things
+// A key's posting is the set of the slots of the things that hold it. A
+// single slot (most keys of a field whose value is unique per thing:
+// thingId, _modified, a serial number) is held inline in the entry; more
+// are a sorted, duplicate-free slice while few; a key that many things
 // share (_revision 1, a manufacturer, a model) holds a bitmap over the slot
 // space instead, where adding and removing a slot is O(1) rather than a
 // memmove of the whole list, and which takes less memory than the list
@@ -32,20 +34,37 @@ type dense struct {
 func wantDense(n, nslots int) bool  { return n >= denseMin && n >= nslots/denseRatio }
 func wantSparse(n, nslots int) bool { return n < denseMin/2 || n < nslots/(4*denseRatio) }
 
+// posting holds the slots of a key that more than one thing holds (or,
+// briefly, none): the sorted list post, or dense (then post is nil).
+type posting struct {
+	post  []uint32
+	dense *dense
+}
+
+func (p *posting) size() int {
+	if p.dense != nil {
+		return p.dense.n
+	}
+	return len(p.post)
+}
+
 // size returns how many slots hold e's key.
 func (e *entry) size() int {
-	if e.dense != nil {
-		return e.dense.n
+	if e.more == nil {
+		return 1
 	}
-	return len(e.post)
+	return e.more.size()
 }
 
 // first returns the lowest slot of a non-empty posting.
 func (e *entry) first() uint32 {
-	if e.dense == nil {
-		return e.post[0]
+	switch {
+	case e.more == nil:
+		return e.one
+	case e.more.dense == nil:
+		return e.more.post[0]
 	}
-	for w, x := range e.dense.bits {
+	for w, x := range e.more.dense.bits {
 		if x != 0 {
 			return uint32(w*64 + bits.TrailingZeros64(x))
 		}
@@ -57,18 +76,21 @@ func (e *entry) first() uint32 {
 // index lock while iterating.
 func (e *entry) all() iter.Seq[uint32] {
 	return func(yield func(uint32) bool) {
-		if e.dense == nil {
-			for _, s := range e.post {
+		switch {
+		case e.more == nil:
+			yield(e.one)
+		case e.more.dense == nil:
+			for _, s := range e.more.post {
 				if !yield(s) {
 					return
 				}
 			}
-			return
-		}
-		for w, x := range e.dense.bits {
-			for ; x != 0; x &= x - 1 {
-				if !yield(uint32(w*64 + bits.TrailingZeros64(x))) {
-					return
+		default:
+			for w, x := range e.more.dense.bits {
+				for ; x != 0; x &= x - 1 {
+					if !yield(uint32(w*64 + bits.TrailingZeros64(x))) {
+						return
+					}
 				}
 			}
 		}
@@ -76,59 +98,47 @@ func (e *entry) all() iter.Seq[uint32] {
 }
 
 // list returns the slots of e as a sorted slice: the posting itself while
-// it is a list (read only, valid under the index lock), else a fresh one.
+// it is a list of several (read only, valid under the index lock), else a
+// fresh one.
 func (e *entry) list() []uint32 {
-	if e.dense == nil {
-		return e.post
+	switch {
+	case e.more == nil:
+		return []uint32{e.one}
+	case e.more.dense == nil:
+		return e.more.post
 	}
-	return e.dense.bits.slots()
+	return e.more.dense.bits.slots()
 }
 
 // orInto sets the slots of e in b (slots beyond b are ignored).
 func (e *entry) orInto(b bitmap) {
-	if e.dense == nil {
-		for _, s := range e.post {
+	switch {
+	case e.more == nil:
+		b.set(e.one)
+	case e.more.dense == nil:
+		for _, s := range e.more.post {
 			b.set(s)
 		}
-		return
-	}
-	for w, x := range e.dense.bits[:min(len(b), len(e.dense.bits))] {
-		b[w] |= x
-	}
-}
-
-// slotTable holds the numbers 0, 1, 2, ... in chunks. A posting of one
-// slot (most keys of a field whose value is unique per thing: thingId,
-// _modified, a serial number) is a one-element window on it rather than an
-// allocation of its own. A window has capacity 1, so an insert copies it,
-// and removeSlot never writes into a posting of one slot.
-type slotTable struct{ chunks [][]uint32 }
-
-const slotChunk = 1 << 14
-
-// one returns the posting of the single slot s.
-func (t *slotTable) one(s uint32) []uint32 {
-	c := int(s / slotChunk)
-	for len(t.chunks) <= c {
-		base := uint32(len(t.chunks)) * slotChunk
-		chunk := make([]uint32, slotChunk)
-		for i := range chunk {
-			chunk[i] = base + uint32(i)
+	default:
+		d := e.more.dense.bits
+		for w, x := range d[:min(len(b), len(d))] {
+			b[w] |= x
 		}
-		t.chunks = append(t.chunks, chunk)
 	}
-	i := s % slotChunk
-	return t.chunks[c][i : i+1 : i+1]
 }
 
-// addSlot adds slot s to e, nslots being the size of the slot space and
-// ones the index's slotTable; it reports whether s was new.
-func (e *entry) addSlot(s uint32, nslots int, ones *slotTable) bool {
-	if e.dense == nil && len(e.post) == 0 {
-		e.post = ones.one(s)
+// addSlot adds slot s to e, nslots being the size of the slot space; it
+// reports whether s was new.
+func (e *entry) addSlot(s uint32, nslots int) bool {
+	if e.more == nil {
+		if e.one == s {
+			return false
+		}
+		e.more = &posting{post: []uint32{min(e.one, s), max(e.one, s)}}
 		return true
 	}
-	if d := e.dense; d != nil {
+	p := e.more
+	if d := p.dense; d != nil {
 		w := int(s >> 6)
 		if w >= len(d.bits) {
 			d.bits = append(d.bits, make(bitmap, w+1-len(d.bits))...)
@@ -140,38 +150,53 @@ func (e *entry) addSlot(s uint32, nslots int, ones *slotTable) bool {
 		d.n++
 		return true
 	}
-	n := len(e.post)
-	e.post = insertSlot(e.post, s)
-	if len(e.post) == n {
+	n := len(p.post)
+	p.post = insertSlot(p.post, s)
+	if len(p.post) == n {
 		return false
 	}
-	if wantDense(len(e.post), nslots) {
-		d := &dense{bits: newBitmap(max(nslots, int(e.post[len(e.post)-1])+1)), n: len(e.post)}
-		for _, s := range e.post {
+	if wantDense(len(p.post), nslots) {
+		d := &dense{bits: newBitmap(max(nslots, int(p.post[len(p.post)-1])+1)), n: len(p.post)}
+		for _, s := range p.post {
 			d.bits.set(s)
 		}
-		e.post, e.dense = nil, d
+		p.post, p.dense = nil, d
 	}
 	return true
 }
 
 // removeSlot removes slot s from e, nslots being the size of the slot
-// space; it reports whether s was there.
+// space; it reports whether s was there. A posting left with one slot
+// holds it inline again; one left empty has size 0 (the index then drops
+// the entry).
 func (e *entry) removeSlot(s uint32, nslots int) bool {
-	if d := e.dense; d != nil {
+	if e.more == nil {
+		if e.one != s {
+			return false
+		}
+		e.more = &posting{}
+		return true
+	}
+	p := e.more
+	if d := p.dense; d != nil {
 		if !d.bits.has(s) {
 			return false
 		}
 		d.bits.clear(s)
 		d.n--
 		if wantSparse(d.n, nslots) {
-			e.post, e.dense = d.bits.slots(), nil
+			p.post, p.dense = d.bits.slots(), nil
 		}
-		return true
+	} else {
+		n := len(p.post)
+		if p.post = removeSlot(p.post, s); len(p.post) == n {
+			return false
+		}
 	}
-	n := len(e.post)
-	e.post = removeSlot(e.post, s)
-	return len(e.post) < n
+	if p.dense == nil && len(p.post) == 1 {
+		e.one, e.more = p.post[0], nil
+	}
+	return true
 }
 
 // Lists are sorted, duplicate-free slices of document slots.
@@ -188,13 +213,6 @@ func insertSlot(p []uint32, s uint32) []uint32 {
 }
 
 func removeSlot(p []uint32, s uint32) []uint32 {
-	if len(p) == 1 {
-		// Perhaps a slotTable window: never write into it.
-		if p[0] == s {
-			return nil
-		}
-		return p
-	}
 	i, found := slices.BinarySearch(p, s)
 	if !found {
 		return p
