@@ -202,11 +202,11 @@ func (p planner) entriesCand(desc string, entries []*entry) cand {
 	}
 	n := len(p.x.docs)
 	return cand{est: est, desc: desc, build: func() []uint32 {
-		lists := make([][]uint32, len(entries))
-		for i, e := range entries {
-			lists[i] = e.list()
+		var pl postingLists
+		for _, e := range entries {
+			pl.add(e)
 		}
-		return union(lists, n)
+		return pl.union(n)
 	}}
 }
 
@@ -368,17 +368,17 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 			})
 			return set.slots()
 		}
-		var lists [][]uint32
+		var pl postingLists
 		f.vals.AscendGreaterOrEqual(&entry{k: lo}, func(e *entry) bool {
 			if !in(e) {
 				return false
 			}
 			if test == nil || test(e.k.s) {
-				lists = append(lists, e.list())
+				pl.add(e)
 			}
 			return true
 		})
-		return union(lists, n)
+		return pl.union(n)
 	}}
 }
 

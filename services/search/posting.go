@@ -110,6 +110,41 @@ func (e *entry) list() []uint32 {
 	return e.more.dense.bits.slots()
 }
 
+// postingLists collects the postings of entries for their union: the
+// single slots of many keys of one thing each go into one list, not a
+// list each, and a union of one fresh list is that list.
+type postingLists struct {
+	lists [][]uint32 // sorted, duplicate-free
+	fresh int        // how many of lists were made for the union
+	ones  []uint32
+}
+
+func (pl *postingLists) add(e *entry) {
+	switch {
+	case e.more == nil:
+		pl.ones = append(pl.ones, e.one)
+	case e.more.dense != nil:
+		pl.lists = append(pl.lists, e.list())
+		pl.fresh++
+	default:
+		pl.lists = append(pl.lists, e.list())
+	}
+}
+
+// union returns the sorted union of the postings collected, n being the
+// size of the slot space; the caller owns it.
+func (pl *postingLists) union(n int) []uint32 {
+	if len(pl.ones) > 0 {
+		slices.Sort(pl.ones)
+		pl.lists = append(pl.lists, slices.Compact(pl.ones)) // a thing may hold several keys
+		pl.fresh++
+	}
+	if len(pl.lists) == 1 && pl.fresh == 1 {
+		return pl.lists[0]
+	}
+	return union(pl.lists, n)
+}
+
 // orInto sets the slots of e in b (slots beyond b are ignored).
 func (e *entry) orInto(b bitmap) {
 	switch {

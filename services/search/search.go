@@ -237,14 +237,14 @@ func (r *runner) setExact(x *index, c cand) {
 	case c.all:
 		r.exact = r.p.node == nil // no filter: every readable thing matches
 	case c.exact:
-		lists := make([][]uint32, 0, 1+len(c.unsure))
+		var pl postingLists
 		if len(x.odd) > 0 {
-			lists = append(lists, x.odd)
+			pl.lists = append(pl.lists, x.odd)
 		}
 		for _, e := range c.unsure {
-			lists = append(lists, e.list())
+			pl.add(e)
 		}
-		r.exact, r.unsure = true, union(lists, len(x.docs))
+		r.exact, r.unsure = true, pl.union(len(x.docs))
 	}
 }
 
