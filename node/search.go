@@ -27,7 +27,7 @@ func (s thingSource) LookupThing(id string) (search.ThingState, bool) {
 func thingState(r things.Record) search.ThingState {
 	return search.ThingState{
 		ID: r.ID, PolicyID: r.PolicyID, Revision: r.Revision,
-		Created: ditto.FormatTime(r.Created), Modified: ditto.FormatTime(r.Modified),
+		Created: ditto.FormatTime(r.Created.Time()), Modified: ditto.FormatTime(r.Modified.Time()),
 		JSON: r.JSON,
 	}
 }

@@ -1,7 +1,6 @@
 package policies
 
 import (
-	"bytes"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -183,7 +182,7 @@ type dueAnnouncement struct {
 // what to announce.
 func dueAnnouncements(rec *record, now time.Time) []dueAnnouncement {
 	// Most policies announce nothing: skip decoding them.
-	if !rec.live() || !bytes.Contains(rec.Raw, []byte(`"`+annBeforeExpiry+`"`)) {
+	if !rec.contains(`"` + annBeforeExpiry + `"`) {
 		return nil
 	}
 	var out []dueAnnouncement

@@ -1,8 +1,8 @@
 package policies
 
 import (
-	"bytes"
 	"crypto/sha256"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,7 +48,7 @@ func (r *record) facts(t *factsTable) *facts {
 			return f
 		}
 	}
-	f := t.intern(deriveFacts(r.ID, r.Raw))
+	f := t.intern(deriveFacts(r))
 	if r.memo != nil {
 		r.memo.facts.Store(f)
 	}
@@ -82,18 +82,18 @@ func (t *factsTable) intern(f *facts) *facts {
 	return f
 }
 
-func deriveFacts(id string, raw []byte) *facts {
+func deriveFacts(r *record) *facts {
 	f := &facts{}
 	var tree map[string]any
 	decoded := func() map[string]any {
 		if tree == nil {
-			tree = (&record{ID: id, Raw: raw}).policy()
+			tree = r.policy()
 		}
 		return tree
 	}
 	h := sha256.New()
-	if body, ok := withoutPolicyID(raw, id); ok {
-		h.Write(body) // hash writes never fail
+	if r.cut() {
+		io.WriteString(h, r.body.Value().json) // hash writes never fail
 		h.Write([]byte{'}'})
 	} else {
 		m := decoded()
@@ -102,7 +102,7 @@ func deriveFacts(id string, raw []byte) *facts {
 		tree = nil // modified: decode again if needed
 	}
 	h.Sum(f.sum[:0])
-	if !bytes.Contains(raw, []byte(markNamespaces)) && !bytes.Contains(raw, []byte(markImports)) && !bytes.Contains(raw, []byte(markExpiry)) {
+	if !r.contains(markNamespaces) && !r.contains(markImports) && !r.contains(markExpiry) {
 		return f
 	}
 	m := decoded()
@@ -147,7 +147,7 @@ func withoutPolicyID(raw []byte, id string) ([]byte, bool) {
 
 // expiredAt reports whether some subject of the live policy expired at now.
 func (r *record) expiredAt(now time.Time) bool {
-	if !r.live() || !bytes.Contains(r.Raw, []byte(markExpiry)) {
+	if !r.contains(markExpiry) {
 		return false
 	}
 	f := r.facts(nil)
@@ -157,5 +157,5 @@ func (r *record) expiredAt(now time.Time) bool {
 // mayAnnounce reports whether the policy is live and may have a subject
 // with a beforeExpiry announcement (cheap: no decoding).
 func (r *record) mayAnnounce() bool {
-	return r.live() && bytes.Contains(r.Raw, []byte(markBeforeExpiry))
+	return r.contains(markBeforeExpiry)
 }

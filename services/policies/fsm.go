@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/dittonode/dittonode/consensus"
 	"github.com/dittonode/dittonode/ditto"
@@ -82,8 +83,12 @@ func parseStamp(s string) time.Time {
 // compilation); what the hot paths need is derived once and memoised
 // (facts, model.go).
 type record struct {
-	ID       string
-	Raw      []byte // canonical JSON of the policy; nil once deleted (a tombstone keeps the revision)
+	ID string
+	// body is the canonical JSON of the policy (the zero handle once
+	// deleted: a tombstone keeps the revision), interned: the records of
+	// policies equal but for their ID (100k default policies of one
+	// creator) share one copy. raw() rebuilds the JSON.
+	body     unique.Handle[policyBody]
 	Revision int64
 	Created  string
 	Modified string
@@ -95,11 +100,75 @@ type record struct {
 	memo *memo
 }
 
-func (r *record) live() bool { return r != nil && r.Raw != nil }
+// policyBody is a policy's canonical JSON, without its last member
+// `,"policyId":"<ID>"}` when cut is set.
+type policyBody struct {
+	json string
+	cut  bool
+}
 
-// newRecord returns a live record of the policy encoded as raw.
+func (r *record) live() bool { return r != nil && r.body != unique.Handle[policyBody]{} }
+
+// cut reports whether the record's body lacks the policyId member.
+func (r *record) cut() bool { return r.body.Value().cut }
+
+// newRecord returns a live record of the policy encoded as raw (which it
+// does not keep).
 func newRecord(id string, raw []byte, rev int64, created, modified string) *record {
-	return &record{ID: id, Raw: raw, Revision: rev, Created: created, Modified: modified, memo: new(memo)}
+	r := &record{ID: id, Revision: rev, Created: created, Modified: modified, memo: new(memo)}
+	r.setRaw(raw)
+	return r
+}
+
+// setRaw stores raw, the canonical JSON of the policy with ID r.ID, as the
+// record's interned body.
+func (r *record) setRaw(raw []byte) {
+	body, cut := withoutPolicyID(raw, r.ID)
+	if !cut {
+		body = raw
+	}
+	r.body = unique.Make(policyBody{json: string(body), cut: cut})
+}
+
+// rawLen returns the length of the policy's canonical JSON (0 for a
+// tombstone).
+func (r *record) rawLen() int {
+	if !r.live() {
+		return 0
+	}
+	n := len(r.body.Value().json)
+	if r.cut() {
+		n += len(markPolicyID) + len(r.ID) + len(`"}`)
+	}
+	return n
+}
+
+// appendRaw appends the policy's canonical JSON to b.
+func (r *record) appendRaw(b []byte) []byte {
+	if !r.live() {
+		return b
+	}
+	b = append(b, r.body.Value().json...)
+	if r.cut() {
+		b = append(append(append(b, markPolicyID...), r.ID...), `"}`...)
+	}
+	return b
+}
+
+// raw returns the policy's canonical JSON in a fresh slice; nil for a
+// tombstone.
+func (r *record) raw() []byte {
+	if !r.live() {
+		return nil
+	}
+	return r.appendRaw(make([]byte, 0, r.rawLen()))
+}
+
+// contains reports whether the live policy's JSON holds marker, a quoted
+// key other than "policyId" (the markers of facts.go): a cheap test before
+// decoding. The cut member holds no other key, and a policy ID no quote.
+func (r *record) contains(marker string) bool {
+	return r.live() && strings.Contains(r.body.Value().json, marker)
 }
 
 // tombstone returns the record of a deleted policy.
@@ -113,7 +182,7 @@ func (r *record) policy() map[string]any {
 	if !r.live() {
 		return nil
 	}
-	v, err := ditto.DecodeJSON(r.Raw)
+	v, err := ditto.DecodeJSON(r.raw())
 	m, ok := v.(map[string]any)
 	if err != nil || !ok {
 		panic(fmt.Sprintf("policies: stored policy %s is not a JSON object", r.ID))
@@ -472,7 +541,7 @@ func (s *Service) commit(index uint64, c *policyCmd, rec *record, tree, next map
 	if nr == nil {
 		nr = newRecord(c.ID, ditto.EncodeJSON(next), 0, "", "")
 	}
-	raw := nr.Raw
+	raw := nr.raw()
 	if len(raw) > s.cfg.MaxPolicyBytes {
 		return ditto.ErrPolicyTooLarge.New("The size of '%d' bytes exceeds the maximal allowed Policy size of '%d' bytes.", len(raw), s.cfg.MaxPolicyBytes)
 	}

@@ -37,7 +37,7 @@ func dump(s *Service) string {
 	var b strings.Builder
 	for _, id := range ids {
 		r := s.state[id]
-		fmt.Fprintf(&b, "%s rev=%d c=%s m=%s %s\n", id, r.Revision, r.Created, r.Modified, r.Raw)
+		fmt.Fprintf(&b, "%s rev=%d c=%s m=%s %s\n", id, r.Revision, r.Created, r.Modified, r.raw())
 	}
 	return b.String()
 }

@@ -60,8 +60,9 @@ func (sn *snapshot) Persist(w io.Writer) error {
 		sw.varint(r.Revision)
 		sw.str(r.Created)
 		sw.str(r.Modified)
-		sw.uvarint(uint64(len(r.Raw)))
-		sw.write(r.Raw)
+		sw.uvarint(uint64(r.rawLen()))
+		sw.raw = r.appendRaw(sw.raw[:0])
+		sw.write(sw.raw)
 		keys := make([]string, 0, len(r.Announced))
 		for k := range r.Announced {
 			keys = append(keys, k)
@@ -89,6 +90,7 @@ func (sn *snapshot) Release() {}
 type snapWriter struct {
 	w   *bufio.Writer
 	buf [binary.MaxVarintLen64]byte
+	raw []byte // a policy's JSON, rebuilt from its record
 	err error
 }
 
@@ -149,7 +151,7 @@ func readSnapshot(r io.Reader) (map[string]*record, error) {
 		if _, dup := state[rec.ID]; dup || rec.ID == "" {
 			return nil, fmt.Errorf("%w: record %d: ID %q twice or empty", ErrBadSnapshot, i, rec.ID)
 		}
-		if rec.Raw != nil {
+		if rec.live() {
 			if len(memos) == 0 {
 				memos = make([]memo, min(n-i, 1024))
 			}
@@ -222,13 +224,17 @@ func (sr *snapReader) record() (*record, error) {
 		return nil, fmt.Errorf("policy of %d bytes", n)
 	}
 	if n > 0 {
-		rec.Raw = make([]byte, n)
-		if _, err := io.ReadFull(sr.r, rec.Raw); err != nil {
+		if uint64(cap(sr.scratch)) < n {
+			sr.scratch = make([]byte, n)
+		}
+		raw := sr.scratch[:n]
+		if _, err := io.ReadFull(sr.r, raw); err != nil {
 			return nil, err
 		}
-		if n < 2 || rec.Raw[0] != '{' || rec.Raw[n-1] != '}' {
+		if n < 2 || raw[0] != '{' || raw[n-1] != '}' {
 			return nil, errors.New("policy is not a JSON object")
 		}
+		rec.setRaw(raw)
 	}
 	k, err := binary.ReadUvarint(sr.r)
 	if err != nil {

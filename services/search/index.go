@@ -2,6 +2,7 @@ package search
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,11 +31,15 @@ type vkey struct {
 }
 
 func cmpKey(a, b vkey) int {
-	if c := cmp.Compare(a.t, b.t); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.n, b.n); c != 0 {
-		return c
+	switch {
+	case a.t != b.t:
+		return cmp.Compare(a.t, b.t)
+	case a.n < b.n:
+		return -1
+	case a.n > b.n:
+		return 1
+	case a.n != b.n: // NaN: ordered as cmp.Compare orders it
+		return cmp.Compare(a.n, b.n)
 	}
 	return strings.Compare(a.s, b.s)
 }
@@ -46,11 +51,12 @@ func numKey(s string) vkey {
 	return vkey{t: tNum, n: f}
 }
 
-// entry is one key of a field with the sorted slots of the things that
-// hold it.
+// entry is one key of a field with the slots of the things that hold it
+// (posting.go): the slot one while more is nil, else the posting more.
 type entry struct {
 	k    vkey
-	post []uint32
+	one  uint32
+	more *posting
 }
 
 func lessEntry(a, b *entry) bool { return cmpKey(a.k, b.k) < 0 }
@@ -91,7 +97,7 @@ func cmpDKey(a, b dkey) int {
 // without the lock.
 type doc struct {
 	id       string
-	ns       string // a substring of id
+	nsLen    uint16 // the namespace is id[:nsLen]
 	policyID string
 	rev      int64
 	created  string
@@ -104,6 +110,9 @@ type doc struct {
 	odd bool
 }
 
+// ns returns the thing's namespace.
+func (d *doc) ns() string { return d.id[:d.nsLen] }
+
 // full decodes the thing as rql sees it: the JSON plus the special fields.
 // The result is fresh and owned by the caller.
 func (d *doc) full() (map[string]any, error) {
@@ -115,7 +124,7 @@ func (d *doc) full() (map[string]any, error) {
 	if d.policyID != "" {
 		m["policyId"] = d.policyID
 	}
-	m["_namespace"] = d.ns
+	m["_namespace"] = d.ns()
 	m["_revision"] = jsonNumber(d.rev)
 	if d.created != "" {
 		m["_created"] = d.created
@@ -163,10 +172,10 @@ func (x *index) byID(id string) *doc {
 		return nil
 	}
 	e := x.lookup(f, vkey{t: tStr, s: id})
-	if e == nil || len(e.post) == 0 {
+	if e == nil || e.size() == 0 {
 		return nil
 	}
-	return x.docs[e.post[0]]
+	return x.docs[e.first()]
 }
 
 // thing is one state to index.
@@ -182,8 +191,13 @@ type thing struct {
 func (x *index) upsert(t thing) error {
 	old := x.byID(t.id)
 	d := &doc{id: t.id, policyID: t.policyID, rev: t.rev, created: t.created, modified: t.modified, raw: t.raw}
-	if eid, ok := ditto.ParseEntityID(t.id); ok {
-		d.ns = t.id[:len(eid.Namespace)]
+	if old != nil && old.created == t.created {
+		// The index keys hold the old document's string: keep one copy
+		// (the source formats the time afresh for every write).
+		d.created = old.created
+	}
+	if eid, ok := ditto.ParseEntityID(t.id); ok && len(eid.Namespace) <= math.MaxUint16 {
+		d.nsLen = uint16(len(eid.Namespace))
 	}
 	keys, err := x.keysOf(d, old != nil)
 	if err != nil {
@@ -290,12 +304,11 @@ func (x *index) lookup(f *field, k vkey) *entry {
 func (x *index) add(k dkey, slot uint32) {
 	e := x.lookup(k.f, k.k)
 	if e == nil {
-		e = &entry{k: k.k}
-		k.f.vals.ReplaceOrInsert(e)
+		k.f.vals.ReplaceOrInsert(&entry{k: k.k, one: slot})
+		x.entries++
+		return
 	}
-	n := len(e.post)
-	e.post = insertSlot(e.post, slot)
-	if len(e.post) > n {
+	if e.addSlot(slot, len(x.docs)) {
 		x.entries++
 	}
 }
@@ -305,12 +318,10 @@ func (x *index) del(k dkey, slot uint32) {
 	if e == nil {
 		return
 	}
-	n := len(e.post)
-	e.post = removeSlot(e.post, slot)
-	if len(e.post) < n {
+	if e.removeSlot(slot, len(x.docs)) {
 		x.entries--
 	}
-	if len(e.post) == 0 {
+	if e.size() == 0 {
 		k.f.vals.Delete(e)
 		if k.f.vals.Len() == 0 {
 			delete(x.fields, k.f.path)
@@ -340,7 +351,7 @@ func (x *index) stats() Stats {
 	st := Stats{Things: x.things, Fields: len(x.fields), Entries: x.entries, RawJSONBytes: x.rawSize}
 	const (
 		fieldCost = 96 // map slot, field struct, B-tree root
-		keyCost   = 80 // entry, B-tree item, slice header
+		keyCost   = 60 // entry, B-tree item
 		docCost   = 128
 	)
 	b := 8*cap(x.docs) + 4*cap(x.free)
@@ -348,7 +359,13 @@ func (x *index) stats() Stats {
 		b += fieldCost + len(p)
 		st.Keys += f.vals.Len()
 		f.vals.Ascend(func(e *entry) bool {
-			b += keyCost + 4*cap(e.post)
+			b += keyCost
+			if p := e.more; p != nil {
+				b += 32 + 4*cap(p.post)
+				if p.dense != nil {
+					b += 32 + 8*cap(p.dense.bits)
+				}
+			}
 			if e.k.t == tStr && p != "thingId" {
 				b += len(e.k.s)
 			}
@@ -365,8 +382,8 @@ func (x *index) stats() Stats {
 func (x *index) compactPostings() {
 	for _, f := range x.fields {
 		f.vals.Ascend(func(e *entry) bool {
-			if cap(e.post)-len(e.post) > 8 {
-				e.post = slices.Clip(slices.Clone(e.post))
+			if p := e.more; p != nil && cap(p.post)-len(p.post) > 8 {
+				p.post = slices.Clip(slices.Clone(p.post))
 			}
 			return true
 		})

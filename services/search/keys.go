@@ -42,7 +42,7 @@ func (x *index) keysOf(d *doc, sorted bool) ([]dkey, error) {
 	if d.policyID != "" {
 		w.special("policyId", vkey{t: tStr, s: d.policyID})
 	}
-	w.special("_namespace", vkey{t: tStr, s: d.ns})
+	w.special("_namespace", vkey{t: tStr, s: d.ns()})
 	w.special("_revision", vkey{t: tNum, n: float64(d.rev)})
 	if d.created != "" {
 		w.special("_created", vkey{t: tStr, s: d.created})

@@ -198,15 +198,15 @@ func (p planner) presence(fl rql.Field, what string) cand {
 func (p planner) entriesCand(desc string, entries []*entry) cand {
 	est := 0
 	for _, e := range entries {
-		est += len(e.post)
+		est += e.size()
 	}
 	n := len(p.x.docs)
 	return cand{est: est, desc: desc, build: func() []uint32 {
-		lists := make([][]uint32, len(entries))
-		for i, e := range entries {
-			lists[i] = e.post
+		var pl postingLists
+		for _, e := range entries {
+			pl.add(e)
 		}
-		return union(lists, n)
+		return pl.union(n)
 	}}
 }
 
@@ -348,7 +348,7 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 		if !in(e) {
 			return false
 		}
-		est += len(e.post)
+		est += e.size()
 		return est <= limit
 	})
 	n := len(p.x.docs)
@@ -362,25 +362,23 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 					return false
 				}
 				if test == nil || test(e.k.s) {
-					for _, sl := range e.post {
-						set.set(sl)
-					}
+					e.orInto(set)
 				}
 				return true
 			})
 			return set.slots()
 		}
-		var lists [][]uint32
+		var pl postingLists
 		f.vals.AscendGreaterOrEqual(&entry{k: lo}, func(e *entry) bool {
 			if !in(e) {
 				return false
 			}
 			if test == nil || test(e.k.s) {
-				lists = append(lists, e.post)
+				pl.add(e)
 			}
 			return true
 		})
-		return union(lists, n)
+		return pl.union(n)
 	}}
 }
 

@@ -197,7 +197,7 @@ func (r *runner) view(d *doc, enf ditto.Enforcer, c uint8) (map[string]any, bool
 		return nil, false
 	}
 	m["thingId"] = d.id
-	m["_namespace"] = d.ns
+	m["_namespace"] = d.ns()
 	return m, true
 }
 
@@ -237,14 +237,14 @@ func (r *runner) setExact(x *index, c cand) {
 	case c.all:
 		r.exact = r.p.node == nil // no filter: every readable thing matches
 	case c.exact:
-		lists := make([][]uint32, 0, 1+len(c.unsure))
+		var pl postingLists
 		if len(x.odd) > 0 {
-			lists = append(lists, x.odd)
+			pl.lists = append(pl.lists, x.odd)
 		}
 		for _, e := range c.unsure {
-			lists = append(lists, e.post)
+			pl.add(e)
 		}
-		r.exact, r.unsure = true, union(lists, len(x.docs))
+		r.exact, r.unsure = true, pl.union(len(x.docs))
 	}
 }
 
@@ -544,8 +544,8 @@ func (r *runner) byID(need int) ([]hit, Explain, error) {
 			if started && e.k.s == from {
 				return true
 			}
-			if len(e.post) > 0 {
-				if d := x.docs[e.post[0]]; d != nil {
+			if e.size() > 0 {
+				if d := x.docs[e.first()]; d != nil {
 					buf = append(buf, d)
 				}
 			}

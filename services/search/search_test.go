@@ -99,7 +99,18 @@ var testUsers = map[string][]string{
 	"both":   {subjPart, subjAll},
 }
 
-func TestSearchMatchesReference(t *testing.T) {
+func TestSearchMatchesReference(t *testing.T) { testSearchMatchesReference(t) }
+
+// TestSearchMatchesReferenceDensePostings runs the same with almost every
+// shared key's posting a bitmap (posting.go), flipping between list and
+// bitmap as the incremental writes go.
+func TestSearchMatchesReferenceDensePostings(t *testing.T) {
+	defer func(n int) { denseMin = n }(denseMin)
+	denseMin = 8
+	testSearchMatchesReference(t)
+}
+
+func testSearchMatchesReference(t *testing.T) {
 	w := newWorld(t)
 	w.populate(1, 1000)
 	s := w.start(t, DefaultConfig())

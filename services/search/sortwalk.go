@@ -162,7 +162,7 @@ func (r *runner) walk(inC bitmap, path string, need int) ([]hit, error) {
 	x := r.s.idx
 	if f := x.fields[path]; f != nil {
 		if e := f.get(vkey{t: tIrr}); e != nil {
-			for _, sl := range e.post {
+			for sl := range e.all() {
 				if inC.has(sl) {
 					inC.clear(sl)
 					if d := x.docs[sl]; d != nil {
@@ -277,12 +277,10 @@ func (r *runner) hiddenHits(inC bitmap, path string) ([]hit, error) {
 		var null bitmap
 		if e := f.get(vkey{t: tNull}); e != nil {
 			null = newBitmap(len(inC) * 64)
-			for _, sl := range e.post {
-				null.set(sl)
-			}
+			e.orInto(null)
 		}
 		if e := f.get(vkey{t: tPresent}); e != nil {
-			for _, sl := range e.post {
+			for sl := range e.all() {
 				if inC.has(sl) && !null.has(sl) {
 					if d := x.docs[sl]; d != nil {
 						present = append(present, d)
@@ -334,7 +332,7 @@ func collect(x *index, f *field, from, stop vkey, exclusive, desc bool, inC bitm
 			return true
 		}
 		var ds []*doc
-		for _, sl := range e.post {
+		for sl := range e.all() {
 			if inC.has(sl) {
 				if d := x.docs[sl]; d != nil {
 					ds = append(ds, d)
@@ -365,15 +363,11 @@ func rankZero(x *index, f *field, inC bitmap) walkGroup {
 	if f != nil {
 		if e := f.get(vkey{t: tPresent}); e != nil {
 			present = newBitmap(len(inC) * 64)
-			for _, sl := range e.post {
-				present.set(sl)
-			}
+			e.orInto(present)
 		}
 		if e := f.get(vkey{t: tNull}); e != nil {
 			null = newBitmap(len(inC) * 64)
-			for _, sl := range e.post {
-				null.set(sl)
-			}
+			e.orInto(null)
 		}
 	}
 	for w, b := range inC {
@@ -475,7 +469,7 @@ const maxClasses = 4096
 // content share one interned enforcer (100k default policies of one user
 // cost one decision, not 100k).
 func (r *runner) access(d *doc) (ditto.Enforcer, uint8) {
-	enf, ok := r.ec.get(d.policyID, d.ns)
+	enf, ok := r.ec.get(d.policyID, d.ns())
 	if !ok || enf == nil {
 		return nil, readNone
 	}

@@ -48,7 +48,7 @@ func (s *Service) applyLocked(index uint64, e *entry) (any, *ditto.Signal) {
 		}
 		val = v
 	}
-	ts := time.UnixMilli(e.time).UTC()
+	ts := Millis(e.time)
 	rec := s.things[e.id]
 	var tomb *Record
 	if rec != nil && rec.deleted() {
@@ -75,7 +75,7 @@ func (s *Service) applyLocked(index uint64, e *entry) (any, *ditto.Signal) {
 }
 
 // applyCreate handles an entry for a thing that does not exist.
-func (s *Service) applyCreate(e *entry, r resource, val any, ts time.Time, tomb *Record) (*change, error) {
+func (s *Service) applyCreate(e *entry, r resource, val any, ts Millis, tomb *Record) (*change, error) {
 	creates := e.op == opCreate || (e.mayCreate && r.kind == kindThing && (e.op == opModify || e.op == opMerge))
 	if !creates {
 		return nil, thingNotFound(e.id)
@@ -111,7 +111,7 @@ func (s *Service) applyCreate(e *entry, r resource, val any, ts time.Time, tomb 
 }
 
 // applyExisting handles an entry for an existing thing.
-func (s *Service) applyExisting(e *entry, r resource, val any, ts time.Time, rec *Record) (*change, error) {
+func (s *Service) applyExisting(e *entry, r resource, val any, ts Millis, rec *Record) (*change, error) {
 	if e.op == opCreate || (e.mayCreate && r.kind == kindThing) {
 		if err := checkETags(e, ditto.RevisionETag(rec.Revision), true); err != nil {
 			return nil, err
@@ -385,7 +385,7 @@ func (s *Service) event(index uint64, e *entry, c *change) *ditto.Signal {
 		Headers:   ditto.Headers{},
 		Path:      e.path.String(),
 		Revision:  c.rec.Revision,
-		Timestamp: ditto.FormatTime(c.rec.Modified),
+		Timestamp: ditto.FormatTime(c.rec.Modified.Time()),
 	}
 	if e.corrID != "" {
 		env.Headers[ditto.HeaderCorrelationID] = e.corrID

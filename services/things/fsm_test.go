@@ -63,7 +63,7 @@ func TestFSMApply(t *testing.T) {
 		}
 	}
 	rec, ok := s.Lookup("ns:a")
-	if !ok || rec.Created.UnixMilli() != t0 || string(rec.JSON) != `{"policyId":"ns:a","thingId":"ns:a"}` {
+	if !ok || int64(rec.Created) != t0 || string(rec.JSON) != `{"policyId":"ns:a","thingId":"ns:a"}` {
 		t.Fatalf("record %+v %s", rec, rec.JSON)
 	}
 }

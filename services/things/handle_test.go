@@ -146,7 +146,7 @@ func TestHandleThingLifecycle(t *testing.T) {
 		t.Fatalf("replace: %+v", res)
 	}
 	rec, _ := env.svc.Lookup(tid)
-	if string(rec.JSON) != canon(t, `{"thingId":"ns:t","policyId":"ns:t","attributes":{"x":1}}`) || rec.Created.Second() != 1 || rec.Modified.Second() != 2 {
+	if string(rec.JSON) != canon(t, `{"thingId":"ns:t","policyId":"ns:t","attributes":{"x":1}}`) || rec.Created.Time().Second() != 1 || rec.Modified.Time().Second() != 2 {
 		t.Fatalf("record after replace: %+v %s", rec, rec.JSON)
 	}
 	if _, err := env.do(ditto.ActionCreate, tid, "/", mustJSON(t, `{}`), owner); errCode(err) != "things:thing.conflict" {

@@ -19,13 +19,21 @@ type Record struct {
 	PolicyID string
 	// Revision is the thing's revision: 1 after the create, +1 per change.
 	Revision int64
-	Created  time.Time
-	Modified time.Time
+	Created  Millis
+	Modified Millis
 	// JSON is the canonical thing JSON without special fields (thingId,
 	// policyId, definition, attributes, features; keys sorted). It must not
 	// be modified.
 	JSON []byte
 }
+
+// Millis is a time in Unix milliseconds, as the leader stamps it into a
+// command: 8 bytes per timestamp of every record instead of a time.Time's
+// 24.
+type Millis int64
+
+// Time returns m as a UTC time.
+func (m Millis) Time() time.Time { return time.UnixMilli(int64(m)).UTC() }
 
 // deleted reports whether r is the tombstone of a deleted thing; tombstones
 // keep the revision so that a re-created thing continues the history.
@@ -51,8 +59,8 @@ func addSpecial(m map[string]any, r *Record) {
 	}
 	m["_namespace"] = ns
 	m["_revision"] = jsonInt(r.Revision)
-	m["_created"] = ditto.FormatTime(r.Created)
-	m["_modified"] = ditto.FormatTime(r.Modified)
+	m["_created"] = ditto.FormatTime(r.Created.Time())
+	m["_modified"] = ditto.FormatTime(r.Modified.Time())
 }
 
 // Snapshot stream: magic, then per record a uvarint length and the record
@@ -68,8 +76,8 @@ func appendRecord(b []byte, r *Record) []byte {
 		b = appendString(b, r.PolicyID)
 	}
 	b = binary.AppendVarint(b, r.Revision)
-	b = binary.AppendVarint(b, r.Created.UnixMilli())
-	b = binary.AppendVarint(b, r.Modified.UnixMilli())
+	b = binary.AppendVarint(b, int64(r.Created))
+	b = binary.AppendVarint(b, int64(r.Modified))
 	if r.JSON == nil {
 		return append(b, 0)
 	}
@@ -154,8 +162,8 @@ func parseRecord(b []byte) (*Record, error) {
 		rec.PolicyID = rd.string()
 	}
 	rec.Revision = rd.varint()
-	rec.Created = time.UnixMilli(rd.varint()).UTC()
-	rec.Modified = time.UnixMilli(rd.varint()).UTC()
+	rec.Created = Millis(rd.varint())
+	rec.Modified = Millis(rd.varint())
 	if rd.err != nil || len(rd.b) == 0 {
 		return nil, errors.New("corrupt snapshot record")
 	}
