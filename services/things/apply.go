@@ -241,7 +241,7 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts Millis, rec *R
 // in the stored JSON instead of decoding and re-encoding the whole thing,
 // which gives the same bytes (ditto.RawValueAt). ok is false when the entry
 // needs the general path; then nothing was checked yet.
-func (s *Service) modifyLeaf(e *entry, r resource, val any, ts time.Time, rec *Record) (c *change, ok bool, err error) {
+func (s *Service) modifyLeaf(e *entry, r resource, val any, ts Millis, rec *Record) (c *change, ok bool, err error) {
 	if e.op != opModify {
 		return nil, false, nil
 	}
