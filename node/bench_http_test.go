@@ -58,7 +58,10 @@ func BenchmarkHTTP(b *testing.B) {
 		}
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(v) << 20))
 	}
-	n := startBenchNode(b, func(c *Config) { c.Raft.NoSync = false })
+	// BENCH_NOSYNC=1 leaves out the fsyncs, to see how much of a PUT's
+	// time they take (never a durability figure).
+	nosync := os.Getenv("BENCH_NOSYNC") == "1"
+	n := startBenchNode(b, func(c *Config) { c.Raft.NoSync = nosync })
 	prepareBenchThings(b, n, things)
 	base := "http://" + n.HTTPAddr().String()
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("ditto:ditto"))
