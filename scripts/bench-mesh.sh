@@ -164,7 +164,8 @@ pipeline() {
 			($b.forwards | to_entries | map({key, value: (.value - $a.forwards[.key])}) | from_entries) as $f |
 			def per(x; y): if y > 0 then x / y else 0 end;
 			"   node \($n) \($b.state): \($p.logWrites) log writes, \(per($p.logEntries; $p.logWrites) * 10 | floor / 10) entries/write, \(per($p.logWriteTime; $p.logWrites) / 1e4 | floor / 100) ms/write; FSM \(per($p.applyEntries; $p.applyBatches) * 10 | floor / 10) entries/batch; early appends \($p.earlyAppends) (refused \($p.earlyRefused)); forwards \($f.batches), \(per($f.commands; $f.batches) * 10 | floor / 10) commands each, \(per($f.roundTripTime; $f.batches) / 1e4 | floor / 100) ms round trip"' \
-			"$OUT/cluster-$1-before-$i.json" "$OUT/cluster-$1-after-$i.json"
+			"$OUT/cluster-$1-before-$i.json" "$OUT/cluster-$1-after-$i.json" 2>/dev/null ||
+			echo "   node $i: no pipeline counters in /cluster (an older dittonode)"
 	done
 }
 echo "== runs"
