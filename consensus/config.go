@@ -56,6 +56,11 @@ type Config struct {
 	// NoSync skips fsync in the log store. Tests only: a crash loses
 	// acknowledged writes.
 	NoSync bool `json:"noSync" yaml:"noSync"`
+
+	// Tests only: storeDelay is added to every log write (a slow disk),
+	// noEarly turns early replication off (early.go).
+	storeDelay time.Duration
+	noEarly    bool
 }
 
 // DefaultConfig returns the defaults; Name, Dir and NodeID stay empty.

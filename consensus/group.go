@@ -182,7 +182,8 @@ func (g *Group) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.logs = countingLogs{LogStore: cache, c: &g.stats}
+	logs := countingLogs{LogStore: cache, c: &g.stats, delay: cfg.storeDelay}
+	g.logs = logs
 	hcl := newHCLog(g.log, "raft")
 	if g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hcl.Named("snapshot")); err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
@@ -207,6 +208,10 @@ func (g *Group) start(ctx context.Context) error {
 			MaxRPCsInFlight: 1,
 		}))
 		g.trans = g.hints
+		if !cfg.noEarly {
+			logs.early = newEarlyReplicator(g, g.hints)
+			g.logs = logs
+		}
 	}
 	existing, err := raft.HasExistingState(g.logs, store, g.snaps)
 	if err != nil {

@@ -30,6 +30,14 @@ type Stats struct {
 	// learned from a leader's answer before the leader's next append
 	// (commithint.go).
 	CommitHints uint64 `json:"commitHints"`
+	// EarlyAppends is the number of requests this node, as leader, sent
+	// to a follower while it wrote the same entries to its own log
+	// (early.go); EarlyEntries the entries they carried; EarlyRefused
+	// those the follower refused or that failed in transit (raft's own
+	// replication then delivers the entries).
+	EarlyAppends uint64 `json:"earlyAppends"`
+	EarlyEntries uint64 `json:"earlyEntries"`
+	EarlyRefused uint64 `json:"earlyRefused"`
 }
 
 // Sub returns the difference s - o, counter by counter.
@@ -42,6 +50,9 @@ func (s Stats) Sub(o Stats) Stats {
 		ApplyEntries: s.ApplyEntries - o.ApplyEntries,
 		ApplyTime:    s.ApplyTime - o.ApplyTime,
 		CommitHints:  s.CommitHints - o.CommitHints,
+		EarlyAppends: s.EarlyAppends - o.EarlyAppends,
+		EarlyEntries: s.EarlyEntries - o.EarlyEntries,
+		EarlyRefused: s.EarlyRefused - o.EarlyRefused,
 	}
 }
 
@@ -73,6 +84,8 @@ type statCounters struct {
 	logWrites, logEntries, logNanos     atomic.Uint64
 	applyBatches, applyEntries, applyNs atomic.Uint64
 	commitHints                         atomic.Uint64
+	earlyAppends, earlyEntries          atomic.Uint64
+	earlyRefused                        atomic.Uint64
 }
 
 func (c *statCounters) load() Stats {
@@ -84,6 +97,9 @@ func (c *statCounters) load() Stats {
 		ApplyEntries: c.applyEntries.Load(),
 		ApplyTime:    time.Duration(c.applyNs.Load()),
 		CommitHints:  c.commitHints.Load(),
+		EarlyAppends: c.earlyAppends.Load(),
+		EarlyEntries: c.earlyEntries.Load(),
+		EarlyRefused: c.earlyRefused.Load(),
 	}
 }
 
@@ -98,6 +114,10 @@ func (c *statCounters) applied(entries int, d time.Duration) {
 type countingLogs struct {
 	raft.LogStore
 	c *statCounters
+	// early, when set, sees every batch before it is written (early.go).
+	early *earlyReplicator
+	// delay is added to every write; tests only (Config.storeDelay).
+	delay time.Duration
 }
 
 // IsMonotonic passes raft's question on: a store that refuses gaps makes
@@ -112,7 +132,13 @@ func (l countingLogs) StoreLog(log *raft.Log) error {
 }
 
 func (l countingLogs) StoreLogs(logs []*raft.Log) error {
+	if l.early != nil {
+		l.early.offer(logs)
+	}
 	start := time.Now()
+	if l.delay > 0 {
+		time.Sleep(l.delay)
+	}
 	err := l.LogStore.StoreLogs(logs)
 	l.c.logWrites.Add(1)
 	l.c.logEntries.Add(uint64(len(logs)))

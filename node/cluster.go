@@ -667,6 +667,13 @@ type GroupStatus struct {
 	CommitIndex  uint64 `json:"commitIndex"`
 	AppliedIndex uint64 `json:"appliedIndex"`
 	LastLogIndex uint64 `json:"lastLogIndex"`
+	// Pipeline counts this node's durable log writes and FSM batches of
+	// the group since start (consensus.Stats): entries per log write is
+	// the batching the write path achieves.
+	Pipeline consensus.Stats `json:"pipeline"`
+	// Forwards counts this node's forwarded proposals to the group's
+	// leaders since start: requests sent and the commands they carried.
+	Forwards ForwardStats `json:"forwards"`
 }
 
 // ClusterStatus is the body of GET /cluster.
@@ -779,8 +786,13 @@ func (v clusterView) ClusterStatus(context.Context) (any, error) {
 	st.Groups = map[string]GroupStatus{}
 	for _, g := range v.n.groups {
 		s := g.Status()
-		st.Groups[s.Name] = GroupStatus{Leader: s.LeaderID, State: s.State, Term: s.Term,
-			CommitIndex: s.CommitIndex, AppliedIndex: s.AppliedIndex, LastLogIndex: s.LastLogIndex}
+		gs := GroupStatus{Leader: s.LeaderID, State: s.State, Term: s.Term,
+			CommitIndex: s.CommitIndex, AppliedIndex: s.AppliedIndex, LastLogIndex: s.LastLogIndex,
+			Pipeline: g.Stats()}
+		if v.n.mesh != nil {
+			gs.Forwards = v.n.mesh.forwardStats(s.Name)
+		}
+		st.Groups[s.Name] = gs
 	}
 	return st, nil
 }

@@ -223,6 +223,33 @@ func TestMeshJoinReplicateFailover(t *testing.T) {
 		}
 	}
 
+	t.Run("write pipeline counters in /cluster", func(t *testing.T) {
+		for i, n := range nodes {
+			st, err := clusterOf(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := st.Groups[GroupThings]
+			p := g.Pipeline
+			if p.LogWrites == 0 || p.LogEntries < p.LogWrites || p.ApplyEntries == 0 {
+				t.Fatalf("node %d (%s): pipeline %+v", i+1, g.State, p)
+			}
+			switch g.State {
+			case "Leader":
+				// The leader sent its entries to the followers while it
+				// wrote them itself (consensus/early.go).
+				if p.EarlyAppends == 0 || p.EarlyEntries == 0 {
+					t.Fatalf("leader node %d: no early appends: %+v", i+1, p)
+				}
+			default:
+				// Its write above went to the leader in a forward batch.
+				if f := g.Forwards; f.Batches == 0 || f.Commands < f.Batches || f.RoundTrip <= 0 {
+					t.Fatalf("follower node %d: forwards %+v", i+1, f)
+				}
+			}
+		}
+	})
+
 	t.Run("read indexes of the leader's groups in one round trip", func(t *testing.T) {
 		st, err := clusterOf(nodes[0])
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dittonode/dittonode/consensus"
@@ -65,6 +66,33 @@ type fwdQueue struct {
 	mu      sync.Mutex
 	waiting []*fwdCall
 	senders int
+
+	// Counters for ForwardStats.
+	batches, commands, rttNanos atomic.Uint64
+}
+
+// ForwardStats counts a node's forwarded proposals to one group's
+// leaders: requests (batches) sent, the commands they carried, and the
+// time from sending a request to its answer, summed over requests.
+type ForwardStats struct {
+	Batches   uint64        `json:"batches"`
+	Commands  uint64        `json:"commands"`
+	RoundTrip time.Duration `json:"roundTripTime"`
+}
+
+// forwardStats sums the counters of every queue of group.
+func (c *cluster) forwardStats(group string) ForwardStats {
+	c.fwdMu.Lock()
+	defer c.fwdMu.Unlock()
+	var st ForwardStats
+	for k, q := range c.fwdQueues {
+		if k.group == group {
+			st.Batches += q.batches.Load()
+			st.Commands += q.commands.Load()
+			st.RoundTrip += time.Duration(q.rttNanos.Load())
+		}
+	}
+	return st
 }
 
 // fwdCall is one queued command and, once done is closed, its outcome.
@@ -158,7 +186,10 @@ func (q *fwdQueue) sendBatch(batch []*fwdCall) {
 	ctx, cancel := context.WithDeadline(q.c.life, last)
 	defer cancel()
 	payload := encodeForwardBatch(live, now)
+	q.batches.Add(1)
+	q.commands.Add(uint64(len(live)))
 	_, code, msg, err := q.c.roundTrip(ctx, q.key.leader, rpcRequest{op: opForwardBatch, group: q.key.group, payload: payload})
+	q.rttNanos.Add(uint64(time.Since(now)))
 	if err == nil && code != "" {
 		err = consensus.ErrorFromCode(code, msg)
 	}

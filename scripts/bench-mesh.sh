@@ -9,6 +9,7 @@
 # Usage: scripts/bench-mesh.sh [things] [duration]   (defaults 10000 20s)
 # Env: CLIENTS (64), TRANSPORT (tcp, quic or both; the libp2p listeners),
 # BASE_PORT (21000: HTTP BASE+1..3, p2p BASE+11..13, etcd BASE+21..26),
+# BIN (bin: the directory of dittonode and dittoload),
 # OUT (a directory to keep every run's JSON summary and the logs),
 # PPROF_BASE (unset: off; else node i serves pprof on 127.0.0.1:PPROF_BASE+i),
 # ONLY (unset: every run; else a space-separated list of run names, e.g.
@@ -21,7 +22,7 @@ DURATION=${2:-20s}
 CLIENTS=${CLIENTS:-64}
 TRANSPORT=${TRANSPORT:-tcp}
 BASE=${BASE_PORT:-21000}
-BIN=bin
+BIN=${BIN:-bin} # BIN: where dittonode and dittoload are (a before/after comparison runs two builds)
 USER_PW=ditto:ditto
 
 need() { command -v "$1" >/dev/null || { echo "bench-mesh: $1 is missing" >&2; exit 1; }; }
@@ -149,9 +150,30 @@ bench() {
 	jq -r '[.throughput_rps, .latency_ms.p50, .latency_ms.p99, .ok, (.errors | tostring)] | @tsv' "$OUT/$name.json" |
 		awk -F'\t' -v n="$name" '{ printf "%-22s %8.0f req/s  p50 %7.2fms  p99 %7.2fms  ok %d  errors %s\n", n, $1, $2, $3, $4, $5 }'
 }
+# pipeline NAME: each node's write pipeline of the things group during the
+# run NAME (its prepare included), from /cluster before and after: durable
+# log writes and entries per write, mean write time, FSM batches, early
+# appends to followers, forwarded commands per forward request.
+pipeline_snap() { for i in 1 2 3; do cluster "$i" >"$OUT/cluster-$1-$i.json"; done; }
+pipeline() {
+	local i
+	wanted "$1" || return 0
+	for i in 1 2 3; do
+		jq -rs --arg n "$i" '(.[1].groups.things) as $b | (.[0].groups.things) as $a |
+			($b.pipeline | to_entries | map({key, value: (.value - $a.pipeline[.key])}) | from_entries) as $p |
+			($b.forwards | to_entries | map({key, value: (.value - $a.forwards[.key])}) | from_entries) as $f |
+			def per(x; y): if y > 0 then x / y else 0 end;
+			"   node \($n) \($b.state): \($p.logWrites) log writes, \(per($p.logEntries; $p.logWrites) * 10 | floor / 10) entries/write, \(per($p.logWriteTime; $p.logWrites) / 1e4 | floor / 100) ms/write; FSM \(per($p.applyEntries; $p.applyBatches) * 10 | floor / 10) entries/batch; early appends \($p.earlyAppends) (refused \($p.earlyRefused)); forwards \($f.batches), \(per($f.commands; $f.batches) * 10 | floor / 10) commands each, \(per($f.roundTripTime; $f.batches) / 1e4 | floor / 100) ms round trip"' \
+			"$OUT/cluster-$1-before-$i.json" "$OUT/cluster-$1-after-$i.json" 2>/dev/null ||
+			echo "   node $i: no pipeline counters in /cluster (an older dittonode)"
+	done
+}
 echo "== runs"
+wanted dn-put && pipeline_snap dn-put-before
 bench dn-put put-property -urls "$DN_URLS" -user "$USER_PW" -things "$THINGS" -clients "$CLIENTS" -prepare
+wanted dn-put && pipeline_snap dn-put-after
 wanted dn-put && jq -r '"   (prepare: \(.prepare.ok) things through node 1 at \(.prepare.throughput_rps | floor) things/s, errors \(.prepare.errors))"' "$OUT/dn-put.json"
+pipeline dn-put
 bench etcd-put etcd-put -urls "$ET_URLS" -things "$THINGS" -clients "$CLIENTS" -prepare
 wanted etcd-put && jq -r '"   (prepare: \(.prepare.ok) keys through member 1 at \(.prepare.throughput_rps | floor) keys/s, errors \(.prepare.errors))"' "$OUT/etcd-put.json"
 bench dn-put-1-leader put-property -url "${NODE_HTTP[DN_L - 1]}" -user "$USER_PW" -things "$THINGS" -clients 1
