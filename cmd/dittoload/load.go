@@ -136,7 +136,7 @@ func load(ctx context.Context, cfg config, stdout io.Writer) error {
 	cpu0 := processCPU()
 	sum.result = l.loop(ctx)
 	if sum.Requests > 0 {
-		sum.ClientCPUPerRequest = float64((processCPU()-cpu0).Microseconds()) / float64(sum.Requests)
+		sum.ClientCPUPerRequest = float64((processCPU() - cpu0).Microseconds()) / float64(sum.Requests)
 	}
 	sum.Interrupted = ctx.Err() != nil
 	if cfg.json {
