@@ -20,6 +20,7 @@
 //
 // No hashicorp/raft type appears in the exported API. This package imports
 // only the standard library, github.com/hashicorp/raft,
-// github.com/hashicorp/raft-boltdb/v2 and github.com/hashicorp/go-hclog;
+// github.com/hashicorp/raft-boltdb/v2, its go.etcd.io/bbolt (for the log
+// database's options) and github.com/hashicorp/go-hclog;
 // it must not import any other dittonode package (see imports_test.go).
 package consensus

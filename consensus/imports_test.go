@@ -11,11 +11,12 @@ import (
 )
 
 // TestImports enforces doc.go's promise: production files import only the
-// standard library, hashicorp/raft, raft-boltdb and hclog.
+// standard library, hashicorp/raft, raft-boltdb with its bbolt, and hclog.
 func TestImports(t *testing.T) {
 	allowed := []string{
 		"github.com/hashicorp/raft",
 		"github.com/hashicorp/raft-boltdb/v2",
+		"go.etcd.io/bbolt",
 		"github.com/hashicorp/go-hclog",
 	}
 	files, err := filepath.Glob("*.go")
