@@ -73,7 +73,9 @@ type Group struct {
 	// readyTerm is the last term in which this node, as leader, saw an
 	// entry of its own term committed; until then its commit index may
 	// trail the previous leader's.
-	readyTerm  atomic.Uint64
+	readyTerm atomic.Uint64
+	// reads is the leader's read lease (read.go).
+	reads      readLease
 	leaders    leaderFanout
 	leaderSeen leaderWatch
 
@@ -182,7 +184,8 @@ func (g *Group) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	logs := countingLogs{LogStore: cache, c: &g.stats, delay: cfg.storeDelay}
+	g.reads.dur = cfg.HeartbeatTimeout / 2
+	logs := countingLogs{LogStore: cache, c: &g.stats, delay: cfg.storeDelay, lease: &g.reads}
 	g.logs = logs
 	hcl := newHCLog(g.log, "raft")
 	if g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hcl.Named("snapshot")); err != nil {
@@ -246,6 +249,15 @@ func (g *Group) start(ctx context.Context) error {
 	rc.Logger = hcl
 	rc.NoLegacyTelemetry = true
 
+	// restartGuard: this node may have answered a leader's quorum round
+	// just before it stopped, and a restarted raft knows no leader, so it
+	// would vote at once. Waiting out one read lease first keeps that
+	// leader's lease sound (readLease).
+	select {
+	case <-time.After(g.reads.dur):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	r, err := raft.NewRaft(rc, g.fsm, g.logs, g.stable, g.snaps, g.trans)
 	if err != nil {
 		return fmt.Errorf("new raft: %w", err)

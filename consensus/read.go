@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -187,16 +188,72 @@ func (g *Group) confirmLeader(ctx context.Context, r *raft.Raft) (Committed, err
 			g.readyTerm.Store(term)
 		}
 		index := r.CommitIndex()
+		if g.reads.valid(term) && r.State() == raft.Leader && r.CurrentTerm() == term {
+			return Committed{Index: index, Term: term}, nil
+		}
+		epoch := g.reads.epoch.Load()
+		start := time.Now()
 		if err := g.await(ctx, r.VerifyLeader()); err != nil {
 			return Committed{}, raftError(r, err)
 		}
 		if r.CurrentTerm() == term {
+			g.reads.extend(start, term, epoch)
 			return Committed{Index: index, Term: term}, nil
 		}
 		// Leadership changed hands and came back while we looked; the
 		// index may predate this term's first commit. Look again.
 	}
 	return Committed{}, notLeader(r)
+}
+
+// readLease lets a leader answer reads without a quorum round for a while
+// after one succeeded.
+//
+// A quorum round that started at time t proves that a majority heard from
+// this leader at or after t. Each of them then refuses to vote for anyone
+// else while it knows a leader, and only gives up its leader after a full
+// heartbeat timeout without contact (hashicorp/raft's follower loop; pre-vote
+// is off). So no other leader can be elected before t plus a heartbeat
+// timeout, by the followers' clocks. The lease lasts half of that on this
+// node's monotonic clock, which leaves the other half for clock rate
+// differences and scheduling. Three more things end it early: a new term, a
+// change of the voter set (the majority that answered may not be one of
+// the new configuration), and, on the other side, a member that restarts
+// and so forgot its leader: Group.start waits out a lease before raft runs
+// (restartGuard).
+type readLease struct {
+	dur time.Duration
+	// epoch counts configuration changes this node's raft observed; a
+	// lease is only good in the epoch its round started in.
+	epoch atomic.Uint64
+
+	mu    sync.Mutex
+	until time.Time // monotonic
+	term  uint64
+	at    uint64 // epoch of the round
+}
+
+// valid reports whether a lease of term is running.
+func (l *readLease) valid(term uint64) bool {
+	if l.dur <= 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.term == term && l.at == l.epoch.Load() && time.Now().Before(l.until)
+}
+
+// extend records a successful quorum round of term that started at start
+// in configuration epoch.
+func (l *readLease) extend(start time.Time, term, epoch uint64) {
+	if l.dur <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if until := start.Add(l.dur); term > l.term || term == l.term && until.After(l.until) {
+		l.until, l.term, l.at = until, term, epoch
+	}
 }
 
 // remoteReadTimeout bounds one follower read round; a leader change ends

@@ -118,6 +118,8 @@ type countingLogs struct {
 	early *earlyReplicator
 	// delay is added to every write; tests only (Config.storeDelay).
 	delay time.Duration
+	// lease, when set, ends on a configuration entry (read.go).
+	lease *readLease
 }
 
 // IsMonotonic passes raft's question on: a store that refuses gaps makes
@@ -132,6 +134,17 @@ func (l countingLogs) StoreLog(log *raft.Log) error {
 }
 
 func (l countingLogs) StoreLogs(logs []*raft.Log) error {
+	if l.lease != nil {
+		// Raft appends a configuration entry right after it took the new
+		// configuration as its latest, on the same goroutine: before the
+		// entry can reach anyone, no lease of the old voter set stands.
+		for _, e := range logs {
+			if e.Type == raft.LogConfiguration {
+				l.lease.epoch.Add(1)
+				break
+			}
+		}
+	}
 	if l.early != nil {
 		l.early.offer(logs)
 	}
