@@ -1,10 +1,12 @@
 package ditto
 
 // RawValueAt locates the value at p inside the JSON document doc without
-// decoding it: doc[start:end] is the value's encoding. ok is false when the
-// path does not lead to a value, when doc is not well-formed JSON, and in
-// the cases it leaves to a full decode: an object key on the path that
-// holds escapes, or a key that occurs twice in one object.
+// decoding it: doc[start:end] is the value's encoding. doc must be
+// well-formed JSON, such as EncodeJSON's output: the scan checks the
+// structure but not every string escape, so on malformed input the result
+// means nothing (it never panics). ok is false when the path does not lead
+// to a value, and in the cases it leaves to a full decode: an object key on
+// the path that holds escapes, or a key that occurs twice in one object.
 //
 // Splicing a value encoded by EncodeJSON into EncodeJSON's encoding of a
 // document, doc[:start]+EncodeJSON(v)+doc[end:], gives exactly
