@@ -25,6 +25,9 @@ import (
 // leader change retries. On a follower without a Forwarder it returns a
 // *NotLeaderError (ErrNotLeader) without contacting anyone.
 func (g *Group) ReadBarrier(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctxError(ctx)
+	}
 	var pause retryPause
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -39,7 +42,10 @@ func (g *Group) ReadBarrier(ctx context.Context) error {
 		var c Committed
 		switch {
 		case r.State() == raft.Leader:
-			c, err = g.leaderReads.wait(ctx, g)
+			var ok bool
+			if c, ok = g.leaseReadIndex(r); !ok {
+				c, err = g.leaderReads.wait(ctx, g)
+			}
 		case g.fwd == nil:
 			return notLeader(r)
 		default:
@@ -70,7 +76,26 @@ func (g *Group) LeaderReadIndex(ctx context.Context) (Committed, error) {
 	if r.State() != raft.Leader {
 		return Committed{}, notLeader(r)
 	}
+	if c, ok := g.leaseReadIndex(r); ok {
+		return c, nil
+	}
 	return g.leaderReads.wait(ctx, g)
+}
+
+// leaseReadIndex is the read index of a leader whose read lease runs: its
+// commit index, taken before the lease is checked, so no other leader can
+// have committed anything by the time it is taken. ok is false when no
+// lease runs (or this node no longer leads); then a quorum round decides.
+func (g *Group) leaseReadIndex(r *raft.Raft) (Committed, bool) {
+	term := r.CurrentTerm()
+	if g.readyTerm.Load() != term {
+		return Committed{}, false
+	}
+	index := r.CommitIndex()
+	if !g.reads.valid(term) || r.State() != raft.Leader || r.CurrentTerm() != term {
+		return Committed{}, false
+	}
+	return Committed{Index: index, Term: term}, true
 }
 
 // errLeaderChanged ends a follower's read round whose leader went away.
@@ -187,10 +212,10 @@ func (g *Group) confirmLeader(ctx context.Context, r *raft.Raft) (Committed, err
 			}
 			g.readyTerm.Store(term)
 		}
-		index := r.CommitIndex()
-		if g.reads.valid(term) && r.State() == raft.Leader && r.CurrentTerm() == term {
-			return Committed{Index: index, Term: term}, nil
+		if c, ok := g.leaseReadIndex(r); ok {
+			return c, nil
 		}
+		index := r.CommitIndex()
 		epoch := g.reads.epoch.Load()
 		start := time.Now()
 		if err := g.await(ctx, r.VerifyLeader()); err != nil {
