@@ -147,19 +147,26 @@ func (d *fastDecoder) array(depth int) (any, error) {
 
 func (d *fastDecoder) number() (any, error) {
 	start := d.i
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
-			d.i++
-			continue
-		}
-		break
-	}
+	d.i = numberEnd(d.b, d.i)
 	s := string(d.b[start:d.i])
 	if !validNumber(s) {
 		return nil, errFastJSON
 	}
 	return json.Number(s), nil
+}
+
+// numberEnd returns the end of the run of number characters at b[i:]; the
+// run still has to pass validNumber.
+func numberEnd(b []byte, i int) int {
+	for i < len(b) {
+		c := b[i]
+		if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
+			i++
+			continue
+		}
+		break
+	}
+	return i
 }
 
 // validNumber checks the JSON number grammar.

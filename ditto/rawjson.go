@@ -160,14 +160,7 @@ func (d *rawScanner) skip(depth int) bool {
 		return d.literal("null")
 	case c == '-' || (c >= '0' && c <= '9'):
 		start := d.i
-		for d.i < len(d.b) {
-			c := d.b[d.i]
-			if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
-				d.i++
-				continue
-			}
-			break
-		}
+		d.i = numberEnd(d.b, d.i)
 		return validNumber(string(d.b[start:d.i]))
 	}
 	return false
