@@ -89,11 +89,15 @@ func DefaultConfig() Config {
 		Search:       search.DefaultConfig(),
 		MQTT:         mqttOff(),
 		Raft: RaftConfig{
-			// A short log keeps the Raft log files (memory-mapped, so
-			// resident) small and restarts fast; snapshots stream in
-			// the background.
+			// A short log keeps the Raft log files small and restarts
+			// fast; snapshots stream in the background. Bolt reads its
+			// file through a memory map, and every page a commit ever
+			// wrote is read back once and stays resident, so the file's
+			// peak size counts in RSS: checking the threshold every
+			// second keeps the files of 100k thing creates at ~30 MB
+			// instead of ~65 MB (5 s).
 			SnapshotThreshold: 8192,
-			SnapshotInterval:  5 * time.Second,
+			SnapshotInterval:  time.Second,
 			TrailingLogs:      2048,
 		},
 		StartTimeout: 10 * time.Second,
