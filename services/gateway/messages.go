@@ -49,6 +49,11 @@ type messageRoute struct {
 // streams (SSE). ok is false for any other path; a recognised path with a
 // bad segment is an error.
 func parseMessageRoute(escaped string) (mr messageRoute, ok bool, derr *ditto.Error) {
+	if !strings.Contains(escaped, "/inbox") && !strings.Contains(escaped, "/outbox") {
+		// Every message path has an inbox or outbox segment; twin paths
+		// (nearly every request) leave without splitting.
+		return messageRoute{}, false, nil
+	}
 	segs := strings.Split(strings.TrimPrefix(escaped, "/"), "/")
 	if len(segs) < 4 || segs[0] != "things" {
 		return messageRoute{}, false, nil

@@ -206,8 +206,11 @@ func TestWSAuthAndLimits(t *testing.T) {
 // its subscription) while a fast client keeps receiving every event and the
 // node keeps serving.
 func TestWSSlowConsumer(t *testing.T) {
+	// The queues are small next to the 400 events the slow client never
+	// reads, and large enough that the fast client, on a loaded machine,
+	// does not overflow them between two reads.
 	n := startTwinNode(t, func(c *node.Config) {
-		c.HTTP.Streams.EventQueue = 8
+		c.HTTP.Streams.EventQueue = 64
 		c.HTTP.Streams.OutQueue = 2
 		c.HTTP.Streams.FrameTimeout = 2 * time.Second
 	})

@@ -318,6 +318,16 @@ func (x *index) del(k dkey, slot uint32) {
 	if e == nil {
 		return
 	}
+	if e.more == nil && e.one == slot {
+		// The thing's own key (an ID, a timestamp, a counter's value):
+		// dropped without making the empty posting removeSlot would.
+		x.entries--
+		k.f.vals.Delete(e)
+		if k.f.vals.Len() == 0 {
+			delete(x.fields, k.f.path)
+		}
+		return
+	}
 	if e.removeSlot(slot, len(x.docs)) {
 		x.entries--
 	}

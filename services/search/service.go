@@ -302,9 +302,18 @@ func (s *Service) indexLocked(sig ditto.Signal) {
 
 // eventAction returns the action of a twin thing event topic
 // ("ns/name/things/twin/events/<action>").
+// It runs twice per event on the indexer's path, so it does not allocate.
 func eventAction(topic string) (string, bool) {
-	parts := strings.Split(topic, "/")
-	if len(parts) != 6 || parts[2] != "things" || parts[3] != ditto.ChannelTwin || parts[4] != "events" {
+	var parts [6]string
+	rest := topic
+	for i := range parts {
+		seg, tail, more := strings.Cut(rest, "/")
+		if more == (i == len(parts)-1) {
+			return "", false // fewer or more than six segments
+		}
+		parts[i], rest = seg, tail
+	}
+	if parts[2] != "things" || parts[3] != ditto.ChannelTwin || parts[4] != "events" {
 		return "", false
 	}
 	return parts[5], true

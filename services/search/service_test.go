@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -321,5 +322,27 @@ func TestCloseDuringBuild(t *testing.T) {
 	}
 	if s.Ready() {
 		t.Fatal("ready after Close cut the build short")
+	}
+}
+
+// TestEventAction checks the topic parser against strings.Split.
+func TestEventAction(t *testing.T) {
+	ref := func(topic string) (string, bool) {
+		p := strings.Split(topic, "/")
+		if len(p) != 6 || p[2] != "things" || p[3] != "twin" || p[4] != "events" {
+			return "", false
+		}
+		return p[5], true
+	}
+	for _, topic := range []string{
+		"ns/name/things/twin/events/modified", "ns/name/things/twin/events/", "ns/name/things/twin/events",
+		"ns/name/things/twin/events/modified/x", "ns/name/things/live/events/modified", "", "/////",
+		"a/b/things/twin/events/created", "ns/name/policies/twin/events/created", "//things/twin/events/deleted",
+	} {
+		a, ok := eventAction(topic)
+		ra, rok := ref(topic)
+		if a != ra || ok != rok {
+			t.Errorf("eventAction(%q) = %q, %v; want %q, %v", topic, a, ok, ra, rok)
+		}
 	}
 }
