@@ -106,7 +106,7 @@ func (s *Service) applyCreate(e *entry, r resource, val any, ts Millis, tomb *Re
 	if tomb != nil {
 		rev = tomb.Revision + 1
 	}
-	rec := &Record{ID: e.id, PolicyID: pid, Revision: rev, Created: ts, Modified: ts, JSON: b}
+	rec := &Record{ID: e.id, PolicyID: sharedPolicyID(e.id, pid), Revision: rev, Created: ts, Modified: ts, JSON: b}
 	return &change{rec: rec, action: "created", value: thing, status: 201, resVal: thing, etag: ditto.RevisionETag(rev)}, nil
 }
 
@@ -227,7 +227,7 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts Millis, rec *R
 		return nil, tooLarge(e.id, len(b), s.cfg.MaxThingBytes)
 	}
 	pid, _ := thing[keyPolicyID].(string)
-	c.rec = &Record{ID: rec.ID, PolicyID: pid, Revision: rec.Revision + 1, Created: rec.Created, Modified: ts, JSON: b}
+	c.rec = &Record{ID: rec.ID, PolicyID: sharedPolicyID(rec.ID, pid), Revision: rec.Revision + 1, Created: rec.Created, Modified: ts, JSON: b}
 	if r.kind == kindThing {
 		c.etag = ditto.RevisionETag(c.rec.Revision)
 	} else if after, ok := ditto.GetAt(thing, r.path); ok {
@@ -378,6 +378,14 @@ func asDittoError(err error) *ditto.Error {
 }
 
 // event builds the Ditto event of an applied change.
+// formatStamp returns the event timestamp of m. Called with mu held.
+func (s *Service) formatStamp(m Millis) string {
+	if s.stamp.s == "" || s.stamp.at != m {
+		s.stamp.at, s.stamp.s = m, ditto.FormatTime(m.Time())
+	}
+	return s.stamp.s
+}
+
 func (s *Service) event(index uint64, e *entry, c *change) *ditto.Signal {
 	id, _ := ditto.ParseEntityID(e.id)
 	env := ditto.Envelope{
@@ -385,7 +393,7 @@ func (s *Service) event(index uint64, e *entry, c *change) *ditto.Signal {
 		Headers:   ditto.Headers{},
 		Path:      e.path.String(),
 		Revision:  c.rec.Revision,
-		Timestamp: ditto.FormatTime(c.rec.Modified.Time()),
+		Timestamp: s.formatStamp(c.rec.Modified),
 	}
 	if e.corrID != "" {
 		env.Headers[ditto.HeaderCorrelationID] = e.corrID

@@ -37,6 +37,16 @@ func (m Millis) Time() time.Time { return time.UnixMilli(int64(m)).UTC() }
 
 // deleted reports whether r is the tombstone of a deleted thing; tombstones
 // keep the revision so that a re-created thing continues the history.
+// sharedPolicyID returns pid, as the same string as id when they are
+// equal: most things use a policy of their own ID (the default policy),
+// and the record, the index and events then hold the ID once.
+func sharedPolicyID(id, pid string) string {
+	if pid == id {
+		return id
+	}
+	return pid
+}
+
 func (r *Record) deleted() bool { return r.JSON == nil }
 
 // specialDoc decodes the record and adds the special fields, as RQL

@@ -89,6 +89,13 @@ type Service struct {
 	things map[string]*Record // includes tombstones of deleted things
 	// scratch is the apply's encoding buffer (guarded by mu).
 	scratch []byte
+	// stamp is the last event timestamp formatted (guarded by mu): the
+	// events of one millisecond share one string, and so do the search
+	// documents and index keys that keep it.
+	stamp struct {
+		at Millis
+		s  string
+	}
 }
 
 // New returns a service; it only allocates. Zero Config fields get their
