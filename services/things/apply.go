@@ -414,7 +414,7 @@ func (s *Service) event(index uint64, e *entry, c *change) *ditto.Signal {
 	}
 	return &ditto.Signal{
 		Envelope: env,
-		EntityID: e.id,
+		EntityID: c.rec.ID, // the record's string: subscribers that keep it share it
 		PolicyID: c.rec.PolicyID,
 		Revision: c.rec.Revision,
 		State:    c.rec.JSON,
