@@ -252,7 +252,11 @@ type announceCmd struct {
 // command's time. The policy's revision does not change: announcing is not
 // a change of the policy.
 func (s *Service) applyAnnounce(index uint64, c *announceCmd) any {
-	now := parseStamp(c.Time)
+	ts, ok := s.parseStamp(index, c.Time)
+	if !ok {
+		return nil
+	}
+	now := ts.Time()
 	rec := s.current(c.ID)
 	due := dueAnnouncements(rec, now)
 	if len(due) == 0 {
@@ -281,8 +285,9 @@ func (s *Service) applyAnnounce(index uint64, c *announceCmd) any {
 }
 
 // announceDeleted publishes the whenDeleted announcement for the subjects
-// of old that next no longer has (next nil: the policy was deleted).
-func (s *Service) announceDeleted(index uint64, id string, old, next map[string]any, ts string) {
+// of old that next no longer has (next nil: the policy was deleted) at
+// time ts.
+func (s *Service) announceDeleted(index uint64, id string, old, next map[string]any, ts ditto.Millis) {
 	if old == nil || s.deps.Bus == nil {
 		return
 	}
@@ -304,7 +309,7 @@ func (s *Service) announceDeleted(index uint64, id string, old, next map[string]
 	}
 	// The deletion announcement comes after any beforeExpiry one of the
 	// same entry (sequence 0), hence sequence 1000.
-	s.publishAnnouncement(index, 1000, id, parseStamp(ts), gone)
+	s.publishAnnouncement(index, 1000, id, ts.Time(), gone)
 }
 
 // publishAnnouncement publishes one subjectDeletion announcement. Its

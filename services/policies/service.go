@@ -406,8 +406,8 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 		out["policyId"] = id // kept for partial readers, like thingId
 		if !fields.IsEmpty() {
 			out["_revision"] = jsonInt(rec.Revision)
-			out["_created"] = rec.Created
-			out["_modified"] = rec.Modified
+			out["_created"] = rec.Created.String()
+			out["_modified"] = rec.Modified.String()
 			out["_namespace"] = namespaceOf(id)
 			view = fields.Apply(out)
 		} else {
