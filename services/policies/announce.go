@@ -262,8 +262,7 @@ func (s *Service) applyAnnounce(index uint64, c *announceCmd) any {
 	if len(due) == 0 {
 		return nil
 	}
-	nr := *rec
-	nr.Announced = make(map[string]string, len(rec.Announced)+len(due))
+	nr := rec.withAnnounced(make(map[string]string, len(rec.Announced)+len(due)))
 	for k, v := range rec.Announced {
 		nr.Announced[k] = v
 	}
@@ -276,7 +275,7 @@ func (s *Service) applyAnnounce(index uint64, c *announceCmd) any {
 		}
 		byTime[d.deleteAt] = append(byTime[d.deleteAt], d.subject)
 	}
-	s.store(&nr)
+	s.store(nr)
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	for i, t := range times {
 		s.publishAnnouncement(index, i, c.ID, t, byTime[t])

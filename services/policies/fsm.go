@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unique"
 
@@ -109,9 +110,18 @@ type record struct {
 	// Announced marks the subjects whose coming expiry was announced:
 	// label+"\x00"+subject ID -> the announced expiry (announce.go).
 	Announced map[string]string
-	// memo caches what is derived from Raw; nil derives it on every use.
-	// A copy of a record shares it, so a copy must keep Raw.
-	memo *memo
+	// memo caches the facts derived from the body (facts.go), nil until
+	// first used. The record holds it rather than pointing to a holder: 16
+	// bytes less per record, and 64 bytes in all (one size class).
+	memo atomic.Pointer[facts]
+}
+
+// withAnnounced returns a copy of r, the same policy with its memo, with
+// the announced marks a.
+func (r *record) withAnnounced(a map[string]string) *record {
+	c := &record{ID: r.ID, body: r.body, Revision: r.Revision, Created: r.Created, Modified: r.Modified, Announced: a}
+	c.memo.Store(r.memo.Load())
+	return c
 }
 
 // policyBody is a policy's canonical JSON, without its last member
@@ -129,7 +139,7 @@ func (r *record) cut() bool { return r.body.Value().cut }
 // newRecord returns a live record of the policy encoded as raw (which it
 // does not keep).
 func newRecord(id string, raw []byte, rev int64, created, modified ditto.Millis) *record {
-	r := &record{ID: id, Revision: rev, Created: created, Modified: modified, memo: new(memo)}
+	r := &record{ID: id, Revision: rev, Created: created, Modified: modified}
 	r.setRaw(raw)
 	return r
 }

@@ -167,15 +167,10 @@ func (s *Service) enforcerKey(rec *record, ns string) (enforcerKey, []depRef) {
 		}
 		return k, nil
 	}
-	var ik *importKey
-	if rec.memo != nil {
-		ik = rec.memo.imports.Load()
-	}
+	ik := f.importKey.Load()
 	if ik == nil || !s.depsCurrent(ik.deps) {
 		ik = s.deriveImportKey(rec, f)
-		if rec.memo != nil {
-			rec.memo.imports.Store(ik)
-		}
+		f.importKey.Store(ik)
 	}
 	k := enforcerKey{sum: ik.sum}
 	if ik.usesNS {

@@ -153,7 +153,6 @@ func readSnapshot(r io.Reader) (map[string]*record, error) {
 		return nil, fmt.Errorf("%w: record count: %v", ErrBadSnapshot, err)
 	}
 	state := make(map[string]*record, min(n, 1<<20))
-	var memos []memo // allocated in chunks: one allocation per 1024 records
 	for i := uint64(0); i < n; i++ {
 		rec, err := sr.record()
 		if err != nil {
@@ -161,12 +160,6 @@ func readSnapshot(r io.Reader) (map[string]*record, error) {
 		}
 		if _, dup := state[rec.ID]; dup || rec.ID == "" {
 			return nil, fmt.Errorf("%w: record %d: ID %q twice or empty", ErrBadSnapshot, i, rec.ID)
-		}
-		if rec.live() {
-			if len(memos) == 0 {
-				memos = make([]memo, min(n-i, 1024))
-			}
-			rec.memo, memos = &memos[0], memos[1:]
 		}
 		state[rec.ID] = rec
 	}
