@@ -3,6 +3,9 @@ package node
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dittonode/dittonode/ditto"
 )
 
 const (
@@ -25,6 +28,21 @@ func TestConformancePolicies(t *testing.T) {
 		{name: "get policy", method: "GET", path: policyP1, status: 200, etag: `"rev:2"`,
 			want: `{"policyId":"org.acme:p1","entries":{"owner":` + ownerEntry + `}}`},
 		{name: "get policy fields", method: "GET", path: policyP1 + "?fields=policyId,_revision", status: 200, want: `{"policyId":"org.acme:p1","_revision":2}`},
+		{name: "get policy times", method: "GET", path: policyP1 + "?fields=_created,_modified", status: 200,
+			check: func(t *testing.T, r response) {
+				m := r.json(t)
+				created, _ := m["_created"].(string)
+				modified, _ := m["_modified"].(string)
+				for _, s := range []string{created, modified} {
+					if ts, err := time.Parse(ditto.TimeFormat, s); err != nil || ditto.FormatTime(ts) != s {
+						t.Errorf("time %q is not in %s", s, ditto.TimeFormat)
+					}
+				}
+				if created > modified {
+					t.Errorf("_created %s after _modified %s", created, modified)
+				}
+				keys("_created", "_modified")(t, r)
+			}},
 		{name: "policyId mismatch", method: "PUT", path: policyP1, body: `{"policyId":"org.acme:other","entries":{}}`, status: 400, code: "policies:id.notsettable"},
 		{name: "patch policy not allowed", method: "PATCH", path: policyP1, body: `{}`, status: 405},
 		{name: "get entries", method: "GET", path: policyP1 + "/entries", status: 200, etag: "hash", want: `{"owner":` + ownerEntry + `}`},

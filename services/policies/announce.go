@@ -252,14 +252,17 @@ type announceCmd struct {
 // command's time. The policy's revision does not change: announcing is not
 // a change of the policy.
 func (s *Service) applyAnnounce(index uint64, c *announceCmd) any {
-	now := parseStamp(c.Time)
+	ts, ok := s.parseStamp(index, c.Time)
+	if !ok {
+		return nil
+	}
+	now := ts.Time()
 	rec := s.current(c.ID)
 	due := dueAnnouncements(rec, now)
 	if len(due) == 0 {
 		return nil
 	}
-	nr := *rec
-	nr.Announced = make(map[string]string, len(rec.Announced)+len(due))
+	nr := rec.withAnnounced(make(map[string]string, len(rec.Announced)+len(due)))
 	for k, v := range rec.Announced {
 		nr.Announced[k] = v
 	}
@@ -272,7 +275,7 @@ func (s *Service) applyAnnounce(index uint64, c *announceCmd) any {
 		}
 		byTime[d.deleteAt] = append(byTime[d.deleteAt], d.subject)
 	}
-	s.store(&nr)
+	s.store(nr)
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	for i, t := range times {
 		s.publishAnnouncement(index, i, c.ID, t, byTime[t])
@@ -281,8 +284,9 @@ func (s *Service) applyAnnounce(index uint64, c *announceCmd) any {
 }
 
 // announceDeleted publishes the whenDeleted announcement for the subjects
-// of old that next no longer has (next nil: the policy was deleted).
-func (s *Service) announceDeleted(index uint64, id string, old, next map[string]any, ts string) {
+// of old that next no longer has (next nil: the policy was deleted) at
+// time ts.
+func (s *Service) announceDeleted(index uint64, id string, old, next map[string]any, ts ditto.Millis) {
 	if old == nil || s.deps.Bus == nil {
 		return
 	}
@@ -304,7 +308,7 @@ func (s *Service) announceDeleted(index uint64, id string, old, next map[string]
 	}
 	// The deletion announcement comes after any beforeExpiry one of the
 	// same entry (sequence 0), hence sequence 1000.
-	s.publishAnnouncement(index, 1000, id, parseStamp(ts), gone)
+	s.publishAnnouncement(index, 1000, id, ts.Time(), gone)
 }
 
 // publishAnnouncement publishes one subjectDeletion announcement. Its

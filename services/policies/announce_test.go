@@ -200,7 +200,7 @@ func TestAnnouncementRandomization(t *testing.T) {
 	var offsets []time.Duration
 	for _, sid := range []string{"a:1", "a:2", "a:3", "a:4", "a:5", "a:6"} {
 		rec := newRecord(testPolicyID, []byte(`{"entries":{"e":{"subjects":{"`+sid+`":{"type":"t","expiry":"`+
-			expiry.Format(time.RFC3339)+`","announcement":{"beforeExpiry":"1h","randomizationInterval":"30m"}}}}}}`), 1, "", "")
+			expiry.Format(time.RFC3339)+`","announcement":{"beforeExpiry":"1h","randomizationInterval":"30m"}}}}}}`), 1, 0, 0)
 		// Find the first second at which the announcement is due.
 		lo, hi := expiry.Add(-91*time.Minute), expiry.Add(-time.Hour)
 		if len(dueAnnouncements(rec, lo)) != 0 || len(dueAnnouncements(rec, hi)) != 1 {

@@ -10,16 +10,9 @@ import (
 	"github.com/dittonode/dittonode/ditto"
 )
 
-// memo holds what is derived from a record's Raw, computed on first use
-// (records are immutable, so it never goes stale).
-type memo struct {
-	facts atomic.Pointer[facts]
-	// imports is the enforcer key of a policy with imports; it is valid
-	// while the imported records it was made from are current.
-	imports atomic.Pointer[importKey]
-}
-
-// facts are derived once from a policy's canonical JSON.
+// facts are derived once from a policy's canonical JSON. A record memoises
+// its facts on first use (records are immutable, so they never go stale);
+// records of equal content share one (factsTable).
 type facts struct {
 	// sum identifies everything of the policy that compile depends on:
 	// SHA-256 of its canonical JSON without policyId.
@@ -28,6 +21,11 @@ type facts struct {
 	imports   bool // the policy imports others
 	hasExpiry bool
 	minExpiry time.Time // earliest subject expiry
+	// importKey memoises the enforcer key of a policy with imports; it is
+	// valid while the imported records it was made from are current. The
+	// imports are part of the content the sum stands for, so every record
+	// of these facts has the same key.
+	importKey atomic.Pointer[importKey]
 }
 
 // Markers of the canonical JSON (compact, keys quoted as they are): a
@@ -43,15 +41,11 @@ const (
 // facts returns the memoised facts of a live record, derived and interned
 // in t (nil: not interned) on first use.
 func (r *record) facts(t *factsTable) *facts {
-	if r.memo != nil {
-		if f := r.memo.facts.Load(); f != nil {
-			return f
-		}
+	if f := r.memo.Load(); f != nil {
+		return f
 	}
 	f := t.intern(deriveFacts(r))
-	if r.memo != nil {
-		r.memo.facts.Store(f)
-	}
+	r.memo.Store(f)
 	return f
 }
 

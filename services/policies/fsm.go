@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unique"
 
@@ -66,12 +67,23 @@ func decodePayload(b []byte, dst any) {
 	}
 }
 
-func parseStamp(s string) time.Time {
-	t, err := time.Parse(ditto.TimeFormat, s)
+// parseStamp parses the time the leader stamped into a command with
+// ditto.FormatTime. Every member parses the same bytes the same way. A
+// stamp that does not parse (a damaged or foreign log entry: the leader
+// never writes one) makes every member skip the command alike: a policy
+// write fails with an internal error, a sweeper command does nothing.
+func (s *Service) parseStamp(index uint64, stamp string) (ditto.Millis, bool) {
+	m, err := ditto.ParseMillis(stamp)
 	if err != nil {
-		panic(fmt.Sprintf("policies: command with bad time %q", s))
+		s.deps.Logger.Warn("policies: skipping a command with a bad time", "index", index, "time", stamp)
+		return 0, false
 	}
-	return t
+	return m, true
+}
+
+// badStamp is the result of a policy write whose time does not parse.
+func badStamp(stamp string) *ditto.Error {
+	return ditto.ErrInternal.New("The policy command has the time %q, which is not a timestamp.", stamp)
 }
 
 // record is one stored policy. Records are immutable once stored: a change
@@ -90,14 +102,26 @@ type record struct {
 	// creator) share one copy. raw() rebuilds the JSON.
 	body     unique.Handle[policyBody]
 	Revision int64
-	Created  string
-	Modified string
+	// Created and Modified are the leader's stamps of the commands that
+	// created and last modified the policy; they are formatted only where
+	// they are shown (_created, _modified).
+	Created  ditto.Millis
+	Modified ditto.Millis
 	// Announced marks the subjects whose coming expiry was announced:
 	// label+"\x00"+subject ID -> the announced expiry (announce.go).
 	Announced map[string]string
-	// memo caches what is derived from Raw; nil derives it on every use.
-	// A copy of a record shares it, so a copy must keep Raw.
-	memo *memo
+	// memo caches the facts derived from the body (facts.go), nil until
+	// first used. The record holds it rather than pointing to a holder: 16
+	// bytes less per record, and 64 bytes in all (one size class).
+	memo atomic.Pointer[facts]
+}
+
+// withAnnounced returns a copy of r, the same policy with its memo, with
+// the announced marks a.
+func (r *record) withAnnounced(a map[string]string) *record {
+	c := &record{ID: r.ID, body: r.body, Revision: r.Revision, Created: r.Created, Modified: r.Modified, Announced: a}
+	c.memo.Store(r.memo.Load())
+	return c
 }
 
 // policyBody is a policy's canonical JSON, without its last member
@@ -114,8 +138,8 @@ func (r *record) cut() bool { return r.body.Value().cut }
 
 // newRecord returns a live record of the policy encoded as raw (which it
 // does not keep).
-func newRecord(id string, raw []byte, rev int64, created, modified string) *record {
-	r := &record{ID: id, Revision: rev, Created: created, Modified: modified, memo: new(memo)}
+func newRecord(id string, raw []byte, rev int64, created, modified ditto.Millis) *record {
+	r := &record{ID: id, Revision: rev, Created: created, Modified: modified}
 	r.setRaw(raw)
 	return r
 }
@@ -172,7 +196,7 @@ func (r *record) contains(marker string) bool {
 }
 
 // tombstone returns the record of a deleted policy.
-func tombstone(id string, rev int64, created, modified string) *record {
+func tombstone(id string, rev int64, created, modified ditto.Millis) *record {
 	return &record{ID: id, Revision: rev, Created: created, Modified: modified}
 }
 
@@ -379,7 +403,11 @@ func deletable(p ditto.Pointer, k kind) bool {
 
 // applyPolicy executes a policy write deterministically.
 func (s *Service) applyPolicy(index uint64, c *policyCmd) any {
-	now := parseStamp(c.Time)
+	ts, ok := s.parseStamp(index, c.Time)
+	if !ok {
+		return badStamp(c.Time)
+	}
+	now := ts.Time()
 	p, k, err := parsePath(c.Path)
 	if err != nil {
 		return err
@@ -413,17 +441,17 @@ func (s *Service) applyPolicy(index uint64, c *policyCmd) any {
 	}
 
 	if c.Action == ditto.ActionDelete {
-		return s.applyDelete(index, c, rec, tree, p, k)
+		return s.applyDelete(index, c, rec, tree, p, k, ts)
 	}
-	return s.applyModify(index, c, rec, tree, p, k, now)
+	return s.applyModify(index, c, rec, tree, p, k, ts)
 }
 
 // applyDelete deletes at p; tree is rec's decoded policy, owned by the call.
-func (s *Service) applyDelete(index uint64, c *policyCmd, rec *record, tree map[string]any, p ditto.Pointer, k kind) any {
+func (s *Service) applyDelete(index uint64, c *policyCmd, rec *record, tree map[string]any, p ditto.Pointer, k kind, ts ditto.Millis) any {
 	if k == kRoot {
-		s.store(tombstone(c.ID, rec.Revision+1, rec.Created, c.Time))
+		s.store(tombstone(c.ID, rec.Revision+1, rec.Created, ts))
 		s.publish(index, c.ID, "deleted", p, nil, rec.Revision+1, c.Time, c.Correlation, nil)
-		s.announceDeleted(index, c.ID, tree, nil, c.Time)
+		s.announceDeleted(index, c.ID, tree, nil, ts)
 		return ditto.Result{Status: 204, Revision: rec.Revision + 1, Entity: c.ID}
 	}
 	if !deletable(p, k) {
@@ -442,12 +470,13 @@ func (s *Service) applyDelete(index uint64, c *policyCmd, rec *record, tree map[
 	if err := s.checkLockout(c, next, k); err != nil {
 		return err
 	}
-	return s.commit(index, c, rec, tree, next, nil, p, nil, 204, nil)
+	return s.commit(index, c, ts, rec, tree, next, nil, p, nil, 204, nil)
 }
 
 // applyModify modifies at p; tree is rec's decoded policy (nil when there
 // is none), owned by the call.
-func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[string]any, p ditto.Pointer, k kind, now time.Time) any {
+func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[string]any, p ditto.Pointer, k kind, ts ditto.Millis) any {
+	now := ts.Time()
 	frag, err := normFragment(c.ID, p, k, c.Value)
 	if err != nil {
 		return err
@@ -479,7 +508,7 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[
 	if k == kRoot && !exists && !c.AllowLockout {
 		// Through the content-keyed cache: the creates of equal policies
 		// (a default policy per thing) compile once.
-		early = newRecord(c.ID, ditto.EncodeJSON(next), 0, "", "")
+		early = newRecord(c.ID, ditto.EncodeJSON(next), 0, 0, 0)
 		enf := s.enforcerAt(early, namespaceOf(c.ID), now)
 		if !enf.Unrestricted(ditto.ResourcePolicy, nil, c.Subjects, ditto.PermWrite) {
 			return ditto.ErrPolicyNotCreatable.New("The Policy with ID '%s' could not be created as the requester would have no WRITE permission on 'policy:/' in it. Set 'allow-policy-lockout' to create it anyway.", c.ID)
@@ -493,7 +522,7 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[
 	if created {
 		status, value = 201, frag
 	}
-	return s.commit(index, c, rec, tree, next, early, p, frag, status, value)
+	return s.commit(index, c, ts, rec, tree, next, early, p, frag, status, value)
 }
 
 // checkImports requires READ on the entries of every policy that next
@@ -533,19 +562,19 @@ func (s *Service) checkLockout(c *policyCmd, next map[string]any, k kind) error 
 }
 
 // commit stores next as the new revision of rec (whose decoded policy is
-// tree), publishes the event and returns the result; value is the 201
-// response value (nil for none). early, if not nil, is next already
-// encoded (with its memo).
-func (s *Service) commit(index uint64, c *policyCmd, rec *record, tree, next map[string]any, early *record, p ditto.Pointer, frag any, status int, value any) any {
+// tree) at time ts (c.Time parsed), publishes the event and returns the
+// result; value is the 201 response value (nil for none). early, if not
+// nil, is next already encoded (with its memo).
+func (s *Service) commit(index uint64, c *policyCmd, ts ditto.Millis, rec *record, tree, next map[string]any, early *record, p ditto.Pointer, frag any, status int, value any) any {
 	nr := early
 	if nr == nil {
-		nr = newRecord(c.ID, ditto.EncodeJSON(next), 0, "", "")
+		nr = newRecord(c.ID, ditto.EncodeJSON(next), 0, 0, 0)
 	}
 	raw := nr.raw()
 	if len(raw) > s.cfg.MaxPolicyBytes {
 		return ditto.ErrPolicyTooLarge.New("The size of '%d' bytes exceeds the maximal allowed Policy size of '%d' bytes.", len(raw), s.cfg.MaxPolicyBytes)
 	}
-	nr.Revision, nr.Created, nr.Modified = 1, c.Time, c.Time
+	nr.Revision, nr.Created, nr.Modified = 1, ts, ts
 	if rec != nil {
 		nr.Revision = rec.Revision + 1
 		if rec.live() {
@@ -563,7 +592,7 @@ func (s *Service) commit(index uint64, c *policyCmd, rec *record, tree, next map
 	s.store(nr)
 	s.publish(index, c.ID, action, p, frag, nr.Revision, c.Time, c.Correlation, raw)
 	if rec.live() {
-		s.announceDeleted(index, c.ID, tree, next, c.Time)
+		s.announceDeleted(index, c.ID, tree, next, ts)
 	}
 	res := ditto.Result{Status: status, Revision: nr.Revision, Entity: c.ID}
 	if value != nil {
@@ -587,7 +616,11 @@ func (s *Service) applyCompensate(index uint64, c *compensateCmd) any {
 	if !rec.live() || rec.Revision != c.Revision {
 		return nil
 	}
-	s.store(tombstone(c.ID, rec.Revision+1, rec.Created, c.Time))
+	ts, ok := s.parseStamp(index, c.Time)
+	if !ok {
+		return nil
+	}
+	s.store(tombstone(c.ID, rec.Revision+1, rec.Created, ts))
 	s.publish(index, c.ID, "deleted", nil, nil, rec.Revision+1, c.Time, "", nil)
 	return nil
 }
@@ -595,7 +628,11 @@ func (s *Service) applyCompensate(index uint64, c *compensateCmd) any {
 // applyExpire deletes the subjects of a policy whose expiry passed at the
 // command's time (no lockout check: Ditto deletes them regardless).
 func (s *Service) applyExpire(index uint64, c *expireCmd) any {
-	now := parseStamp(c.Time)
+	ts, ok := s.parseStamp(index, c.Time)
+	if !ok {
+		return nil
+	}
+	now := ts.Time()
 	rec := s.current(c.ID)
 	if !rec.expiredAt(now) {
 		return nil
@@ -612,11 +649,11 @@ func (s *Service) applyExpire(index uint64, c *expireCmd) any {
 		}
 	}
 	raw := ditto.EncodeJSON(next)
-	nr := newRecord(c.ID, raw, rec.Revision+1, rec.Created, c.Time)
+	nr := newRecord(c.ID, raw, rec.Revision+1, rec.Created, ts)
 	nr.Announced = keptAnnounced(rec, next)
 	s.store(nr)
 	s.publish(index, c.ID, "modified", nil, next, nr.Revision, c.Time, "", raw)
-	s.announceDeleted(index, c.ID, tree, next, c.Time)
+	s.announceDeleted(index, c.ID, tree, next, ts)
 	return nil
 }
 

@@ -2,12 +2,16 @@ package policies
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/dittonode/dittonode/ditto"
 )
@@ -91,16 +95,25 @@ func TestHeap100kDefaultPolicies(t *testing.T) {
 	enforcedHeap := float64(heapAlloc()-before) / 1e6
 	t.Logf("100k default policies: snapshot %d bytes, restore %v, heap %.1f MB restored, %.1f MB after enforcing all, %d compiled enforcers",
 		len(data), took, restoredHeap, enforcedHeap, s.enforcers.len())
-	// ~19 MB: the records, and one interned body for all (48 MB when
-	// each record held its own JSON).
-	if restoredHeap > 30 || enforcedHeap > 30 {
-		t.Errorf("heap %.1f MB / %.1f MB, want < 30 MB", restoredHeap, enforcedHeap)
+	// ~12 MB: per policy a 64-byte record, its ID and its map entry, and
+	// one interned body for all (48 MB when each record held its own JSON,
+	// 18 MB with times as strings and a separate memo).
+	if restoredHeap > 15 || enforcedHeap > 15 {
+		t.Errorf("heap %.1f MB / %.1f MB, want < 15 MB", restoredHeap, enforcedHeap)
 	}
 	if got := s.enforcers.len(); got != 1 {
 		t.Errorf("%d compiled enforcers for equal policies, want 1", got)
 	}
 	runtime.KeepAlive(data) // measured without it: the heap it takes counts before and after
 	runtime.KeepAlive(s)
+}
+
+// TestRecordSize keeps a policy record in the 64-byte size class: every
+// node holds one per thing.
+func TestRecordSize(t *testing.T) {
+	if n := unsafe.Sizeof(record{}); n > 64 {
+		t.Errorf("a record takes %d bytes, want at most 64", n)
+	}
 }
 
 func BenchmarkRestore100k(b *testing.B) {
@@ -301,7 +314,7 @@ func TestFacts(t *testing.T) {
 			m := mustJSON(t, tt.policy).(map[string]any)
 			m["policyId"] = tt.id
 			raw := ditto.EncodeJSON(m)
-			rec := newRecord(tt.id, raw, 1, "", "")
+			rec := newRecord(tt.id, raw, 1, 0, 0)
 			if !bytes.Equal(rec.raw(), raw) || rec.rawLen() != len(raw) {
 				t.Fatalf("raw() = %s, want %s", rec.raw(), raw)
 			}
@@ -315,7 +328,7 @@ func TestFacts(t *testing.T) {
 			// The same content under another ID has the same sum, whether
 			// or not the ID needs escapes.
 			m["policyId"] = "other:id"
-			other := newRecord("other:id", ditto.EncodeJSON(m), 1, "", "")
+			other := newRecord("other:id", ditto.EncodeJSON(m), 1, 0, 0)
 			if g := deriveFacts(other); g.sum != f.sum {
 				t.Error("sum depends on the policy ID")
 			}
@@ -336,9 +349,8 @@ func TestFacts(t *testing.T) {
 func TestSnapshotFormat(t *testing.T) {
 	s := newFSMService()
 	s.FSM().Apply(1, policyCommand(t, policyCmd{Action: ditto.ActionModify, ID: "ns:a", Value: mustJSON(t, ownerPolicy), Subjects: a}))
-	rec := *s.current("ns:a")
-	rec.Announced = map[string]string{"owner\x00nginx:a": "2030-01-02T05:00:00Z", "b\x00c:d": "x"}
-	s.store(&rec)
+	rec := s.current("ns:a").withAnnounced(map[string]string{"owner\x00nginx:a": "2030-01-02T05:00:00Z", "b\x00c:d": "x"})
+	s.store(rec)
 	data := snapshotOf(t, s)
 	r := restored(t, data)
 	got := r.current("ns:a")
@@ -354,6 +366,10 @@ func TestSnapshotFormat(t *testing.T) {
 		"trailing data":  append(bytes.Clone(data), 0),
 		"count too high": append([]byte(snapshotMagic), 0x05),
 		"not an object":  append([]byte(snapshotMagic), 1, 4, 'n', 's', ':', 'x', 2, 0, 0, 2, '[', ']', 0),
+		"short time":     append([]byte(snapshotMagic), 1, 4, 'n', 's', ':', 'x', 2, 0x80),
+		"v2 bad time":    append([]byte(snapshotMagicV2), 1, 4, 'n', 's', ':', 'x', 2, 1, 'x', 0, 0, 0),
+		"v2 empty time":  append([]byte(snapshotMagicV2), 1, 4, 'n', 's', ':', 'x', 2, 0, 0, 0, 0),
+		"v2 long time":   append([]byte(snapshotMagicV2), 1, 4, 'n', 's', ':', 'x', 2, 0xff, 0xff, 0x7f),
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := newFSMService().FSM().Restore(bytes.NewReader(bad))
@@ -367,6 +383,82 @@ func TestSnapshotFormat(t *testing.T) {
 	}
 }
 
+// writeV2 writes the records of s in snapshot format dnpol2 as dittonode
+// wrote it before times were kept as Unix milliseconds: the times as
+// ditto.TimeFormat strings.
+func writeV2(t testing.TB, s *Service) []byte {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := make([]string, 0, len(s.state))
+	for id := range s.state {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var b []byte
+	str := func(v string) { b = append(binary.AppendUvarint(b, uint64(len(v))), v...) }
+	b = append(b, "dnpol2\n"...)
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		r := s.state[id]
+		str(r.ID)
+		b = binary.AppendVarint(b, r.Revision)
+		str(ditto.FormatTime(r.Created.Time()))
+		str(ditto.FormatTime(r.Modified.Time()))
+		str(string(r.raw()))
+		keys := slices.Sorted(maps.Keys(r.Announced))
+		b = binary.AppendUvarint(b, uint64(len(keys)))
+		for _, k := range keys {
+			str(k)
+			str(r.Announced[k])
+		}
+	}
+	return b
+}
+
+// TestRestoreV2 restores a snapshot of format dnpol2 (gateways in the field
+// have them) into the state it was taken of; the next snapshot is of the
+// current format and holds the same.
+func TestRestoreV2(t *testing.T) {
+	s := newFSMService()
+	t0 := testNow.Add(-time.Hour)
+	stamp := func(d time.Duration) string { return ditto.FormatTime(t0.Add(d)) }
+	apply := func(i uint64, c policyCmd) {
+		t.Helper()
+		if err, ok := s.FSM().Apply(i, policyCommand(t, c)).(error); ok {
+			t.Fatalf("command %d: %v", i, err)
+		}
+	}
+	apply(1, policyCmd{Action: ditto.ActionCreate, ID: "ns:a", Value: mustJSON(t, ownerPolicy), Subjects: a, Time: stamp(0)})
+	apply(2, policyCmd{Action: ditto.ActionModify, ID: "ns:a", Path: []string{"entries", "owner", "subjects", "x:y"}, Value: map[string]any{"type": "t"}, Subjects: a, Time: stamp(1500 * time.Millisecond)})
+	apply(3, policyCmd{Action: ditto.ActionCreate, ID: "ns:b", Value: mustJSON(t, ownerPolicy), Subjects: a, Time: stamp(2 * time.Second)})
+	apply(4, policyCmd{Action: ditto.ActionDelete, ID: "ns:b", Subjects: a, Time: stamp(time.Minute + 7*time.Millisecond)})
+	apply(5, policyCmd{Action: ditto.ActionCreate, ID: "ns:c", Value: mustJSON(t, defaultPolicy("ns:c")), Subjects: []string{"nginx:ditto"}, Time: stamp(time.Hour)})
+	s.store(s.current("ns:c").withAnnounced(map[string]string{"DEFAULT\x00nginx:ditto": "2030-01-02T05:00:00Z"}))
+
+	v2 := writeV2(t, s)
+	r := restored(t, v2)
+	if d1, d2 := dump(s), dump(r); d1 != d2 {
+		t.Fatalf("restored from dnpol2:\n%s\nwant\n%s", d2, d1)
+	}
+	if a := r.current("ns:a"); a.Created.String() != stamp(0) || a.Modified.String() != stamp(1500*time.Millisecond) {
+		t.Errorf("ns:a created %s modified %s", a.Created, a.Modified)
+	}
+	if b := r.current("ns:b"); b.live() || b.Revision != 2 || b.Modified.String() != stamp(time.Minute+7*time.Millisecond) {
+		t.Errorf("ns:b = %+v, want the tombstone of revision 2", b)
+	}
+	if got := r.current("ns:c").Announced; len(got) != 1 {
+		t.Errorf("ns:c announced %v", got)
+	}
+	v3 := snapshotOf(t, r)
+	if !bytes.HasPrefix(v3, []byte(snapshotMagic)) || !bytes.Equal(v3, snapshotOf(t, s)) {
+		t.Error("the snapshot of the restored state differs from the original's")
+	}
+	if len(v3) >= len(v2) {
+		t.Errorf("%s snapshot of %d bytes, %s of %d: not smaller", snapshotMagic[:6], len(v3), snapshotMagicV2[:6], len(v2))
+	}
+}
+
 func FuzzRestore(f *testing.F) {
 	s := newFSMService()
 	s.FSM().Apply(1, policyCommand(f, policyCmd{Action: ditto.ActionModify, ID: "ns:a", Value: mustJSON(f, ownerPolicy), Subjects: a}))
@@ -377,6 +469,7 @@ func FuzzRestore(f *testing.F) {
 	f.Add(data[:len(data)/2])
 	f.Add([]byte(snapshotMagic))
 	f.Add([]byte("dnpol1\n"))
+	f.Add(writeV2(f, s))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := newFSMService()
 		if err := r.FSM().Restore(bytes.NewReader(b)); err != nil {

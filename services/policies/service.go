@@ -167,15 +167,10 @@ func (s *Service) enforcerKey(rec *record, ns string) (enforcerKey, []depRef) {
 		}
 		return k, nil
 	}
-	var ik *importKey
-	if rec.memo != nil {
-		ik = rec.memo.imports.Load()
-	}
+	ik := f.importKey.Load()
 	if ik == nil || !s.depsCurrent(ik.deps) {
 		ik = s.deriveImportKey(rec, f)
-		if rec.memo != nil {
-			rec.memo.imports.Store(ik)
-		}
+		f.importKey.Store(ik)
 	}
 	k := enforcerKey{sum: ik.sum}
 	if ik.usesNS {
@@ -406,8 +401,8 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 		out["policyId"] = id // kept for partial readers, like thingId
 		if !fields.IsEmpty() {
 			out["_revision"] = jsonInt(rec.Revision)
-			out["_created"] = rec.Created
-			out["_modified"] = rec.Modified
+			out["_created"] = rec.Created.String()
+			out["_modified"] = rec.Modified.String()
 			out["_namespace"] = namespaceOf(id)
 			view = fields.Apply(out)
 		} else {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/dittonode/dittonode/consensus"
+	"github.com/dittonode/dittonode/ditto"
 )
 
 // Snapshot captures the state: a copy of the map of immutable records.
@@ -31,16 +32,22 @@ type snapshot struct{ recs []*record }
 //
 //	ID         uvarint length, bytes
 //	Revision   varint
-//	Created    uvarint length, bytes
-//	Modified   uvarint length, bytes
+//	Created    varint, Unix milliseconds
+//	Modified   varint, milliseconds after Created
 //	Raw        uvarint length, the stored policy JSON as it is (0: tombstone)
 //	Announced  uvarint count, then per key in order: key, value (each
 //	           uvarint length, bytes)
 //
 // Restore keeps the policy bytes as they are and decodes nothing. Raft
-// checksums snapshot files; the count catches a truncated one. A snapshot
+// checksums snapshot files; the count catches a truncated one. Restore
+// also reads the previous format "dnpol2", which differs only in the
+// times: Created and Modified as strings (uvarint length, bytes) in
+// ditto.TimeFormat; one that does not parse fails the restore. A snapshot
 // of another format (the JSON records of "dnpol1") is rejected.
-const snapshotMagic = "dnpol2\n"
+const (
+	snapshotMagic   = "dnpol3\n"
+	snapshotMagicV2 = "dnpol2\n"
+)
 
 // Bounds of one field when reading a snapshot, so that corrupt lengths fail
 // instead of allocating.
@@ -58,8 +65,8 @@ func (sn *snapshot) Persist(w io.Writer) error {
 	for _, r := range sn.recs {
 		sw.str(r.ID)
 		sw.varint(r.Revision)
-		sw.str(r.Created)
-		sw.str(r.Modified)
+		sw.varint(int64(r.Created))
+		sw.varint(int64(r.Modified - r.Created))
 		sw.uvarint(uint64(r.rawLen()))
 		sw.raw = r.appendRaw(sw.raw[:0])
 		sw.write(sw.raw)
@@ -134,7 +141,11 @@ func readSnapshot(r io.Reader) (map[string]*record, error) {
 	if _, err := io.ReadFull(sr.r, magic); err != nil {
 		return nil, fmt.Errorf("%w: no header", ErrBadSnapshot)
 	}
-	if string(magic) != snapshotMagic {
+	switch string(magic) {
+	case snapshotMagic:
+	case snapshotMagicV2:
+		sr.v2 = true
+	default:
 		return nil, fmt.Errorf("%w: format %q, want %q", ErrBadSnapshot, bytes.TrimSpace(magic), strings.TrimSpace(snapshotMagic))
 	}
 	n, err := binary.ReadUvarint(sr.r)
@@ -142,7 +153,6 @@ func readSnapshot(r io.Reader) (map[string]*record, error) {
 		return nil, fmt.Errorf("%w: record count: %v", ErrBadSnapshot, err)
 	}
 	state := make(map[string]*record, min(n, 1<<20))
-	var memos []memo // allocated in chunks: one allocation per 1024 records
 	for i := uint64(0); i < n; i++ {
 		rec, err := sr.record()
 		if err != nil {
@@ -150,12 +160,6 @@ func readSnapshot(r io.Reader) (map[string]*record, error) {
 		}
 		if _, dup := state[rec.ID]; dup || rec.ID == "" {
 			return nil, fmt.Errorf("%w: record %d: ID %q twice or empty", ErrBadSnapshot, i, rec.ID)
-		}
-		if rec.live() {
-			if len(memos) == 0 {
-				memos = make([]memo, min(n-i, 1024))
-			}
-			rec.memo, memos = &memos[0], memos[1:]
 		}
 		state[rec.ID] = rec
 	}
@@ -169,6 +173,7 @@ func readSnapshot(r io.Reader) (map[string]*record, error) {
 type snapReader struct {
 	r       *bufio.Reader
 	scratch []byte
+	v2      bool // the snapshot is in format dnpol2: times as strings
 }
 
 // next reads a length-prefixed field of at most max bytes into the scratch
@@ -196,6 +201,19 @@ func (sr *snapReader) str() (string, error) {
 	return string(b), err
 }
 
+// timeV2 reads a time of format dnpol2: a string in ditto.TimeFormat.
+func (sr *snapReader) timeV2() (ditto.Millis, error) {
+	b, err := sr.next(maxSnapString)
+	if err != nil {
+		return 0, err
+	}
+	m, err := ditto.ParseMillis(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("time %q", b)
+	}
+	return m, nil
+}
+
 func (sr *snapReader) record() (*record, error) {
 	rec := &record{}
 	var err error
@@ -205,16 +223,23 @@ func (sr *snapReader) record() (*record, error) {
 	if rec.Revision, err = binary.ReadVarint(sr.r); err != nil {
 		return nil, err
 	}
-	if rec.Created, err = sr.str(); err != nil {
-		return nil, err
-	}
-	b, err := sr.next(maxSnapString)
-	if err != nil {
-		return nil, err
-	}
-	rec.Modified = rec.Created // mostly equal: share the string
-	if string(b) != rec.Created {
-		rec.Modified = string(b)
+	if sr.v2 {
+		if rec.Created, err = sr.timeV2(); err != nil {
+			return nil, err
+		}
+		if rec.Modified, err = sr.timeV2(); err != nil {
+			return nil, err
+		}
+	} else {
+		c, err := binary.ReadVarint(sr.r)
+		if err != nil {
+			return nil, err
+		}
+		d, err := binary.ReadVarint(sr.r)
+		if err != nil {
+			return nil, err
+		}
+		rec.Created, rec.Modified = ditto.Millis(c), ditto.Millis(c+d)
 	}
 	n, err := binary.ReadUvarint(sr.r)
 	if err != nil {

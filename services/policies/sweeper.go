@@ -62,7 +62,7 @@ func (s *Service) Sweep(ctx context.Context) int {
 	now := s.deps.Clock()
 	stamp := ditto.FormatTime(now)
 	// The stamp has millisecond precision; decide on the time Apply sees.
-	now = parseStamp(stamp)
+	now = ditto.MillisOf(now).Time()
 	s.mu.RLock()
 	var announce, expire []string
 	for id, rec := range s.state {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/dittonode/dittonode/ditto"
 )
@@ -30,10 +29,7 @@ type Record struct {
 // Millis is a time in Unix milliseconds, as the leader stamps it into a
 // command: 8 bytes per timestamp of every record instead of a time.Time's
 // 24.
-type Millis int64
-
-// Time returns m as a UTC time.
-func (m Millis) Time() time.Time { return time.UnixMilli(int64(m)).UTC() }
+type Millis = ditto.Millis
 
 // deleted reports whether r is the tombstone of a deleted thing; tombstones
 // keep the revision so that a re-created thing continues the history.
