@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dittonode/dittonode/ditto"
 )
@@ -43,6 +44,14 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		canon := n.String()
+		if utf8.RuneCountInString(canon) > MaxLength {
+			// Escaping can make the canonical form longer than the input
+			// (a raw control character renders as \u001f): it is only
+			// hashed, never parsed again, so the round trip stops here.
+			_ = Match(n, doc, env)
+			_ = Fields(n)
+			return
+		}
 		m, err := Parse(canon)
 		if err != nil {
 			t.Fatalf("Parse(%q) = %s, which does not parse: %v", s, canon, err)
