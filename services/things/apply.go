@@ -64,7 +64,10 @@ func (s *Service) applyLocked(index uint64, e *entry) (any, *ditto.Signal) {
 	if err != nil {
 		return err, nil
 	}
-	s.things[e.id] = c.rec
+	// Keyed by the record's own ID string: storing to a string key also
+	// replaces the key, and the entry's freshly decoded ID would be a
+	// second copy of every modified thing's ID.
+	s.things[c.rec.ID] = c.rec
 	res := ditto.Result{Status: c.status, Value: c.resVal, ETag: c.etag, Revision: c.rec.Revision, Entity: e.id}
 	if c.status == 201 && c.resVal == nil {
 		// A created JSON null is still the created value: Ditto answers 201
