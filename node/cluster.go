@@ -55,7 +55,7 @@ type cluster struct {
 	unproven    map[peer.ID]time.Time // connected, not admitted: since
 	attempts    map[string]time.Time  // dial/add/remove key -> last try
 	inflight    map[peer.ID]bool
-	lastSeen    map[peer.ID]time.Time // for automatic removal
+	goneSince   map[peer.ID]time.Time // first seen unreachable (automatic removal)
 	// leaving holds the peers this node removed from a group as its
 	// leader, and when: a removal takes one configuration change per
 	// group, and meanwhile the peer looks like a joiner that is only
@@ -123,7 +123,7 @@ func newCluster(cfg MeshConfig, name string, id Identity, dataDir string, logger
 		admitted: map[peer.ID]*peerState{}, members: map[peer.ID]struct{}{}, servers: map[string][]consensus.Server{},
 		leaving: map[peer.ID]time.Time{},
 		groups:  map[string]*consensus.Group{}, unproven: map[peer.ID]time.Time{}, attempts: map[string]time.Time{},
-		inflight: map[peer.ID]bool{}, lastSeen: map[peer.ID]time.Time{},
+		inflight: map[peer.ID]bool{}, goneSince: map[peer.ID]time.Time{},
 	}, nil
 }
 

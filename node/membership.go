@@ -169,7 +169,7 @@ func (c *cluster) forget(p peer.ID) {
 	}
 	c.mu.Lock()
 	delete(c.admitted, p)
-	delete(c.lastSeen, p)
+	delete(c.goneSince, p)
 	delete(c.found, p)
 	c.refreshedAt = time.Time{}
 	c.mu.Unlock()
@@ -199,12 +199,17 @@ func (c *cluster) autoRemove() {
 		if p == c.self {
 			continue
 		}
+		// Gone since the first sweep that found it unreachable, never
+		// since the last that found it connected: a member is removed only
+		// after RemoveAfter has surely passed, not up to a sweep earlier.
 		if c.host.Network().Connectedness(p) == network.Connected {
-			c.lastSeen[p] = now
-		} else if _, ok := c.lastSeen[p]; !ok {
-			c.lastSeen[p] = now
+			delete(c.goneSince, p)
+			continue
 		}
-		if d := now.Sub(c.lastSeen[p]); removeDue(d, c.cfg.RemoveAfter) {
+		if _, ok := c.goneSince[p]; !ok {
+			c.goneSince[p] = now
+		}
+		if d := now.Sub(c.goneSince[p]); removeDue(d, c.cfg.RemoveAfter) {
 			gone[p.String()] = d
 		}
 	}
