@@ -390,11 +390,7 @@ func writeV2(t testing.TB, s *Service) []byte {
 	t.Helper()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ids := make([]string, 0, len(s.state))
-	for id := range s.state {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(s.state))
 	var b []byte
 	str := func(v string) { b = append(binary.AppendUvarint(b, uint64(len(v))), v...) }
 	b = append(b, "dnpol2\n"...)
