@@ -2,6 +2,7 @@ package search
 
 import (
 	"cmp"
+	"encoding/binary"
 	"math"
 	"slices"
 	"strconv"
@@ -52,24 +53,94 @@ func numKey(s string) vkey {
 }
 
 // entry is one key of a field with the slots of the things that hold it
-// (posting.go): the slot one while more is nil, else the posting more.
+// (posting.go): the slot one while more is nil, else the posting more. The
+// key is the type t and s: a string key's own string, a number's or a
+// boolean's value in numStr's order-preserving form, nothing for the other
+// types. An index holds several entries per thing, so they are kept to 32
+// bytes (TestEntrySize): a float64 field would take them to 48.
 type entry struct {
-	k    vkey
+	t    uint8
 	one  uint32
+	s    string
 	more *posting
 }
 
-// lessEntry is cmpKey(a.k, b.k) < 0 without copying the keys: it runs at
-// every step of every B-tree descent.
+// key returns the entry's key.
+func (e *entry) key() vkey {
+	if e.t == tNum || e.t == tBool {
+		return vkey{t: e.t, n: strNum(e.s)}
+	}
+	return vkey{t: e.t, s: e.s}
+}
+
+// keyStr is the s of k's entry.
+func keyStr(k vkey) string {
+	if k.t == tNum || k.t == tBool {
+		return numStr(k.n)
+	}
+	return k.s
+}
+
+// pivotOf returns an entry with key k to search a field's B-tree with.
+func pivotOf(k vkey) *entry { return &entry{t: k.t, s: keyStr(k)} }
+
+// numStr encodes f in 8 bytes whose bytewise order is cmpKey's order of
+// numbers: NaN first (as cmp.Compare orders it), then -Inf to +Inf, with -0
+// equal to 0.
+func numStr(f float64) string {
+	var u uint64
+	switch {
+	case f != f: // NaN
+	case f == 0:
+		u = 1 << 63 // +0, also for -0
+	default:
+		u = math.Float64bits(f)
+		if u>>63 == 1 {
+			u = ^u
+		} else {
+			u |= 1 << 63
+		}
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], u)
+	return string(b[:])
+}
+
+// strNum decodes numStr's form.
+func strNum(s string) float64 {
+	if len(s) != 8 {
+		return math.NaN()
+	}
+	u := be64(s)
+	if u == 0 {
+		return math.NaN()
+	}
+	if u>>63 == 1 {
+		u &^= 1 << 63
+	} else {
+		u = ^u
+	}
+	return math.Float64frombits(u)
+}
+
+// be64 reads numStr's 8 bytes as the big-endian number they are (one load).
+func be64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[7]) | uint64(s[6])<<8 | uint64(s[5])<<16 | uint64(s[4])<<24 |
+		uint64(s[3])<<32 | uint64(s[2])<<40 | uint64(s[1])<<48 | uint64(s[0])<<56
+}
+
+// lessEntry orders entries as cmpKey orders their keys: numStr keeps the
+// order of numbers, so their 8 bytes compare as integers, and strings
+// compare as strings. It runs at every step of every B-tree descent.
 func lessEntry(a, b *entry) bool {
-	ak, bk := &a.k, &b.k
-	if ak.t != bk.t {
-		return ak.t < bk.t
+	if a.t != b.t {
+		return a.t < b.t
 	}
-	if ak.n != bk.n { // NaN included: cmp.Less orders it as cmpKey does
-		return cmp.Less(ak.n, bk.n)
+	if len(a.s) == 8 && len(b.s) == 8 && (a.t == tNum || a.t == tBool) {
+		return be64(a.s) < be64(b.s)
 	}
-	return ak.s < bk.s
+	return a.s < b.s
 }
 
 // field is the index of one path ("attributes/location/floor",
@@ -83,7 +154,7 @@ type field struct {
 }
 
 func (f *field) get(k vkey) *entry {
-	e, _ := f.vals.Get(&entry{k: k})
+	e, _ := f.vals.Get(pivotOf(k))
 	return e
 }
 
@@ -182,7 +253,7 @@ func (x *index) byID(id string) *doc {
 	if f == nil {
 		return nil
 	}
-	e := x.lookup(f, vkey{t: tStr, s: id})
+	e := x.lookup(f, tStr, id)
 	if e == nil || e.size() == 0 {
 		return nil
 	}
@@ -303,19 +374,21 @@ func (x *index) diff(slot uint32, old, cur []dkey) {
 	}
 }
 
-// lookup is field.get for writers (it uses the writer's pivot: never call
-// it under the read lock).
-func (x *index) lookup(f *field, k vkey) *entry {
-	x.pivot.k = k
+// lookup returns f's entry with type t and s (entry), if any. It is
+// field.get for writers: it uses the writer's pivot, so never call it
+// under the read lock.
+func (x *index) lookup(f *field, t uint8, s string) *entry {
+	x.pivot.t, x.pivot.s = t, s
 	e, _ := f.vals.Get(&x.pivot)
-	x.pivot.k = vkey{}
+	x.pivot.s = ""
 	return e
 }
 
 func (x *index) add(k dkey, slot uint32) {
-	e := x.lookup(k.f, k.k)
+	s := keyStr(k.k)
+	e := x.lookup(k.f, k.k.t, s)
 	if e == nil {
-		k.f.vals.ReplaceOrInsert(&entry{k: k.k, one: slot})
+		k.f.vals.ReplaceOrInsert(&entry{t: k.k.t, s: s, one: slot})
 		x.entries++
 		return
 	}
@@ -325,7 +398,7 @@ func (x *index) add(k dkey, slot uint32) {
 }
 
 func (x *index) del(k dkey, slot uint32) {
-	e := x.lookup(k.f, k.k)
+	e := x.lookup(k.f, k.k.t, keyStr(k.k))
 	if e == nil {
 		return
 	}
@@ -372,7 +445,7 @@ func (x *index) stats() Stats {
 	st := Stats{Things: x.things, Fields: len(x.fields), Entries: x.entries, RawJSONBytes: x.rawSize}
 	const (
 		fieldCost = 96 // map slot, field struct, B-tree root
-		keyCost   = 60 // entry, B-tree item
+		keyCost   = 44 // entry, B-tree item
 		docCost   = 128
 	)
 	b := 8*cap(x.docs) + 4*cap(x.free)
@@ -387,8 +460,8 @@ func (x *index) stats() Stats {
 					b += 32 + 8*cap(p.dense.bits)
 				}
 			}
-			if e.k.t == tStr && p != "thingId" {
-				b += len(e.k.s)
+			if p != "thingId" { // the thingId keys are the documents' IDs
+				b += len(e.s)
 			}
 			return true
 		})

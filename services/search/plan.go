@@ -277,10 +277,10 @@ func (p planner) compare(c rql.Compare, limit int) cand {
 		if k.t != tNum && k.t != tStr {
 			return emptyCand("range:unordered") // bool and null have no order
 		}
-		lo, in := vkey{t: k.t, n: math.Inf(-1)}, func(e *entry) bool { return cmpKey(e.k, k) <= 0 }
+		lo, in := vkey{t: k.t, n: math.Inf(-1)}, func(e *entry) bool { return cmpKey(e.key(), k) <= 0 }
 		if c.Op == rql.OpGt || c.Op == rql.OpGe {
 			// Inclusive bounds: float64 keys may round, Match decides.
-			lo, in = k, func(e *entry) bool { return e.k.t == k.t }
+			lo, in = k, func(e *entry) bool { return e.t == k.t }
 		}
 		// Strings compare bytewise in both; the inclusive bound is exact
 		// for ge and le only.
@@ -293,7 +293,7 @@ func (p planner) compare(c rql.Compare, limit int) cand {
 		test := likeTest(c)
 		prefix := likePrefix(c.Value.Str)
 		if c.Op == rql.OpILike || prefix == "" {
-			return p.exactIf(true, f, p.rangeCand("likescan:"+f.path, f, vkey{t: tStr}, func(e *entry) bool { return e.k.t == tStr }, test, limit))
+			return p.exactIf(true, f, p.rangeCand("likescan:"+f.path, f, vkey{t: tStr}, func(e *entry) bool { return e.t == tStr }, test, limit))
 		}
 		if prefixOnly(c.Value.Str) {
 			test = nil // "abc*": the prefix range is the answer
@@ -301,7 +301,7 @@ func (p planner) compare(c rql.Compare, limit int) cand {
 		// With a per-key test rql's own like decides each key, so the
 		// range is exact either way.
 		return p.exactIf(true, f, p.rangeCand("likeprefix:"+f.path, f, vkey{t: tStr, s: prefix}, func(e *entry) bool {
-			return e.k.t == tStr && strings.HasPrefix(e.k.s, prefix)
+			return e.t == tStr && strings.HasPrefix(e.s, prefix)
 		}, test, limit))
 	}
 	return allCand
@@ -335,7 +335,7 @@ func (p planner) boundedRange(children []rql.Node, limit int) (cand, bool) {
 		if f == nil {
 			return emptyCand("range:none"), true
 		}
-		return p.rangeCand("range:"+path, f, lo, func(e *entry) bool { return cmpKey(e.k, hi) <= 0 }, nil, limit), true
+		return p.rangeCand("range:"+path, f, lo, func(e *entry) bool { return cmpKey(e.key(), hi) <= 0 }, nil, limit), true
 	}
 	return cand{}, false
 }
@@ -344,7 +344,7 @@ func (p planner) boundedRange(children []rql.Node, limit int) (cand, bool) {
 // that pass test (nil: all).
 func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool, test func(string) bool, limit int) cand {
 	est := 0
-	f.vals.AscendGreaterOrEqual(&entry{k: lo}, func(e *entry) bool {
+	f.vals.AscendGreaterOrEqual(pivotOf(lo), func(e *entry) bool {
 		if !in(e) {
 			return false
 		}
@@ -357,11 +357,11 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 			// Many keys (often one thing each): set bits as the keys go by
 			// rather than collecting their postings for a union.
 			set := newBitmap(n)
-			f.vals.AscendGreaterOrEqual(&entry{k: lo}, func(e *entry) bool {
+			f.vals.AscendGreaterOrEqual(pivotOf(lo), func(e *entry) bool {
 				if !in(e) {
 					return false
 				}
-				if test == nil || test(e.k.s) {
+				if test == nil || test(e.s) {
 					e.orInto(set)
 				}
 				return true
@@ -369,11 +369,11 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 			return set.slots()
 		}
 		var pl postingLists
-		f.vals.AscendGreaterOrEqual(&entry{k: lo}, func(e *entry) bool {
+		f.vals.AscendGreaterOrEqual(pivotOf(lo), func(e *entry) bool {
 			if !in(e) {
 				return false
 			}
-			if test == nil || test(e.k.s) {
+			if test == nil || test(e.s) {
 				pl.add(e)
 			}
 			return true

@@ -538,10 +538,10 @@ func (r *runner) byID(need int) ([]hit, Explain, error) {
 		r.s.mu.RLock()
 		x := r.s.idx
 		visit := func(e *entry) bool {
-			if e.k.t != tStr {
+			if e.t != tStr {
 				return !desc // the presence key sorts before the IDs
 			}
-			if started && e.k.s == from {
+			if started && e.s == from {
 				return true
 			}
 			if e.size() > 0 {
@@ -552,7 +552,7 @@ func (r *runner) byID(need int) ([]hit, Explain, error) {
 			return len(buf) < chunk
 		}
 		if f := x.fields["thingId"]; f != nil {
-			pivot := &entry{k: vkey{t: tStr, s: from}}
+			pivot := &entry{t: tStr, s: from}
 			switch {
 			case desc && !started:
 				f.vals.Descend(visit)

@@ -325,10 +325,10 @@ type walkGroup struct {
 // exclusive).
 func collect(x *index, f *field, from, stop vkey, exclusive, desc bool, inC bitmap, out []walkGroup) []walkGroup {
 	visit := func(e *entry) bool {
-		if e.k.t != from.t || (!desc && cmpKey(e.k, stop) > 0) || (desc && cmpKey(e.k, stop) < 0) {
+		if e.t != from.t || (!desc && cmpKey(e.key(), stop) > 0) || (desc && cmpKey(e.key(), stop) < 0) {
 			return false
 		}
-		if exclusive && cmpKey(e.k, from) == 0 {
+		if exclusive && cmpKey(e.key(), from) == 0 {
 			return true
 		}
 		var ds []*doc
@@ -340,14 +340,14 @@ func collect(x *index, f *field, from, stop vkey, exclusive, desc bool, inC bitm
 			}
 		}
 		if len(ds) > 0 {
-			out = append(out, walkGroup{k: e.k, docs: ds})
+			out = append(out, walkGroup{k: e.key(), docs: ds})
 		}
 		return len(out) < walkChunk
 	}
 	if desc {
-		f.vals.DescendLessOrEqual(&entry{k: from}, visit)
+		f.vals.DescendLessOrEqual(pivotOf(from), visit)
 	} else {
-		f.vals.AscendGreaterOrEqual(&entry{k: from}, visit)
+		f.vals.AscendGreaterOrEqual(pivotOf(from), visit)
 	}
 	return out
 }
