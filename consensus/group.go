@@ -50,7 +50,7 @@ type Group struct {
 	// r is set by Start once raft runs; nil before.
 	r       atomic.Pointer[raft.Raft]
 	closing atomic.Bool
-	store   *raftboltdb.BoltStore
+	store   *pagedStore
 	stable  *closableStable // store as raft's stable store, safe across Close
 	logs    raft.LogStore
 	snaps   *raft.FileSnapshotStore
@@ -155,8 +155,9 @@ func (g *Group) start(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return err
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:   filepath.Join(cfg.Dir, "raft.db"),
+	path := filepath.Join(cfg.Dir, "raft.db")
+	bolt, err := raftboltdb.New(raftboltdb.Options{
+		Path:   path,
 		NoSync: cfg.NoSync,
 		// The log is appended and truncated all the time, so bolt's free
 		// list is large and changes on every commit. A hash map free list
@@ -173,6 +174,7 @@ func (g *Group) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open log store: %w", err)
 	}
+	store := newPagedStore(bolt, path)
 	g.store = store
 	g.stable = &closableStable{s: store}
 	if err := g.reserveSeq(); err != nil {
