@@ -32,6 +32,17 @@ type memForwarder struct {
 	multiGroups atomic.Int64
 	// noHints drops the committed entry of every Forward's answer.
 	noHints atomic.Bool
+	// readWire is how long a read-index round trip takes on the wire (0:
+	// none). Over a real network readers join the next round while one is
+	// under way; in memory, without it, a round can finish before the next
+	// reader runs.
+	readWire atomic.Int64
+}
+
+func (f *memForwarder) wire() {
+	if d := time.Duration(f.readWire.Load()); d > 0 {
+		time.Sleep(d)
+	}
 }
 
 // memTarget is a group on a node.
@@ -92,6 +103,7 @@ func (f *memForwarder) ReadIndex(ctx context.Context, group, leaderID, leaderAdd
 		return 0, err
 	}
 	f.reads.Add(1)
+	f.wire()
 	c, err := g.LeaderReadIndex(ctx)
 	return c.Index, overWire(err)
 }
@@ -100,6 +112,7 @@ func (f *memForwarder) ReadIndex(ctx context.Context, group, leaderID, leaderAdd
 func (f *memForwarder) ReadIndexes(ctx context.Context, leaderID, leaderAddr string, groups []string) ([]Committed, error) {
 	f.multiReads.Add(1)
 	f.multiGroups.Add(int64(len(groups)))
+	f.wire()
 	out := make([]Committed, len(groups))
 	for i, group := range groups {
 		g, err := f.target(group, leaderID)
@@ -272,6 +285,8 @@ func TestForward(t *testing.T) {
 	t.Run("batched read index", func(t *testing.T) {
 		via := followers[0]
 		roundTrips := func() int64 { return fwd.reads.Load() + fwd.multiReads.Load() }
+		fwd.readWire.Store(int64(200 * time.Microsecond)) // a LAN round trip
+		defer fwd.readWire.Store(0)
 		before := roundTrips()
 		const readers, each = 32, 10
 		var wg sync.WaitGroup
