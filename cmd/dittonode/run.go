@@ -75,6 +75,7 @@ func runNode(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 	applyMemoryLimit(cfg.MemoryLimit, getenv, logger)
+	applyProcs(getenv, logger)
 	if addr := getenv("DITTONODE_PPROF"); addr != "" {
 		stop, err := servePprof(addr, logger)
 		if err != nil {
