@@ -65,7 +65,8 @@ func FuzzSearchQuery(f *testing.F) {
 func FuzzDecodeBody(f *testing.F) {
 	for _, s := range []string{`{}`, ` {"a":1} `, `{"a":"x\u00e9\n\"","b":[1,-2.5e3,true,null,{}],"_revision":3,"_metadata":{"x":1}}`,
 		`{"a":"\xff"}`, `{"a":"\ud83d\ude00 é"}`, `{"a":1,"a":2}`, `{"features":{"f":{"properties":{"p":[{"x":1}]}}}}`,
-		`[1]`, `{"a":01}`, `{"a":1}x`, `{"a":"\u00"}`, `{"a":1.}`, `{"a": tru}`} {
+		`[1]`, `{"a":01}`, `{"a":1}x`, `{"a":"\u00"}`, `{"a":1.}`, `{"a": tru}`,
+		`{"_":"\0"}`, `{"_x":{"k\q":1}}`, `{"_x":["\u12"]}`, `{"a":{"_b":"\uZZZZ"}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

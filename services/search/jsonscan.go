@@ -85,7 +85,9 @@ func (s *scanner) rawString() (raw []byte, plain bool) {
 			return raw, plain
 		case c == '\\':
 			plain = false
-			s.i += 2
+			if !s.escape() {
+				return nil, false
+			}
 		case c < 0x20:
 			s.fail()
 			return nil, false
@@ -95,6 +97,35 @@ func (s *scanner) rawString() (raw []byte, plain bool) {
 	}
 	s.fail()
 	return nil, false
+}
+
+// escape consumes one escape sequence at s.i (the backslash included), so
+// a string that is skipped rather than decoded is still checked.
+func (s *scanner) escape() bool {
+	if s.i+1 >= len(s.b) {
+		s.fail()
+		return false
+	}
+	switch s.b[s.i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		s.i += 2
+		return true
+	case 'u':
+		if s.i+6 > len(s.b) {
+			s.fail()
+			return false
+		}
+		for _, h := range s.b[s.i+2 : s.i+6] {
+			if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+				s.fail()
+				return false
+			}
+		}
+		s.i += 6
+		return true
+	}
+	s.fail()
+	return false
 }
 
 // str consumes a string token and returns its value.
