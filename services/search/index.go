@@ -270,8 +270,11 @@ type thing struct {
 
 // upsert indexes t, replacing the thing's previous document. It returns an
 // error, and leaves the index unchanged, when t's JSON is not an object.
-func (x *index) upsert(t thing) error {
-	old := x.byID(t.id)
+func (x *index) upsert(t thing) error { return x.replace(t, x.byID(t.id)) }
+
+// replace is upsert for a caller that looked up the thing's current
+// document (old, nil for none) already.
+func (x *index) replace(t thing, old *doc) error {
 	d := &doc{id: t.id, policyID: t.policyID, rev: t.rev, created: t.created, modified: t.modified, raw: t.raw}
 	if old != nil && old.created == t.created {
 		// The index keys hold the old document's string: keep one copy

@@ -337,6 +337,6 @@ func applySignal(x *index, sig ditto.Signal, checkRev bool) {
 	}
 	// An error leaves the old document: the things FSM only publishes JSON
 	// it decoded.
-	_ = x.upsert(thing{id: sig.EntityID, policyID: sig.PolicyID, rev: sig.Revision, created: created,
-		modified: modified, raw: sig.State})
+	_ = x.replace(thing{id: sig.EntityID, policyID: sig.PolicyID, rev: sig.Revision, created: created,
+		modified: modified, raw: sig.State}, old)
 }
