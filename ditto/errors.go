@@ -136,7 +136,7 @@ var (
 	ErrPolicyNotCreatable       = ErrorDef{"policies:policy.notcreatable", 403, "Check if you have sufficient permissions."}
 	ErrPolicyNotModifiable      = ErrorDef{"policies:policy.notmodifiable", 403, "Check if the ID of the Policy was correct and you have sufficient permissions."}
 	ErrPolicyNotDeletable       = ErrorDef{"policies:policy.notdeletable", 403, "Check if the ID of the Policy was correct and you have sufficient permissions."}
-	ErrPolicyModInvalid         = ErrorDef{"policies:policy.modificationinvalid", 403, "At least one subject without expiry must keep WRITE permission on 'policy:/'. Set 'allow-policy-lockout' to override."}
+	ErrPolicyModInvalid         = ErrorDef{"policies:policy.modificationinvalid", 403, "There must always be at least one subject without expiry that has WRITE permission on 'policy:/'."}
 	ErrPolicyTooLarge           = ErrorDef{"policies:policy.toolarge", 413, "Reduce the size of the Policy to at most 100 kB."}
 	ErrPolicyInvalid            = ErrorDef{"policies:policy.invalid", 400, "Check the structure of the Policy."}
 	ErrPolicyPreconditionFailed = ErrorDef{"policies:precondition.failed", 412, "The comparison of the provided precondition header with the current ETag value of the requested Policy resource evaluated to false. Check the value of your conditional header value."}
@@ -145,13 +145,14 @@ var (
 	ErrPolicyEntriesNotMod      = ErrorDef{"policies:entries.notmodifiable", 403, "Check if you have sufficient permissions."}
 	ErrPolicyEntryNotFound      = ErrorDef{"policies:entry.notfound", 404, "Check if the ID of the Policy and the label of the entry was correct and you have sufficient permissions."}
 	ErrPolicyEntryNotModifiable = ErrorDef{"policies:entry.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrPolicyEntryModInvalid    = ErrorDef{"policies:entry.modificationinvalid", 403, "At least one subject without expiry must keep WRITE permission on 'policy:/'. Set 'allow-policy-lockout' to override."}
+	ErrPolicyEntryModInvalid    = ErrorDef{"policies:entry.modificationinvalid", 403, "There must always be at least one subject without expiry that has WRITE permission on 'policy:/'."}
 	ErrPolicyEntryInvalid       = ErrorDef{"policies:entry.invalid", 400, "Check the structure of the policy entry."}
-	ErrPolicyLabelInvalid       = ErrorDef{"policies:label.invalid", 400, "Labels must not be empty, contain '/' or control characters, be longer than 256 characters or start with 'imported' or 'nsimported-'."}
+	ErrPolicyLabelInvalid       = ErrorDef{"policies:label.invalid", 400, "Labels must not start with 'imported' or 'nsimported-'."}
 	ErrPolicySubjectsNotFound   = ErrorDef{"policies:subjects.notfound", 404, "Check if the ID of the Policy and the label of the entry was correct and you have sufficient permissions."}
 	ErrPolicySubjectsNotMod     = ErrorDef{"policies:subjects.notmodifiable", 403, "Check if you have sufficient permissions."}
 	ErrPolicySubjectNotFound    = ErrorDef{"policies:subject.notfound", 404, "Check if the ID of the Policy, the label of the entry and the subject ID was correct and you have sufficient permissions."}
 	ErrPolicySubjectNotMod      = ErrorDef{"policies:subject.notmodifiable", 403, "Check if you have sufficient permissions."}
+	ErrPolicySubjectExpiryBad   = ErrorDef{"policies:subjectexpiry.invalid", 400, "It must be provided as ISO-8601 formatted char sequence."}
 	ErrPolicySubjectIDInvalid   = ErrorDef{"policies:subjectid.invalid", 400, "Subject IDs have the form '<issuer>:<subject>' without control characters."}
 	ErrPolicyResourcesNotFound  = ErrorDef{"policies:resources.notfound", 404, "Check if the ID of the Policy and the label of the entry was correct and you have sufficient permissions."}
 	ErrPolicyResourcesNotMod    = ErrorDef{"policies:resources.notmodifiable", 403, "Check if you have sufficient permissions."}
@@ -231,7 +232,7 @@ var Catalogue = []ErrorDef{
 	ErrPolicyPreconditionFailed, ErrPolicyPreconditionNotMod, ErrPolicyEntriesNotFound, ErrPolicyEntriesNotMod,
 	ErrPolicyEntryNotFound, ErrPolicyEntryNotModifiable, ErrPolicyEntryModInvalid, ErrPolicyEntryInvalid,
 	ErrPolicyLabelInvalid, ErrPolicySubjectsNotFound, ErrPolicySubjectsNotMod, ErrPolicySubjectNotFound,
-	ErrPolicySubjectNotMod, ErrPolicySubjectIDInvalid, ErrPolicyResourcesNotFound, ErrPolicyResourcesNotMod,
+	ErrPolicySubjectNotMod, ErrPolicySubjectExpiryBad, ErrPolicySubjectIDInvalid, ErrPolicyResourcesNotFound, ErrPolicyResourcesNotMod,
 	ErrPolicyResourceNotFound, ErrPolicyResourceNotMod, ErrPolicyResourceInvalid, ErrPolicyImportsNotFound,
 	ErrPolicyImportsNotMod, ErrPolicyImportNotFound, ErrPolicyImportNotMod, ErrPolicyImportInvalid,
 	ErrPolicyImportsTooLarge, ErrPolicyUnavailable, ErrPolicyEntryNamespacesBad, ErrPolicyImportableInvalid,

@@ -532,7 +532,7 @@ func PoliciesResourceName(path Pointer) (string, error) {
 			return ResPolicyEntries, nil
 		}
 		if !ValidKey(path[1]) {
-			return "", ErrPolicyLabelInvalid.New("The Policy Label <%s> is invalid.", truncate(path[1], 300))
+			return "", ErrJSONKeyInvalid.New("The JSON key <%s> of the Policy Label is invalid.", truncate(path[1], 300))
 		}
 		if len(path) == 2 {
 			return ResPolicyEntry, nil

@@ -418,7 +418,7 @@ func TestPoliciesResourceName(t *testing.T) {
 		{"/entries/owner/namespaces/x", "protocoladapter:unknown.path", ""},
 		{"/imports/ns:tmpl/foo", "protocoladapter:unknown.path", ""},
 		{"/imports/nocolon", "policies:id.invalid", ""},
-		{"/entries/" + strings.Repeat("l", 257), "policies:label.invalid", ""},
+		{"/entries/" + strings.Repeat("l", 257), "json.key.invalid", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

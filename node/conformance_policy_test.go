@@ -94,7 +94,9 @@ func TestConformancePolicies(t *testing.T) {
 		{name: "create policy without own write", method: "PUT", path: "/policies/org.acme:p2", body: `{"entries":{"x":{"subjects":{"nginx:bob":{"type":"b"}},"resources":` + ownerRes + `}}}`, status: 403, code: "policies:policy.notcreatable"},
 		{name: "create policy with allow-policy-lockout", method: "PUT", path: "/policies/org.acme:p2?allow-policy-lockout=true", body: `{"entries":{"x":{"subjects":{"nginx:bob":{"type":"b"}},"resources":` + ownerRes + `}}}`, status: 201},
 		{name: "bob owns p2 now", user: "bob", method: "DELETE", path: "/policies/org.acme:p2/entries/x", status: 403, code: "policies:entry.modificationinvalid"},
-		{name: "lockout allowed by header", user: "bob", method: "DELETE", path: "/policies/org.acme:p2/entries/x", hdr: []string{"allow-policy-lockout", "true"}, status: 204},
+		{name: "the header does not lift lockout prevention", user: "bob", method: "DELETE", path: "/policies/org.acme:p2/entries/x", hdr: []string{"allow-policy-lockout", "true"}, status: 403, code: "policies:entry.modificationinvalid"},
+		{name: "nor create a policy nobody may write", method: "PUT", path: "/policies/org.acme:p3?allow-policy-lockout=true", body: `{"entries":{}}`, status: 403, code: "policies:policy.modificationinvalid"},
+		{name: "subject expiry in the past", user: "bob", method: "PUT", path: "/policies/org.acme:p2/entries/x/subjects/nginx:eve", body: `{"type":"t","expiry":"2020-01-01T00:00:00Z"}`, status: 400, code: "policies:subjectexpiry.invalid"},
 
 		{name: "policy too large", method: "PUT", path: "/policies/org.acme:big", body: `{"entries":{"owner":` + ownerEntry + `,"big":{"subjects":{"nginx:x":{"type":"` + strings.Repeat("x", 101*1024) + `"}},"resources":{}}}}`, status: 413, code: "policies:policy.toolarge"},
 		{name: "delete policy", method: "DELETE", path: policyP1, status: 204, check: emptyBody},

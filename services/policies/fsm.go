@@ -36,7 +36,16 @@ type policyCmd struct {
 	AllowLockout bool         `json:"lo,omitempty"`
 	Correlation  string       `json:"cid,omitempty"`
 	Time         string       `json:"t"`
+	// Rules is the revision of the write rules the command was proposed
+	// under, so a log replays as it applied first: 0 (absent) for commands
+	// of earlier releases, where allow-policy-lockout also lifted lockout
+	// prevention and a subject expiry in the past was accepted.
+	Rules uint8 `json:"r,omitempty"`
 }
+
+// policyRules is the Rules of new commands: lockout prevention on every
+// write, subject expiries in the past refused.
+const policyRules = 1
 
 // compensateCmd deletes policy ID if it is still at Revision.
 type compensateCmd struct {
@@ -514,6 +523,11 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[
 			return ditto.ErrPolicyNotCreatable.New("The Policy with ID '%s' could not be created as the requester would have no WRITE permission on 'policy:/' in it. Set 'allow-policy-lockout' to create it anyway.", c.ID)
 		}
 	}
+	if c.Rules >= 1 {
+		if err := expiredSubject(tree, next, now); err != nil {
+			return err
+		}
+	}
 	if err := s.checkLockout(c, next, k); err != nil {
 		return err
 	}
@@ -543,9 +557,39 @@ func (s *Service) checkImports(c *policyCmd, tree, next map[string]any, now time
 	return nil
 }
 
-// checkLockout enforces lockout prevention on next.
+// expiredSubject refuses a write that sets a subject expiry (rounded up
+// already) that lies before now, as Ditto does: such a subject would be
+// deleted at once. Subjects next keeps unchanged from tree are not the
+// write's: one that expired but was not removed yet does not block other
+// changes.
+func expiredSubject(tree, next map[string]any, now time.Time) error {
+	var had map[string]string
+	for _, ref := range subjectsOf(next) {
+		exp, _ := ref.value["expiry"].(string)
+		t, err := time.Parse(time.RFC3339, exp)
+		if err != nil || !t.Before(now) {
+			continue
+		}
+		if had == nil {
+			had = map[string]string{}
+			for _, o := range subjectsOf(tree) {
+				had[o.key()], _ = o.value["expiry"].(string)
+			}
+		}
+		if old, ok := had[ref.key()]; ok && old == exp {
+			continue
+		}
+		return ditto.ErrPolicySubjectExpiryBad.New("Subject expiry timestamp '%s' is not valid.", exp).
+			WithDescription("It must not be in the past, please adjust to a timestamp in the future.")
+	}
+	return nil
+}
+
+// checkLockout enforces lockout prevention on next. allow-policy-lockout
+// does not lift it: the header only lets a requester create a policy that
+// does not grant the requester itself WRITE (applyModify), as in Ditto.
 func (s *Service) checkLockout(c *policyCmd, next map[string]any, k kind) error {
-	if c.AllowLockout {
+	if c.AllowLockout && c.Rules == 0 {
 		return nil
 	}
 	if imps, ok := next["imports"].(map[string]any); ok && len(imps) > 0 {

@@ -275,3 +275,33 @@ func TestDeterminism(t *testing.T) {
 		})
 	}
 }
+
+// TestRulesReplay: a command replays under the rules it was proposed with.
+// Commands of earlier releases (Rules 0) let allow-policy-lockout lift
+// lockout prevention and accepted subject expiries in the past; new ones
+// do neither.
+func TestRulesReplay(t *testing.T) {
+	past := `{"type":"t","expiry":"2001-01-01T00:00:00Z"}`
+	for _, rules := range []uint8{0, policyRules} {
+		s := newFSMService()
+		f := s.FSM()
+		f.Apply(1, policyCommand(t, policyCmd{Action: ditto.ActionCreate, ID: testPolicyID, Value: mustJSON(t, ownerPolicy), Subjects: a, Rules: rules}))
+		expire := f.Apply(2, policyCommand(t, policyCmd{Action: ditto.ActionModify, ID: testPolicyID,
+			Path: []string{"entries", "owner", "subjects", "nginx:z"}, Value: mustJSON(t, past), Subjects: a, Rules: rules}))
+		lockout := f.Apply(3, policyCommand(t, policyCmd{Action: ditto.ActionModify, ID: testPolicyID,
+			Path: []string{"entries"}, Value: map[string]any{}, Subjects: a, AllowLockout: true, Rules: rules}))
+		codeOf := func(res any) string {
+			if e, ok := res.(*ditto.Error); ok {
+				return e.Code
+			}
+			return fmt.Sprint(res.(ditto.Result).Status)
+		}
+		want := [2]string{"201", "204"}
+		if rules > 0 {
+			want = [2]string{"policies:subjectexpiry.invalid", "policies:policy.modificationinvalid"}
+		}
+		if got := [2]string{codeOf(expire), codeOf(lockout)}; got != want {
+			t.Errorf("rules %d: past expiry, lockout with the header = %v, want %v", rules, got, want)
+		}
+	}
+}

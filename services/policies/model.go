@@ -122,7 +122,12 @@ func validLabel(l string) bool {
 	return ditto.ValidKey(l) && !strings.HasPrefix(l, "imported") && !strings.HasPrefix(l, "nsimported-")
 }
 
+// checkLabel refuses a label that is no valid JSON key (json.key.invalid,
+// as for any key) or that takes a prefix of imported entries.
 func checkLabel(l string) error {
+	if !ditto.ValidKey(l) {
+		return ditto.ErrJSONKeyInvalid.New("The JSON key '%s' of the Policy Label is invalid.", l)
+	}
 	if !validLabel(l) {
 		return ditto.ErrPolicyLabelInvalid.New("The Policy Label '%s' is invalid.", l)
 	}
@@ -218,7 +223,7 @@ func normSubject(id string, v any) (map[string]any, error) {
 			s, ok := e.(string)
 			t, ok2 := roundExpiry(s)
 			if !ok || !ok2 {
-				return nil, ditto.ErrPolicyEntryInvalid.New("The expiry '%v' of subject '%s' is not an ISO-8601 timestamp.", e, id)
+				return nil, ditto.ErrPolicySubjectExpiryBad.New("Subject expiry timestamp '%v' is not valid.", e)
 			}
 			out["expiry"] = t.Format(time.RFC3339)
 		case "announcement":

@@ -314,6 +314,7 @@ func (s *Service) Handle(ctx context.Context, cmd ditto.Command) (ditto.Result, 
 		AllowLockout: isTrue(cmd.Headers.Get(ditto.HeaderAllowPolicyLockout)),
 		Correlation:  cmd.Headers.Get(ditto.HeaderCorrelationID),
 		Time:         ditto.FormatTime(now),
+		Rules:        policyRules,
 	}
 	if cmd.Action != ditto.ActionDelete {
 		pc.Value = cmd.Value
