@@ -92,7 +92,7 @@ var (
 	ErrThingTooLarge             = ErrorDef{"things:thing.toolarge", 413, "Reduce the size of the Thing to at most 100 kB."}
 	ErrThingPolicyIDNotFound     = ErrorDef{"things:policyId.notfound", 404, "Check if the ID of your requested Thing was correct and you have sufficient permissions."}
 	ErrThingPolicyIDNotMod       = ErrorDef{"things:policyId.notmodifiable", 403, "Check if you have sufficient permissions."}
-	ErrThingPolicyIDNotDeletable = ErrorDef{"things:policyId.notdeletable", 405, "The policyId of a Thing cannot be deleted; set another one instead."}
+	ErrThingPolicyIDNotDeletable = ErrorDef{"things:policyId.notdeletable", 400, "The policyId of a Thing cannot be deleted; set another one instead."}
 	ErrThingPolicyInvalid        = ErrorDef{"things:policy.invalid", 400, "Check the inline policy: it must be a valid policy."}
 	ErrThingPolicyConflicting    = ErrorDef{"things:policy.conflicting", 400, "Give either '_policy' or '_copyPolicyFrom', not both."}
 	ErrThingPolicyNotAllowed     = ErrorDef{"things:policy.notallowed", 400, "An inline policy may only be given when the Thing is created."}

@@ -120,6 +120,16 @@ func TestConformanceThingPolicies(t *testing.T) {
 				}
 			}},
 		{name: "inline policy subject placeholder resolved", method: "GET", path: "/policies/org.acme:i1/entries/owner/subjects", status: 200, want: `{"nginx:ditto":{"type":"me"}}`},
+		// ditto-spec section 9: conditional headers do not apply to _policy.
+		{name: "if-none-match ignored for _policy", method: "GET", path: "/things/org.acme:i1?fields=thingId,_policy", hdr: []string{"If-None-Match", `"rev:1"`}, status: 200},
+		{name: "if-match ignored for _policy", method: "GET", path: "/things/org.acme:i1?fields=thingId,_policy", hdr: []string{"If-Match", `"rev:9"`}, status: 200},
+		{name: "if-none-match applies without _policy", method: "GET", path: "/things/org.acme:i1?fields=thingId", hdr: []string{"If-None-Match", `"rev:1"`}, status: 304},
+		// Header syntax Ditto validates.
+		{name: "if-match not an entity tag", method: "GET", path: "/things/org.acme:i1", hdr: []string{"If-Match", `rev:1`}, status: 400, code: "header.invalid"},
+		{name: "if-none-match not an entity tag", method: "PUT", path: "/things/org.acme:i1/attributes/public", body: `1`, hdr: []string{"If-None-Match", `garbage`}, status: 400, code: "header.invalid"},
+		{name: "weak entity tag is valid syntax", method: "GET", path: "/things/org.acme:i1", hdr: []string{"If-None-Match", `W/"rev:7", "rev:8"`}, status: 200},
+		{name: "unknown channel", method: "GET", path: "/things/org.acme:i1?channel=foo", status: 400, code: "header.invalid"},
+		{name: "allow-policy-lockout not a boolean", method: "PUT", path: "/things/org.acme:apl?allow-policy-lockout=maybe", body: `{}`, status: 400, code: "header.invalid"},
 		{name: "partial reader keeps thingId", user: "bob", method: "GET", path: "/things/org.acme:i1", status: 200,
 			want: `{"thingId":"org.acme:i1","attributes":{"public":1}}`},
 		{name: "partial reader special fields", user: "bob", method: "GET", path: "/things/org.acme:i1?fields=thingId,_revision,attributes", status: 200,

@@ -211,7 +211,7 @@ func TestConformanceThings(t *testing.T) {
 			body:   `{"attributes":{"manufacturer":"ACME","location":{"floor":3}},"features":{"lamp":{"properties":{"on":true,"color":"red"}},"fan":{"properties":{"on":false,"rpm":5}}}}`,
 			status: 204, etag: `"rev:3"`},
 		{name: "get policyId", method: "GET", path: thingT1 + "/policyId", status: 200, want: `"org.acme:t1"`, etag: "hash"},
-		{name: "delete policyId not allowed", method: "DELETE", path: thingT1 + "/policyId", status: 405, code: "things:policyId.notdeletable"},
+		{name: "delete policyId not allowed", method: "DELETE", path: thingT1 + "/policyId", status: 400, code: "things:policyId.notdeletable"},
 		{name: "put new attribute", method: "PUT", path: thingT1 + "/attributes/serial", body: `"S-1"`,
 			status: 201, etag: "hash", loc: "/api/2/things/org.acme:t1/attributes/serial", want: `"S-1"`},
 		{name: "put existing attribute", method: "PUT", path: thingT1 + "/attributes/serial", body: `"S-2"`,

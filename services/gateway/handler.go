@@ -17,7 +17,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, q url.Val
 	bit := methodBit(r.Method)
 	if rt.methods&bit == 0 {
 		if rt.res == resThings && r.Method == http.MethodDelete && len(rt.path) == 1 && rt.path[0] == "policyId" {
-			w.Header()[allowKey] = []string{rt.methods.allow()}
+			// ditto-spec section 3.1 names the error; Ditto's status for it is 400.
 			writeDittoError(w, ditto.ErrThingPolicyIDNotDeletable.New("The policyId of the Thing with ID '%s' cannot be deleted.", rt.entity))
 			return
 		}
@@ -122,8 +122,12 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, q url.Val
 
 // responseOptions reads timeout and response-required. timeout=0 means
 // "do not wait for a response" (202); the command still runs with the
-// default timeout.
+// default timeout. Every request path reads them first, so it also checks
+// the syntax of the other headers Ditto validates (checkHeaders).
 func responseOptions(h ditto.Headers) (timeout time.Duration, respond bool, err *ditto.Error) {
+	if err := checkHeaders(h); err != nil {
+		return 0, false, err
+	}
 	timeout, respond = MaxTimeout, true
 	explicitRespond := false
 	if v, ok := h[ditto.HeaderResponseRequired]; ok {

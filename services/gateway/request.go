@@ -139,6 +139,48 @@ func parseBool(name, v string) (bool, *ditto.Error) {
 	return false, ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is not a valid boolean.", v, name)
 }
 
+// checkHeaders refuses, with 400 header.invalid as Ditto does, values of
+// headers whose syntax Ditto validates: the entity tag lists of If-Match
+// and If-None-Match, channel, and the boolean allow-policy-lockout.
+func checkHeaders(h ditto.Headers) *ditto.Error {
+	for _, name := range []string{ditto.HeaderIfMatch, ditto.HeaderIfNoneMatch} {
+		if v, ok := h[name]; ok && !validETagList(v) {
+			return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is not a list of entity tags.", truncateString(v, 100), name)
+		}
+	}
+	if v, ok := h[ditto.HeaderChannel]; ok && v != ditto.ChannelTwin && v != ditto.ChannelLive {
+		return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is invalid: use twin or live.", truncateString(v, 100), ditto.HeaderChannel)
+	}
+	if v, ok := h[ditto.HeaderAllowPolicyLockout]; ok {
+		if _, err := parseBool(ditto.HeaderAllowPolicyLockout, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validETagList reports whether v is "*" or a comma-separated list of
+// entity tags, each "\"opaque\"" or "W/\"opaque\"" (RFC 9110; the opaque
+// part holds no quote and, as in Ditto, no '*').
+func validETagList(v string) bool {
+	n := 0
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		switch {
+		case t == "":
+			continue
+		case t == "*":
+		default:
+			t = strings.TrimPrefix(t, "W/")
+			if len(t) < 2 || t[0] != '"' || t[len(t)-1] != '"' || strings.ContainsAny(t[1:len(t)-1], "\"*") {
+				return false
+			}
+		}
+		n++
+	}
+	return n > 0
+}
+
 // mediaType returns the lower-cased media type of a Content-Type value
 // without its parameters.
 func mediaType(ct string) string {

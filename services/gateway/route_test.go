@@ -143,7 +143,7 @@ func TestRouteErrors(t *testing.T) {
 		{"post thing", "POST", "/api/2/things/ns:t", 405, "gateway:method.notallowed", "GET, PUT, PATCH, DELETE"},
 		{"delete things", "DELETE", "/api/2/things", 405, "gateway:method.notallowed", "GET, POST"},
 		{"delete entries", "DELETE", "/api/2/policies/ns:p/entries", 405, "gateway:method.notallowed", "GET, PUT"},
-		{"delete policyId", "DELETE", "/api/2/things/ns:t/policyId", 405, "things:policyId.notdeletable", "GET, PUT, PATCH"},
+		{"delete policyId", "DELETE", "/api/2/things/ns:t/policyId", 400, "things:policyId.notdeletable", ""},
 		{"post whoami", "POST", "/api/2/whoami", 405, "gateway:method.notallowed", "GET"},
 		{"post health", "POST", "/health", 405, "gateway:method.notallowed", "GET"},
 	}

@@ -118,8 +118,12 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.Enti
 	if r.kind != kindThing {
 		etag = ditto.HashETag(val)
 	}
-	if err := checkRetrieveETags(cmd.Headers, etag, true); err != nil {
-		return ditto.Result{}, err
+	// Conditional headers do not apply to a selection of the inlined
+	// policy (ditto-spec section 9): the thing's tag says nothing of it.
+	if r.kind != kindThing || !fs.Has(keyInlinePolicy) {
+		if err := checkRetrieveETags(cmd.Headers, etag, true); err != nil {
+			return ditto.Result{}, err
+		}
 	}
 	if r.kind == kindThing {
 		v, _ := s.thingView(ctx, cmd, rec, val.(map[string]any), enf, unrestricted, fs)
