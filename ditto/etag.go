@@ -32,7 +32,8 @@ func HashETag(v any) string {
 // nothing.
 //
 // If-Match fails (412) when MatchETag is false; If-None-Match fails (304 for
-// retrieves, 412 for modifications) when it is true.
+// retrieves, 412 for modifications) when it is true. If-Match compares
+// strongly: pass its value through StrongIfMatch first.
 func MatchETag(header string, current string, exists bool) bool {
 	if !exists {
 		return false
@@ -61,4 +62,24 @@ func bareETag(t string) string {
 		t = t[1 : len(t)-1]
 	}
 	return t
+}
+
+// StrongIfMatch returns an If-Match value for MatchETag: If-Match uses the
+// strong comparison (RFC 9110 section 13.1.1, as Ditto does), so a weak
+// tag never matches and is dropped. When only weak tags were given it
+// returns the empty strong tag "\"\"", which matches nothing.
+func StrongIfMatch(h string) string {
+	if !strings.Contains(h, "W/") {
+		return h
+	}
+	var keep []string
+	for _, tag := range strings.Split(h, ",") {
+		if tag = strings.TrimSpace(tag); tag != "" && !strings.HasPrefix(tag, "W/") {
+			keep = append(keep, tag)
+		}
+	}
+	if len(keep) == 0 {
+		return `""`
+	}
+	return strings.Join(keep, ", ")
 }

@@ -60,3 +60,20 @@ func TestMatchETag(t *testing.T) {
 		})
 	}
 }
+
+func TestStrongIfMatch(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`"rev:1"`, `"rev:1"`},
+		{`*`, `*`},
+		{`W/"rev:1"`, `""`},
+		{`W/"rev:1", "rev:2"`, `"rev:2"`},
+		{`"aW/b"`, `"aW/b"`},
+	} {
+		if got := StrongIfMatch(tt.in); got != tt.want {
+			t.Errorf("StrongIfMatch(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if MatchETag(StrongIfMatch(`W/"rev:3"`), RevisionETag(3), true) {
+		t.Error("a weak tag matched under If-Match")
+	}
+}

@@ -309,7 +309,7 @@ func (s *Service) Handle(ctx context.Context, cmd ditto.Command) (ditto.Result, 
 		ID:           cmd.Entity,
 		Path:         p,
 		Subjects:     cmd.Auth.Subjects,
-		IfMatch:      cmd.Headers.Get(ditto.HeaderIfMatch),
+		IfMatch:      ditto.StrongIfMatch(cmd.Headers.Get(ditto.HeaderIfMatch)),
 		IfNoneMatch:  cmd.Headers.Get(ditto.HeaderIfNoneMatch),
 		AllowLockout: isTrue(cmd.Headers.Get(ditto.HeaderAllowPolicyLockout)),
 		Correlation:  cmd.Headers.Get(ditto.HeaderCorrelationID),
@@ -386,7 +386,7 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 	if k != kRoot && cur == "" {
 		cur = ditto.HashETag(v)
 	}
-	if h := cmd.Headers.Get(ditto.HeaderIfMatch); h != "" && !ditto.MatchETag(h, cur, true) {
+	if h := cmd.Headers.Get(ditto.HeaderIfMatch); h != "" && !ditto.MatchETag(ditto.StrongIfMatch(h), cur, true) {
 		return ditto.Result{}, withETag(ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-match' for the requested Policy resource evaluated to false. Expected: '%s' to match actual: '%s'.", h, cur), cur)
 	}
 	if h := cmd.Headers.Get(ditto.HeaderIfNoneMatch); h != "" && ditto.MatchETag(h, cur, true) {

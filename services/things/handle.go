@@ -190,7 +190,7 @@ func resultValue(res ditto.Result) (any, bool) {
 // checkRetrieveETags evaluates If-Match (412) and If-None-Match (304) of a
 // retrieve.
 func checkRetrieveETags(h ditto.Headers, etag string, exists bool) error {
-	if m := h.Get(ditto.HeaderIfMatch); m != "" && !ditto.MatchETag(m, etag, exists) {
+	if m := h.Get(ditto.HeaderIfMatch); m != "" && !ditto.MatchETag(ditto.StrongIfMatch(m), etag, exists) {
 		return withETag(preconditionFailed(ditto.HeaderIfMatch, m, etag), etag)
 	}
 	if m := h.Get(ditto.HeaderIfNoneMatch); m != "" && ditto.MatchETag(m, etag, exists) {

@@ -28,7 +28,7 @@ func (s *Service) newEntry(cmd ditto.Command, o op, value any, hasValue bool) *e
 		corrID:    cmd.Headers.Get(ditto.HeaderCorrelationID),
 		origin:    cmd.Auth.Default(),
 		session:   cmd.Headers.Get(ditto.HeaderOrigin),
-		ifMatch:   cmd.Headers.Get(ditto.HeaderIfMatch),
+		ifMatch:   ditto.StrongIfMatch(cmd.Headers.Get(ditto.HeaderIfMatch)),
 		ifNone:    cmd.Headers.Get(ditto.HeaderIfNoneMatch),
 		ifEqual:   cmd.Headers.Get(ditto.HeaderIfEqual),
 		condition: cmd.Headers.Get(ditto.HeaderCondition),
