@@ -80,7 +80,8 @@ func ParseFieldSelectorFor(s string, roots []string) (FieldSelector, error) {
 	for _, ptr := range ptrs {
 		if !slices.Contains(roots, ptr[0]) {
 			return FieldSelector{}, ErrFieldSelectionInvalid.New(
-				"The field selector <%s> is invalid: <%s> is not a selectable field.", s, ptr[0])
+				"The field selector <%s> is invalid: <%s> is not a selectable field.", s, ptr[0]).
+				WithDescription("Check the field selector: allowed roots are " + strings.Join(roots, ", ") + ".")
 		}
 		if slices.ContainsFunc(fs.ptrs, ptr.Equal) {
 			continue

@@ -88,6 +88,9 @@ func TestParsePolicyFieldSelector(t *testing.T) {
 	}
 	_, err = ParsePolicyFieldSelector("attributes")
 	wantCode(t, err, "things:field.selection.invalid")
+	if d := err.(*Error).Description; !strings.Contains(d, "entries") || strings.Contains(d, "features") {
+		t.Errorf("description %q does not name the policy roots", d)
+	}
 	_, err = ParseFieldSelectorFor("a,b(c)", []string{"a", "b"})
 	wantCode(t, err, "")
 	if len(ThingFieldRoots()) != 12 || len(PolicyFieldRoots()) == 0 {
