@@ -75,6 +75,10 @@ const (
 	HeaderConsistency        = "consistency"
 	HeaderReplyTo            = "reply-to"
 
+	// HeaderPolicyView "resolved" asks for a policy with its imported
+	// entries merged in; "original" (the default) for the policy as stored.
+	HeaderPolicyView = "policy-view"
+
 	// HeaderOrigin is internal: the ID of the WebSocket session (live
 	// subscriber) that sent a command or signal. Events carry it so that a
 	// session never receives its own; it is never accepted from clients and

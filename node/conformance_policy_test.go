@@ -28,6 +28,13 @@ func TestConformancePolicies(t *testing.T) {
 		{name: "get policy", method: "GET", path: policyP1, status: 200, etag: `"rev:2"`,
 			want: `{"policyId":"org.acme:p1","entries":{"owner":` + ownerEntry + `}}`},
 		{name: "get policy fields", method: "GET", path: policyP1 + "?fields=policyId,_revision", status: 200, want: `{"policyId":"org.acme:p1","_revision":2}`},
+		{name: "resolved view has no tag", method: "GET", path: policyP1 + "?policy-view=resolved", hdr: []string{"If-None-Match", `"rev:2"`}, status: 200,
+			want: `{"policyId":"org.acme:p1","entries":{"owner":` + ownerEntry + `}}`, check: func(t *testing.T, r response) {
+				if e := r.header.Get("ETag"); e != "" {
+					t.Errorf("ETag %s on the resolved view", e)
+				}
+			}},
+		{name: "unknown policy-view", method: "GET", path: policyP1, hdr: []string{"policy-view", "bogus"}, status: 400, code: "header.invalid"},
 		{name: "get policy times", method: "GET", path: policyP1 + "?fields=_created,_modified", status: 200,
 			check: func(t *testing.T, r response) {
 				m := r.json(t)

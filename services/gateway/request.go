@@ -19,7 +19,7 @@ var queryHeaders = []string{
 	"channel", ditto.HeaderCorrelationID, ditto.HeaderRequestedAcks, "declared-acks", ditto.HeaderResponseRequired,
 	ditto.HeaderTimeout, "live-channel-timeout-strategy", ditto.HeaderAllowPolicyLockout, ditto.HeaderCondition,
 	"live-channel-condition", "at-historical-revision", "at-historical-timestamp", "dry-run", "accept",
-	ditto.HeaderConsistency,
+	ditto.HeaderConsistency, ditto.HeaderPolicyView,
 }
 
 // lowerNames caches the lower-case Ditto names of common canonical HTTP
@@ -141,7 +141,8 @@ func parseBool(name, v string) (bool, *ditto.Error) {
 
 // checkHeaders refuses, with 400 header.invalid as Ditto does, values of
 // headers whose syntax Ditto validates: the entity tag lists of If-Match
-// and If-None-Match, channel, and the boolean allow-policy-lockout.
+// and If-None-Match, channel, policy-view and the boolean
+// allow-policy-lockout.
 func checkHeaders(h ditto.Headers) *ditto.Error {
 	for _, name := range []string{ditto.HeaderIfMatch, ditto.HeaderIfNoneMatch} {
 		if v, ok := h[name]; ok && !validETagList(v) {
@@ -150,6 +151,9 @@ func checkHeaders(h ditto.Headers) *ditto.Error {
 	}
 	if v, ok := h[ditto.HeaderChannel]; ok && v != ditto.ChannelTwin && v != ditto.ChannelLive {
 		return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is invalid: use twin or live.", truncateString(v, 100), ditto.HeaderChannel)
+	}
+	if v, ok := h[ditto.HeaderPolicyView]; ok && v != "original" && v != "resolved" {
+		return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is invalid: use original or resolved.", truncateString(v, 100), ditto.HeaderPolicyView)
 	}
 	if v, ok := h[ditto.HeaderAllowPolicyLockout]; ok {
 		if _, err := parseBool(ditto.HeaderAllowPolicyLockout, v); err != nil {

@@ -124,6 +124,14 @@ func entriesOf(policy map[string]any, deps []depRef) []map[string]any {
 		em, _ := entries[l].(map[string]any)
 		out = append(out, em)
 	}
+	eachImported(policy, deps, func(_, _ string, em map[string]any) { out = append(out, em) })
+	return out
+}
+
+// eachImported calls fn with every entry policy imports from the records
+// deps (see importDeps): per import, sorted by label, the entries its
+// importable setting and the import's entries list let through.
+func eachImported(policy map[string]any, deps []depRef, fn func(id, label string, em map[string]any)) {
 	imps, _ := policy["imports"].(map[string]any)
 	for _, d := range deps {
 		if !d.rec.live() {
@@ -149,9 +157,30 @@ func entriesOf(policy map[string]any, deps []depRef) []map[string]any {
 					continue
 				}
 			}
-			out = append(out, em)
+			fn(d.id, label, em)
 		}
 	}
+}
+
+// resolvedPolicy is policy as it is evaluated (policy-view=resolved): its
+// own entries and, under "imported-<policy ID>-<label>", the entries it
+// imports now; without imports, which the merge stands for.
+func resolvedPolicy(policy map[string]any, deps []depRef) map[string]any {
+	out := make(map[string]any, len(policy))
+	for k, v := range policy {
+		if k != "imports" {
+			out[k] = v
+		}
+	}
+	own, _ := policy["entries"].(map[string]any)
+	entries := make(map[string]any, len(own))
+	for l, e := range own {
+		entries[l] = e
+	}
+	eachImported(policy, deps, func(id, label string, em map[string]any) {
+		entries["imported-"+id+"-"+label] = em
+	})
+	out["entries"] = entries
 	return out
 }
 
@@ -370,6 +399,10 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 	}
 	// A fresh tree, owned by this read: the view may share it.
 	tree := rec.policy()
+	resolved := k == kRoot && cmd.Headers.Get(ditto.HeaderPolicyView) == "resolved"
+	if resolved {
+		tree = resolvedPolicy(tree, s.importDeps(tree))
+	}
 	v, ok := ditto.GetAt(tree, p)
 	if !ok {
 		v, ok = defaultAt(tree, p, k)
@@ -386,11 +419,18 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 	if k != kRoot && cur == "" {
 		cur = ditto.HashETag(v)
 	}
-	if h := cmd.Headers.Get(ditto.HeaderIfMatch); h != "" && !ditto.MatchETag(ditto.StrongIfMatch(h), cur, true) {
-		return ditto.Result{}, withETag(ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-match' for the requested Policy resource evaluated to false. Expected: '%s' to match actual: '%s'.", h, cur), cur)
-	}
-	if h := cmd.Headers.Get(ditto.HeaderIfNoneMatch); h != "" && ditto.MatchETag(h, cur, true) {
-		return ditto.Result{}, withETag(ditto.ErrPolicyPreconditionNotMod.New("The comparison of precondition header 'if-none-match' for the requested Policy resource evaluated to false. Expected: '%s' not to match actual: '%s'.", h, cur), cur)
+	if resolved {
+		// No tag and no conditional headers (ditto-spec sections 2.4, 9):
+		// the view changes with the imported policies, which the tag does
+		// not follow.
+		cur = ""
+	} else {
+		if h := cmd.Headers.Get(ditto.HeaderIfMatch); h != "" && !ditto.MatchETag(ditto.StrongIfMatch(h), cur, true) {
+			return ditto.Result{}, withETag(ditto.ErrPolicyPreconditionFailed.New("The comparison of precondition header 'if-match' for the requested Policy resource evaluated to false. Expected: '%s' to match actual: '%s'.", h, cur), cur)
+		}
+		if h := cmd.Headers.Get(ditto.HeaderIfNoneMatch); h != "" && ditto.MatchETag(h, cur, true) {
+			return ditto.Result{}, withETag(ditto.ErrPolicyPreconditionNotMod.New("The comparison of precondition header 'if-none-match' for the requested Policy resource evaluated to false. Expected: '%s' not to match actual: '%s'.", h, cur), cur)
+		}
 	}
 	view, ok := enf.View(ditto.ResourcePolicy, rp, v, subjects)
 	if k == kRoot {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -297,6 +299,30 @@ func TestImports(t *testing.T) {
 			}
 		})
 	}
+	t.Run("resolved view", func(t *testing.T) {
+		view := ditto.Headers{ditto.HeaderPolicyView: "resolved", ditto.HeaderIfNoneMatch: "*"}
+		res := h.mustDo(t, req{action: get, headers: view})
+		if res.ETag != "" {
+			t.Errorf("resolved view has the tag %s", res.ETag)
+		}
+		m := res.Value.(map[string]any)
+		entries := m["entries"].(map[string]any)
+		var labels []string
+		for l := range entries {
+			labels = append(labels, l)
+		}
+		sort.Strings(labels)
+		if want := []string{"imported-ns:tmpl-expl", "imported-ns:tmpl-impl", "imported-ns:tmpl-owner", "owner"}; !slices.Equal(labels, want) {
+			t.Errorf("resolved entries %v, want %v", labels, want)
+		}
+		if _, has := m["imports"]; has || m["policyId"] != testPolicyID {
+			t.Errorf("resolved policy %v", m)
+		}
+		plain := h.mustDo(t, req{action: get, headers: ditto.Headers{ditto.HeaderPolicyView: "original"}})
+		if plain.ETag == "" || len(plain.Value.(map[string]any)["entries"].(map[string]any)) != 1 {
+			t.Errorf("original view %v %s", plain.Value, plain.ETag)
+		}
+	})
 	t.Run("change of the imported policy is seen", func(t *testing.T) {
 		h.mustDo(t, req{action: del, id: "ns:tmpl", path: ptr("entries", "impl")})
 		enf, _ := h.s.Enforcer(testPolicyID)
