@@ -457,18 +457,22 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 	return ditto.Result{Status: 200, Value: view, ETag: cur, Revision: rec.Revision, Entity: id}, nil
 }
 
-// defaultAt gives the implicit value of an absent entry field.
+// defaultAt gives the implicit value of an absent entry or import field.
 func defaultAt(policy map[string]any, p ditto.Pointer, k kind) (any, bool) {
-	if k != kEntryField {
+	if k != kEntryField && k != kImportField {
 		return nil, false
 	}
 	if _, ok := ditto.GetAt(policy, p[:2]); !ok {
 		return nil, false
 	}
-	switch p[2] {
-	case "namespaces":
+	switch {
+	case k == kImportField:
+		// An import without an entries (or transitiveImports) list names
+		// none: it takes the implicitly importable entries only.
 		return []any{}, true
-	case "importable":
+	case p[2] == "namespaces":
+		return []any{}, true
+	case p[2] == "importable":
 		return importableImplicit, true
 	}
 	return nil, false

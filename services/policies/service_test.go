@@ -340,6 +340,10 @@ func TestImports(t *testing.T) {
 			{name: "get missing import", r: req{action: get, path: ptr("imports", "ns:tmpl")}, code: "policies:import.notfound"},
 			{name: "delete imports", r: req{action: del, path: ptr("imports")}, status: 204},
 			{name: "get missing imports", r: req{action: get, path: ptr("imports")}, code: "policies:imports.notfound"},
+			{name: "import without lists", r: req{action: mod, path: ptr("imports", "ns:tmpl"), value: `{}`}, status: 201},
+			{name: "its entries: none named", r: req{action: get, path: ptr("imports", "ns:tmpl", "entries")}, status: 200, value: `[]`},
+			{name: "its transitive imports: none", r: req{action: get, path: ptr("imports", "ns:tmpl", "transitiveImports")}, status: 200, value: `[]`},
+			{name: "entries of a missing import", r: req{action: get, path: ptr("imports", "ns:other", "entries")}, code: "policies:import.notfound"},
 		})
 	})
 }
