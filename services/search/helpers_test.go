@@ -287,7 +287,9 @@ func (w *world) refSearch(t testing.TB, q Query, sortSpec string) []any {
 				continue
 			}
 			view = maps.Clone(vv.(map[string]any))
+			// ditto-spec 2.1: partial readers keep these.
 			view["thingId"], view["_namespace"] = st.ID, eid.Namespace
+			view["_revision"], view["_created"], view["_modified"] = full["_revision"], full["_created"], full["_modified"]
 		default:
 			continue
 		}

@@ -196,8 +196,16 @@ func (r *runner) view(d *doc, enf ditto.Enforcer, c uint8) (map[string]any, bool
 	if !ok {
 		return nil, false
 	}
+	// A partial reader keeps the thing's ID, namespace, revision and
+	// timestamps, as on a thing GET (ditto-spec section 2.1).
 	m["thingId"] = d.id
 	m["_namespace"] = d.ns()
+	m["_revision"] = full["_revision"]
+	for _, k := range [...]string{"_created", "_modified"} {
+		if v, ok := full[k]; ok {
+			m[k] = v
+		}
+	}
 	return m, true
 }
 
