@@ -139,6 +139,7 @@ func TestConformanceThingPolicies(t *testing.T) {
 		{name: "weak if-match on a write", method: "PUT", path: "/things/org.acme:i1/attributes/public", body: `1`, hdr: []string{"If-Match", `W/"rev:1"`}, status: 412, code: "things:precondition.failed"},
 		{name: "strong tag beside a weak one", method: "GET", path: "/things/org.acme:i1", hdr: []string{"If-Match", `W/"rev:1", "rev:1"`}, status: 200},
 		{name: "weak if-match on a policy", method: "GET", path: "/policies/org.acme:i1", hdr: []string{"If-Match", `W/"rev:1"`}, status: 412, code: "policies:precondition.failed"},
+		{name: "query that does not decode", method: "GET", path: "/search/things?filter=eq(thingId,%ZZ)", status: 400, code: "gateway:query.parameter.invalid"},
 		{name: "unknown channel", method: "GET", path: "/things/org.acme:i1?channel=foo", status: 400, code: "header.invalid"},
 		{name: "allow-policy-lockout not a boolean", method: "PUT", path: "/things/org.acme:apl?allow-policy-lockout=maybe", body: `{}`, status: 400, code: "header.invalid"},
 		{name: "partial reader keeps thingId", user: "bob", method: "GET", path: "/things/org.acme:i1", status: 200,

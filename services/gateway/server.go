@@ -260,8 +260,11 @@ func (s *Server) stop() {
 // resource.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	var q url.Values
+	var qerr error
 	if r.URL.RawQuery != "" {
-		q = r.URL.Query()
+		// Not URL.Query, which drops a parameter it cannot decode: a lost
+		// filter or namespaces parameter would widen a search.
+		q, qerr = url.ParseQuery(r.URL.RawQuery)
 	}
 	cid := q.Get(ditto.HeaderCorrelationID)
 	if cid == "" {
@@ -290,6 +293,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case path != apiPrefix && !strings.HasPrefix(path, apiPrefix+"/"):
 		writeDittoError(w, ditto.ErrResourceNotFound.New("The resource '%s' does not exist.", path))
+		return
+	}
+	if qerr != nil {
+		writeDittoError(w, ditto.ErrQueryParamInvalid.New("The query of the request does not decode: %s.", truncateString(qerr.Error(), 100)))
 		return
 	}
 	select {
