@@ -117,12 +117,16 @@ func splitTop(s string) []string {
 	return append(out, s[start:])
 }
 
-// parseSort parses the arguments of sort(...). A field without '+' or '-'
-// sorts ascending (an unencoded '+' arrives as a space).
+// parseSort parses the arguments of sort(...). Every field starts with
+// '+' or '-', as in Ditto; a space counts as '+' (an unencoded '+' in a
+// query string arrives as one).
 func parseSort(arg string) ([]sortKey, string, error) {
 	var keys []sortKey
 	var canon []string
 	for _, f := range strings.Split(arg, ",") {
+		if f == "" || (f[0] != '+' && f[0] != '-' && f[0] != ' ') {
+			return nil, "", optionErr("The sort field '%s' is invalid: it must start with '+' or '-'.", f)
+		}
 		f = strings.TrimSpace(f)
 		desc := false
 		switch {
