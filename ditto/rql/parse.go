@@ -350,7 +350,7 @@ func (p *parser) value() (Value, error) {
 	}
 }
 
-// number parses [+-] (0 | [1-9][0-9]*) [. [0-9]+].
+// number parses [+-] (0 | [1-9][0-9]*) [. [0-9]+], except the integer -0.
 func (p *parser) number() (Value, error) {
 	start := p.pos
 	if c := p.s[p.pos]; c == '+' || c == '-' {
@@ -381,6 +381,10 @@ func (p *parser) number() (Value, error) {
 		return Value{}, p.errorf(p.pos, "invalid number: unexpected %s", p.found())
 	}
 	num := p.s[start:p.pos]
+	if num == "-0" {
+		// Ditto's grammar has no integer -0 (a double -0.0 is fine).
+		return Value{}, p.errorf(start, "invalid number: -0")
+	}
 	if num[0] == '+' {
 		num = num[1:]
 	}

@@ -29,6 +29,7 @@ func TestParseAST(t *testing.T) {
 		{"long", `gt(_revision,42)`, Compare{Op: OpGt, Field: Field{Path: ptr("_revision")}, Value: numv("42")}},
 		{"plus sign dropped", `ge(x,+7)`, Compare{Op: OpGe, Field: Field{Path: ptr("x")}, Value: numv("7")}},
 		{"negative double", `lt(x,-0.25)`, Compare{Op: OpLt, Field: Field{Path: ptr("x")}, Value: numv("-0.25")}},
+		{"double minus zero", `lt(x,-0.0)`, Compare{Op: OpLt, Field: Field{Path: ptr("x")}, Value: numv("-0.0")}},
 		{"bool null", `and(eq(a,true),eq(b,false),ne(c,null))`, And{Children: []Node{
 			Compare{Op: OpEq, Field: Field{Path: ptr("a")}, Value: Value{Kind: Bool, Bool: true}},
 			Compare{Op: OpEq, Field: Field{Path: ptr("b")}, Value: Value{Kind: Bool}},
@@ -131,6 +132,7 @@ func TestParseErrors(t *testing.T) {
 		{"dot without digits", `eq(a,1.)`, "position 8: expected a digit after '.'"},
 		{"exponent", `eq(a,1e5)`, "position 7: invalid number"},
 		{"sign only", `eq(a,-)`, "position 7: expected a digit"},
+		{"integer minus zero", `eq(a,-0)`, "position 6: invalid number: -0"},
 		{"like number", `like(a,5)`, "position 8: 'like' needs a string pattern, not number"},
 		{"ilike null", `ilike(a,null)`, "position 9: 'ilike' needs a string pattern, not null"},
 		{"in without values", `in(a)`, "position 5: expected ',' and a value"},
