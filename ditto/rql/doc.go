@@ -13,8 +13,9 @@
 //
 // Parsing is linear in the input and bounded: expressions longer than
 // MaxLength characters or nested deeper than MaxDepth are rejected with
-// rql.expression.invalid. like patterns are matched without regular
-// expressions, in at most O(len(pattern)*len(value)) steps.
+// rql.expression.invalid. like patterns ('*' any run, '?' one character,
+// no escape: a backslash is itself, as in Ditto) are matched without
+// regular expressions, in at most O(len(pattern)*len(value)) steps.
 //
 // rql imports only the standard library and package ditto. It must not
 // import any other dittonode package, nor testing or third-party modules.

@@ -6,9 +6,9 @@ import (
 )
 
 // like reports whether s matches the like pattern pat: '*' matches any run
-// of characters, '?' exactly one, a backslash makes the next character
-// literal ("\*", "\?", "\\") and everything else matches itself; fold
-// compares case-insensitively (ilike).
+// of characters, '?' exactly one, and everything else, a backslash too,
+// matches itself (as in Ditto, which has no escape for the wildcards);
+// fold compares case-insensitively (ilike).
 //
 // It scans greedily and on a mismatch retries from the last '*' one
 // character further, so it runs in O(len(pat)*len(s)) steps without
@@ -29,14 +29,10 @@ func like(pat, s string, fold bool) bool {
 				t += n
 				continue
 			default:
-				lp := p
-				if c == '\\' && p+1 < len(pat) {
-					lp = p + 1
-				}
-				pn := runeLen(pat, lp)
+				pn := runeLen(pat, p)
 				sn := runeLen(s, t)
-				if sameRune(pat[lp:lp+pn], s[t:t+sn], fold) {
-					p = lp + pn
+				if sameRune(pat[p:p+pn], s[t:t+sn], fold) {
+					p += pn
 					t += sn
 					continue
 				}

@@ -383,25 +383,12 @@ func (p planner) rangeCand(desc string, f *field, lo vkey, in func(*entry) bool,
 }
 
 // likePrefix returns the literal prefix of a like pattern: the characters
-// before the first unescaped '*' or '?'.
+// before the first '*' or '?' (like has no escape).
 func likePrefix(pat string) string {
-	var b strings.Builder
-	for i := 0; i < len(pat); i++ {
-		switch c := pat[i]; c {
-		case '*', '?':
-			return b.String()
-		case '\\':
-			if i+1 < len(pat) {
-				i++
-				b.WriteByte(pat[i])
-			} else {
-				b.WriteByte(c)
-			}
-		default:
-			b.WriteByte(c)
-		}
+	if i := strings.IndexAny(pat, "*?"); i >= 0 {
+		return pat[:i]
 	}
-	return b.String()
+	return pat
 }
 
 // prefixOnly reports whether a like pattern is a literal prefix followed by
@@ -413,8 +400,6 @@ func prefixOnly(pat string) bool {
 			return i == len(pat)-1
 		case '?':
 			return false
-		case '\\':
-			i++
 		}
 	}
 	return false
