@@ -270,8 +270,8 @@ func isEmpty(v any) bool {
 }
 
 // compare compares a document value with a literal. ok is false when their
-// types differ; ordered is false for booleans and null, which only support
-// equality (c is then 0 when equal, 1 otherwise).
+// types differ; ordered is false for null, which only supports equality
+// (c is then 0). Booleans order false before true.
 func compare(v any, lit Value, env *Env) (c int, ok, ordered bool) {
 	switch lit.Kind {
 	case Number:
@@ -308,14 +308,18 @@ func compare(v any, lit Value, env *Env) (c int, ok, ordered bool) {
 		}
 		return strings.Compare(s, formatNow(env.Now)), true, true
 	case Bool:
+		// false < true, as MongoDB (and so Ditto's search) orders them.
 		b, ok := v.(bool)
 		if !ok {
 			return 0, false, false
 		}
-		if b == lit.Bool {
-			return 0, true, false
+		switch {
+		case b == lit.Bool:
+			return 0, true, true
+		case lit.Bool:
+			return -1, true, true
 		}
-		return 1, true, false
+		return 1, true, true
 	case Null:
 		if v != nil {
 			return 0, false, false

@@ -104,8 +104,13 @@ func TestMatch(t *testing.T) {
 		{"number vs string", `eq(attributes/year,"2021")`, false},
 		{"bool vs number", `eq(attributes/no,0)`, false},
 		{"gt string vs number", `gt(attributes/model,1)`, false},
-		{"gt bool unsupported", `gt(attributes/electric,false)`, false},
-		{"ge bool unsupported", `ge(attributes/electric,true)`, false},
+		// Booleans order false < true (MongoDB's order, so Ditto's).
+		{"gt bool", `gt(attributes/electric,false)`, true},
+		{"ge bool", `ge(attributes/electric,true)`, true},
+		{"gt true", `gt(attributes/electric,true)`, false},
+		{"lt bool", `lt(attributes/electric,true)`, false},
+		{"le bool", `le(attributes/electric,true)`, true},
+		{"bool against number", `gt(attributes/electric,0)`, false},
 		{"lt null unsupported", `lt(attributes/nothing,null)`, false},
 		{"gt object", `gt(attributes/nested,1)`, false},
 

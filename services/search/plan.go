@@ -274,8 +274,11 @@ func (p planner) compare(c rql.Compare, limit int) cand {
 		if !ok {
 			return allCand
 		}
+		if k.t == tBool {
+			return p.boolRange(c.Op, k, f)
+		}
 		if k.t != tNum && k.t != tStr {
-			return emptyCand("range:unordered") // bool and null have no order
+			return emptyCand("range:unordered") // null has no order
 		}
 		lo, in := vkey{t: k.t, n: math.Inf(-1)}, func(e *entry) bool { return cmpKey(e.key(), k) <= 0 }
 		if c.Op == rql.OpGt || c.Op == rql.OpGe {
@@ -305,6 +308,35 @@ func (p planner) compare(c rql.Compare, limit int) cand {
 		}, test, limit))
 	}
 	return allCand
+}
+
+// boolRange plans a comparison with a boolean: false < true, so the
+// answer is the postings of at most both values, exactly.
+func (p planner) boolRange(op string, k vkey, f *field) cand {
+	var es []*entry
+	for _, n := range [...]float64{0, 1} {
+		var in bool
+		switch op {
+		case rql.OpGt:
+			in = n > k.n
+		case rql.OpGe:
+			in = n >= k.n
+		case rql.OpLt:
+			in = n < k.n
+		case rql.OpLe:
+			in = n <= k.n
+		}
+		if !in {
+			continue
+		}
+		if e := f.get(vkey{t: tBool, n: n}); e != nil {
+			es = append(es, e)
+		}
+	}
+	if len(es) == 0 {
+		return p.exactIf(true, f, emptyCand("range:bool:none"))
+	}
+	return p.exactIf(true, f, p.entriesCand("range:bool:"+f.path, es))
 }
 
 // boundedRange finds a lower and an upper bound on the same field among
