@@ -79,6 +79,11 @@ const (
 	// entries merged in; "original" (the default) for the policy as stored.
 	HeaderPolicyView = "policy-view"
 
+	// HeaderAtHistoricalRevision and HeaderAtHistoricalTimestamp ask for a
+	// thing as it was at a revision or an instant.
+	HeaderAtHistoricalRevision  = "at-historical-revision"
+	HeaderAtHistoricalTimestamp = "at-historical-timestamp"
+
 	// HeaderOrigin is internal: the ID of the WebSocket session (live
 	// subscriber) that sent a command or signal. Events carry it so that a
 	// session never receives its own; it is never accepted from clients and

@@ -85,6 +85,7 @@ var (
 	ErrThingIDNotSettable        = ErrorDef{"things:id.notsettable", 400, "Either delete the Thing ID from the resource or change it to match the ID in the URL."}
 	ErrThingIDNotDeletable       = ErrorDef{"things:id.notdeletable", 400, "The thingId of a Thing cannot be deleted."}
 	ErrThingNotFound             = ErrorDef{"things:thing.notfound", 404, "Check if the ID of your requested Thing was correct and you have sufficient permissions."}
+	ErrThingHistoryNotFound      = ErrorDef{"things:thing.history.notfound", 404, "Check if the ID of your requested Thing was correct, you have sufficient permissions and ensure that the asked for revision/timestamp is the Thing's current one: this node keeps no earlier revisions."}
 	ErrThingConflict             = ErrorDef{"things:thing.conflict", 409, "Choose another Thing ID or modify the existing Thing instead."}
 	ErrThingNotCreatable         = ErrorDef{"things:thing.notcreatable", 400, "Check if the referenced policy exists and you are allowed to use it."}
 	ErrThingNotModifiable        = ErrorDef{"things:thing.notmodifiable", 403, "Check if the ID of your requested Thing was correct and you have sufficient permissions."}
@@ -223,7 +224,7 @@ var Catalogue = []ErrorDef{
 	ErrAttributesNotModifiable, ErrAttributeNotFound, ErrAttributeNotModifiable, ErrFeaturesNotFound,
 	ErrFeaturesNotModifiable, ErrFeatureNotFound, ErrFeatureNotModifiable, ErrFeatureDefNotFound,
 	ErrFeatureDefNotModifiable, ErrFeaturePropsNotFound, ErrFeaturePropsNotMod, ErrFeaturePropNotFound,
-	ErrFeaturePropNotMod, ErrFeatureDesPropsNotFound, ErrFeatureDesPropsNotMod, ErrFeatureDesPropNotFound,
+	ErrThingHistoryNotFound, ErrFeaturePropNotMod, ErrFeatureDesPropsNotFound, ErrFeatureDesPropsNotMod, ErrFeatureDesPropNotFound,
 	ErrFeatureDesPropNotMod, ErrThingPreconditionFailed, ErrThingPreconditionNotMod, ErrThingConditionFailed,
 	ErrThingConditionInvalid, ErrThingMergeInvalid, ErrFieldSelectionInvalid, ErrThingTooManyModifying,
 	ErrThingUnavailable, ErrThingMetadataConflict, ErrLiveConditionNotAllowed,

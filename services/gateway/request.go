@@ -141,8 +141,8 @@ func parseBool(name, v string) (bool, *ditto.Error) {
 
 // checkHeaders refuses, with 400 header.invalid as Ditto does, values of
 // headers whose syntax Ditto validates: the entity tag lists of If-Match
-// and If-None-Match, channel, policy-view and the boolean
-// allow-policy-lockout.
+// and If-None-Match, channel, policy-view, the boolean
+// allow-policy-lockout and the historical revision or timestamp.
 func checkHeaders(h ditto.Headers) *ditto.Error {
 	for _, name := range []string{ditto.HeaderIfMatch, ditto.HeaderIfNoneMatch} {
 		if v, ok := h[name]; ok && !validETagList(v) {
@@ -158,6 +158,16 @@ func checkHeaders(h ditto.Headers) *ditto.Error {
 	if v, ok := h[ditto.HeaderAllowPolicyLockout]; ok {
 		if _, err := parseBool(ditto.HeaderAllowPolicyLockout, v); err != nil {
 			return err
+		}
+	}
+	if v, ok := h[ditto.HeaderAtHistoricalRevision]; ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 0 {
+			return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is not a revision number.", truncateString(v, 100), ditto.HeaderAtHistoricalRevision)
+		}
+	}
+	if v, ok := h[ditto.HeaderAtHistoricalTimestamp]; ok {
+		if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+			return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is not an ISO-8601 timestamp.", truncateString(v, 100), ditto.HeaderAtHistoricalTimestamp)
 		}
 	}
 	return nil
