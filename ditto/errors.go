@@ -133,6 +133,7 @@ var (
 	ErrPolicyIDInvalid          = ErrorDef{"policies:id.invalid", 400, "It must conform to the namespaced entity ID notation (see Ditto documentation)."}
 	ErrPolicyIDNotSettable      = ErrorDef{"policies:id.notsettable", 400, "Either delete the Policy ID from the resource or change it to match the ID in the URL."}
 	ErrPolicyNotFound           = ErrorDef{"policies:policy.notfound", 404, "Check if the ID of your requested Policy was correct and you have sufficient permissions."}
+	ErrPolicyHistoryNotFound    = ErrorDef{"policies:policy.history.notfound", 404, "Check if the ID of your requested Policy was correct, you have sufficient permissions and ensure that the asked for revision/timestamp is the Policy's current one: this node keeps no earlier revisions."}
 	ErrPolicyConflict           = ErrorDef{"policies:policy.conflict", 409, "Choose another Policy ID or modify the existing Policy instead."}
 	ErrPolicyNotCreatable       = ErrorDef{"policies:policy.notcreatable", 403, "Check if you have sufficient permissions."}
 	ErrPolicyNotModifiable      = ErrorDef{"policies:policy.notmodifiable", 403, "Check if the ID of the Policy was correct and you have sufficient permissions."}
@@ -228,7 +229,7 @@ var Catalogue = []ErrorDef{
 	ErrFeatureDesPropNotMod, ErrThingPreconditionFailed, ErrThingPreconditionNotMod, ErrThingConditionFailed,
 	ErrThingConditionInvalid, ErrThingMergeInvalid, ErrFieldSelectionInvalid, ErrThingTooManyModifying,
 	ErrThingUnavailable, ErrThingMetadataConflict, ErrLiveConditionNotAllowed,
-	ErrPolicyIDInvalid, ErrPolicyIDNotSettable, ErrPolicyNotFound, ErrPolicyConflict, ErrPolicyNotCreatable,
+	ErrPolicyIDInvalid, ErrPolicyIDNotSettable, ErrPolicyNotFound, ErrPolicyHistoryNotFound, ErrPolicyConflict, ErrPolicyNotCreatable,
 	ErrPolicyNotModifiable, ErrPolicyNotDeletable, ErrPolicyModInvalid, ErrPolicyTooLarge, ErrPolicyInvalid,
 	ErrPolicyPreconditionFailed, ErrPolicyPreconditionNotMod, ErrPolicyEntriesNotFound, ErrPolicyEntriesNotMod,
 	ErrPolicyEntryNotFound, ErrPolicyEntryNotModifiable, ErrPolicyEntryModInvalid, ErrPolicyEntryInvalid,

@@ -35,6 +35,8 @@ func TestConformancePolicies(t *testing.T) {
 				}
 			}},
 		{name: "unknown policy-view", method: "GET", path: policyP1, hdr: []string{"policy-view", "bogus"}, status: 400, code: "header.invalid"},
+		{name: "policy at its current revision", method: "GET", path: policyP1 + "?at-historical-revision=2", status: 200},
+		{name: "policy at an earlier revision", method: "GET", path: policyP1 + "?at-historical-revision=1", status: 404, code: "policies:policy.history.notfound"},
 		{name: "get policy times", method: "GET", path: policyP1 + "?fields=_created,_modified", status: 200,
 			check: func(t *testing.T, r response) {
 				m := r.json(t)
