@@ -1,6 +1,7 @@
 package ditto
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -218,3 +219,23 @@ func (m Millis) String() string { return FormatTime(m.Time()) }
 // projections (the search index) must rebuild from the applied state. It
 // never leaves the node.
 const RestoredTopic = "_/_/things/twin/restored"
+
+// AtCurrentRevision reports whether the at-historical-revision and
+// at-historical-timestamp headers of h, when given, ask for an entity's
+// current state: revision rev, last modified at modified. A node keeps
+// no earlier revisions, so for any other request it returns false, with
+// "revision" or "timestamp" and the value asked for, for the caller's
+// history.notfound error.
+func AtCurrentRevision(h Headers, rev int64, modified Millis) (what, value string, ok bool) {
+	if v := h.Get(HeaderAtHistoricalRevision); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n != rev {
+			return "revision", v, false
+		}
+	}
+	if v := h.Get(HeaderAtHistoricalTimestamp); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err != nil || t.Before(modified.Time()) {
+			return "timestamp", v, false
+		}
+	}
+	return "", "", true
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -398,8 +397,9 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 		}
 		return ditto.Result{}, notFound(k, id, p)
 	}
-	if err := checkHistorical(cmd.Headers, rec); err != nil {
-		return ditto.Result{}, err
+	// A node keeps the current revision only (ditto.AtCurrentRevision).
+	if what, v, ok := ditto.AtCurrentRevision(cmd.Headers, rec.Revision, rec.Modified); !ok {
+		return ditto.Result{}, ditto.ErrPolicyHistoryNotFound.New("The Policy with ID '%s' at %s '%s' could not be found or requester had insufficient permissions to access it.", id, what, v)
 	}
 	// A fresh tree, owned by this read: the view may share it.
 	tree := rec.policy()
@@ -459,25 +459,6 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 		return ditto.Result{}, notFound(k, id, p)
 	}
 	return ditto.Result{Status: 200, Value: view, ETag: cur, Revision: rec.Revision, Entity: id}, nil
-}
-
-// checkHistorical answers a retrieve at-historical-revision or
-// at-historical-timestamp: a node keeps a policy's current revision only,
-// so a request for it (or for an instant since its last change) reads the
-// current state and any other one is policies:policy.history.notfound.
-// The gateway checked the values' syntax.
-func checkHistorical(h ditto.Headers, rec *record) error {
-	if v := h.Get(ditto.HeaderAtHistoricalRevision); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n != rec.Revision {
-			return ditto.ErrPolicyHistoryNotFound.New("The Policy with ID '%s' at revision '%s' could not be found or requester had insufficient permissions to access it.", rec.ID, v)
-		}
-	}
-	if v := h.Get(ditto.HeaderAtHistoricalTimestamp); v != "" {
-		if t, err := time.Parse(time.RFC3339Nano, v); err != nil || t.Before(rec.Modified.Time()) {
-			return ditto.ErrPolicyHistoryNotFound.New("The Policy with ID '%s' at timestamp '%s' could not be found or requester had insufficient permissions to access it.", rec.ID, v)
-		}
-	}
-	return nil
 }
 
 // defaultAt gives the implicit value of an absent entry or import field.

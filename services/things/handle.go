@@ -3,9 +3,7 @@ package things
 import (
 	"context"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dittonode/dittonode/ditto"
 	"github.com/dittonode/dittonode/ditto/rql"
@@ -89,8 +87,9 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.Enti
 		}
 		return ditto.Result{}, r.notFound(tid)
 	}
-	if err := checkHistorical(cmd.Headers, rec); err != nil {
-		return ditto.Result{}, err
+	// A node keeps the current revision only (ditto.AtCurrentRevision).
+	if what, v, ok := ditto.AtCurrentRevision(cmd.Headers, rec.Revision, rec.Modified); !ok {
+		return ditto.Result{}, ditto.ErrThingHistoryNotFound.New("The Thing with ID '%s' at %s '%s' could not be found or requester had insufficient permissions to access it.", tid, what, v)
 	}
 	if cond := cmd.Headers.Get(ditto.HeaderCondition); cond != "" {
 		if err := checkCondition(cond, tid, enf, subjects); err != nil {
@@ -190,26 +189,6 @@ func resultValue(res ditto.Result) (any, bool) {
 		return v, err == nil
 	}
 	return res.Value, res.Value != nil
-}
-
-// checkHistorical answers a retrieve at-historical-revision or
-// at-historical-timestamp. A node keeps a thing's current revision only:
-// a request for it (or for an instant since its last change) reads the
-// current state, any other one is things:thing.history.notfound, as Ditto
-// answers for a revision beyond its history retention. The gateway
-// checked the values' syntax.
-func checkHistorical(h ditto.Headers, rec *Record) error {
-	if v := h.Get(ditto.HeaderAtHistoricalRevision); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n != rec.Revision {
-			return ditto.ErrThingHistoryNotFound.New("The Thing with ID '%s' at revision '%s' could not be found or requester had insufficient permissions to access it.", rec.ID, v)
-		}
-	}
-	if v := h.Get(ditto.HeaderAtHistoricalTimestamp); v != "" {
-		if t, err := time.Parse(time.RFC3339Nano, v); err != nil || t.Before(rec.Modified.Time()) {
-			return ditto.ErrThingHistoryNotFound.New("The Thing with ID '%s' at timestamp '%s' could not be found or requester had insufficient permissions to access it.", rec.ID, v)
-		}
-	}
-	return nil
 }
 
 // checkRetrieveETags evaluates If-Match (412) and If-None-Match (304) of a
