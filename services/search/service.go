@@ -327,7 +327,9 @@ func applySignal(x *index, sig ditto.Signal, checkRev bool) {
 	if checkRev && old != nil && old.rev >= sig.Revision {
 		return
 	}
-	if action == "deleted" || sig.State == nil {
+	if sig.State == nil {
+		// The thing was deleted. A "deleted" event of a sub-resource (an
+		// attribute, a feature) carries the thing that remains.
 		x.remove(sig.EntityID)
 		return
 	}

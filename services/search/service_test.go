@@ -346,3 +346,29 @@ func TestEventAction(t *testing.T) {
 		}
 	}
 }
+
+// TestSubResourceDeleteKeepsThing: the "deleted" event of an attribute
+// carries the thing that remains, which stays searchable; only a thing's
+// own deletion (no state) removes it.
+func TestSubResourceDeleteKeepsThing(t *testing.T) {
+	w := newWorld(t)
+	s := w.start(t, DefaultConfig())
+	id := "ns.a:kept"
+	w.put(id, "pol:open", map[string]any{"attributes": map[string]any{"a": 1, "b": 2}})
+	rest := []byte(`{"attributes":{"b":2}}`)
+	w.bus.Publish(ditto.Signal{Envelope: ditto.Envelope{Topic: topicOf(id, "deleted"), Path: "/attributes/a", Timestamp: ditto.FormatTime(testNow), Revision: 2},
+		EntityID: id, PolicyID: "pol:open", Revision: 2, State: rest})
+	q := Query{Filter: "eq(attributes/b,2)", Auth: ditto.Auth{Subjects: []string{subjAll}}}
+	if n, err := s.Count(context.Background(), q); err != nil || n != 1 {
+		t.Fatalf("after deleting an attribute: count %d, %v", n, err)
+	}
+	q.Filter = "exists(attributes/a)"
+	if n, err := s.Count(context.Background(), q); err != nil || n != 0 {
+		t.Fatalf("the deleted attribute is still indexed: count %d, %v", n, err)
+	}
+	w.bus.Publish(ditto.Signal{Envelope: ditto.Envelope{Topic: topicOf(id, "deleted"), Timestamp: ditto.FormatTime(testNow), Revision: 3},
+		EntityID: id, PolicyID: "pol:open", Revision: 3})
+	if st := s.IndexStats(); st.Things != 0 {
+		t.Fatalf("deleted thing still indexed: %d things", st.Things)
+	}
+}
