@@ -76,6 +76,14 @@ const (
 	HeaderConsistency        = "consistency"
 	HeaderReplyTo            = "reply-to"
 
+	// Thing metadata (ditto-spec section 11): put-metadata and
+	// delete-metadata on a modify, get-metadata on a retrieve, whose
+	// answer is the ditto-metadata response header.
+	HeaderPutMetadata    = "put-metadata"
+	HeaderGetMetadata    = "get-metadata"
+	HeaderDeleteMetadata = "delete-metadata"
+	HeaderDittoMetadata  = "ditto-metadata"
+
 	// HeaderPolicyView "resolved" asks for a policy with its imported
 	// entries merged in; "original" (the default) for the policy as stored.
 	HeaderPolicyView = "policy-view"
@@ -130,6 +138,9 @@ type Result struct {
 	// Entity is the entity ID the command addressed (for POST-created things
 	// the generated ID).
 	Entity string
+	// Metadata is the answer to a get-metadata header: a JSON object, sent
+	// as the ditto-metadata response header; nil for none.
+	Metadata []byte
 }
 
 // Permissions of policy statements.
@@ -173,7 +184,8 @@ type Signal struct {
 	PolicyID string
 	// Revision of the entity after the change.
 	Revision int64
-	// State is the entity's full JSON after the change (nil once deleted).
+	// State is the entity's full JSON after the change (nil once deleted);
+	// a thing's includes its _metadata when it has any.
 	// It is immutable: subscribers must not modify it.
 	State []byte
 	// Index is the Raft log index that produced the change (0 for signals

@@ -92,6 +92,22 @@ func ParseFieldSelectorFor(s string, roots []string) (FieldSelector, error) {
 	return fs, nil
 }
 
+// ParseFieldPointers parses a field selector with any roots (a ','
+// separated list of pointers with "a(b,c)" groups, as get-metadata and
+// delete-metadata take) and returns its pointers, groups expanded, in
+// the order given. An empty selector is an error.
+func ParseFieldPointers(s string) ([]Pointer, error) {
+	p := fieldParser{src: s}
+	ptrs, err := p.list(nil)
+	if err != nil {
+		return nil, err
+	}
+	if p.pos != len(s) {
+		return nil, p.fail("unexpected ')'")
+	}
+	return ptrs, nil
+}
+
 // fieldParser is a recursive-descent parser over the selector string.
 type fieldParser struct {
 	src string

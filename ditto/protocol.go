@@ -270,6 +270,9 @@ func ResponseEnvelope(cmd Command, topic Topic, res Result) Envelope {
 	if res.ETag != "" {
 		h[HeaderETag] = res.ETag
 	}
+	if res.Metadata != nil {
+		h[HeaderDittoMetadata] = string(res.Metadata)
+	}
 	env := Envelope{Topic: topic.String(), Headers: h, Path: cmd.Path.String(), Status: res.Status}
 	switch {
 	case res.Status == 200:

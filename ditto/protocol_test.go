@@ -298,6 +298,10 @@ func TestResponseAndErrorEnvelopes(t *testing.T) {
 	if string(r.Value) != "null" || r.Status != 200 || r.Headers.Get("x") != "" {
 		t.Fatalf("200 response %+v", r)
 	}
+	r = ResponseEnvelope(cmd, tp, Result{Status: 200, Value: 1, Metadata: []byte(`{"a":{"unit":"m"}}`)})
+	if r.Headers.Get(HeaderDittoMetadata) != `{"a":{"unit":"m"}}` {
+		t.Fatalf("get-metadata answer: %+v", r.Headers)
+	}
 	r = ResponseEnvelope(cmd, tp, Result{Status: 204, Value: 1})
 	if r.Value != nil {
 		t.Fatal("204 must not carry a value")

@@ -28,7 +28,7 @@ func thingState(r things.Record) search.ThingState {
 	return search.ThingState{
 		ID: r.ID, PolicyID: r.PolicyID, Revision: r.Revision,
 		Created: ditto.FormatTime(r.Created.Time()), Modified: ditto.FormatTime(r.Modified.Time()),
-		JSON: r.JSON,
+		JSON: r.FullJSON(),
 	}
 }
 

@@ -34,7 +34,7 @@ type thingJSON struct{ things *things.Service }
 
 func (t thingJSON) lookup(id string) ([]byte, string, bool) {
 	rec, ok := t.things.Lookup(id)
-	return rec.JSON, rec.PolicyID, ok
+	return rec.FullJSON(), rec.PolicyID, ok
 }
 
 // searchProtocol adapts the search service to the gateway's WebSocket

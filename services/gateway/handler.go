@@ -274,6 +274,9 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, rt route, c
 	if res.ETag != "" {
 		h[etagKey] = []string{res.ETag}
 	}
+	if res.Metadata != nil {
+		h[ditto.HeaderDittoMetadata] = []string{string(res.Metadata)}
+	}
 	hasValue := res.Raw != nil || res.Value != nil
 	status := res.Status
 	if status == 0 {

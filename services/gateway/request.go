@@ -20,6 +20,7 @@ var queryHeaders = []string{
 	ditto.HeaderTimeout, "live-channel-timeout-strategy", ditto.HeaderAllowPolicyLockout, ditto.HeaderCondition,
 	"live-channel-condition", "at-historical-revision", "at-historical-timestamp", "dry-run", "accept",
 	ditto.HeaderConsistency, ditto.HeaderPolicyView,
+	ditto.HeaderPutMetadata, ditto.HeaderGetMetadata, ditto.HeaderDeleteMetadata,
 }
 
 // lowerNames caches the lower-case Ditto names of common canonical HTTP

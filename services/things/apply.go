@@ -101,15 +101,19 @@ func (s *Service) applyCreate(e *entry, r resource, val any, ts Millis, tomb *Re
 	if pid == "" {
 		return nil, ditto.ErrThingNotCreatable.New("The Thing with ID '%s' could not be created because it has no policyId.", e.id)
 	}
+	meta, merr := nextMeta("", e, r, thing, thing)
+	if merr != nil {
+		return nil, merr
+	}
 	b := ditto.EncodeJSON(thing)
-	if len(b) > s.cfg.MaxThingBytes {
-		return nil, tooLarge(e.id, len(b), s.cfg.MaxThingBytes)
+	if n := len(b) + len(meta); n > s.cfg.MaxThingBytes {
+		return nil, tooLarge(e.id, n, s.cfg.MaxThingBytes)
 	}
 	rev := int64(1)
 	if tomb != nil {
 		rev = tomb.Revision + 1
 	}
-	rec := &Record{ID: e.id, PolicyID: sharedPolicyID(e.id, pid), Revision: rev, Created: ts, Modified: ts, JSON: b}
+	rec := &Record{ID: e.id, PolicyID: sharedPolicyID(e.id, pid), Revision: rev, Created: ts, Modified: ts, JSON: b, Meta: meta}
 	return &change{rec: rec, action: "created", value: thing, status: 201, resVal: thing, etag: ditto.RevisionETag(rev)}, nil
 }
 
@@ -225,12 +229,16 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts Millis, rec *R
 		thing = canon
 		c.action, c.value = "merged", patch
 	}
+	meta, merr := nextMeta(rec.Meta, e, r, c.value, thing)
+	if merr != nil {
+		return nil, merr
+	}
 	b := ditto.EncodeJSON(thing)
-	if len(b) > s.cfg.MaxThingBytes {
-		return nil, tooLarge(e.id, len(b), s.cfg.MaxThingBytes)
+	if n := len(b) + len(meta); n > s.cfg.MaxThingBytes {
+		return nil, tooLarge(e.id, n, s.cfg.MaxThingBytes)
 	}
 	pid, _ := thing[keyPolicyID].(string)
-	c.rec = &Record{ID: rec.ID, PolicyID: sharedPolicyID(rec.ID, pid), Revision: rec.Revision + 1, Created: rec.Created, Modified: ts, JSON: b}
+	c.rec = &Record{ID: rec.ID, PolicyID: sharedPolicyID(rec.ID, pid), Revision: rec.Revision + 1, Created: rec.Created, Modified: ts, JSON: b, Meta: meta}
 	if r.kind == kindThing {
 		c.etag = ditto.RevisionETag(c.rec.Revision)
 	} else if after, ok := ditto.GetAt(thing, r.path); ok {
@@ -245,8 +253,8 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts Millis, rec *R
 // which gives the same bytes (ditto.RawValueAt). ok is false when the entry
 // needs the general path; then nothing was checked yet.
 func (s *Service) modifyLeaf(e *entry, r resource, val any, ts Millis, rec *Record) (c *change, ok bool, err error) {
-	if e.op != opModify {
-		return nil, false, nil
+	if e.op != opModify || e.putMeta != "" || e.delMeta != "" || (rec.Meta != "" && isEmptyObject(val)) {
+		return nil, false, nil // metadata changes take the general path
 	}
 	switch r.kind {
 	case kindAttribute, kindProperty, kindDesiredProperty:
@@ -275,7 +283,8 @@ func (s *Service) modifyLeaf(e *entry, r resource, val any, ts Millis, rec *Reco
 	}
 	s.scratch = ditto.AppendJSON(s.scratch[:0], val)
 	n := len(rec.JSON) - (end - start) + len(s.scratch)
-	if n > s.cfg.MaxThingBytes {
+	if n+len(rec.Meta) > s.cfg.MaxThingBytes {
+		n += len(rec.Meta)
 		return nil, true, tooLarge(e.id, n, s.cfg.MaxThingBytes)
 	}
 	b := make([]byte, 0, n)
@@ -284,7 +293,7 @@ func (s *Service) modifyLeaf(e *entry, r resource, val any, ts Millis, rec *Reco
 		s.scratch = nil // do not keep a buffer grown by one huge value
 	}
 	return &change{
-		rec:    &Record{ID: rec.ID, PolicyID: rec.PolicyID, Revision: rec.Revision + 1, Created: rec.Created, Modified: ts, JSON: b},
+		rec:    &Record{ID: rec.ID, PolicyID: rec.PolicyID, Revision: rec.Revision + 1, Created: rec.Created, Modified: ts, JSON: b, Meta: rec.Meta},
 		action: "modified",
 		value:  val,
 		status: 204,
@@ -420,7 +429,7 @@ func (s *Service) event(index uint64, e *entry, c *change) *ditto.Signal {
 		EntityID: c.rec.ID, // the record's string: subscribers that keep it share it
 		PolicyID: c.rec.PolicyID,
 		Revision: c.rec.Revision,
-		State:    c.rec.JSON,
+		State:    c.rec.FullJSON(),
 		Index:    index,
 	}
 }

@@ -34,6 +34,9 @@ const (
 	// flagHasSession: the entry ends with the sending session's ID
 	// (ditto-origin). Entries without it decode as before.
 	flagHasSession
+	// flagHasMeta: after that come put-metadata and delete-metadata
+	// (metadata.go). Entries without it decode as before.
+	flagHasMeta
 )
 
 // entry is one proposed thing write. Everything that decides its outcome
@@ -52,6 +55,8 @@ type entry struct {
 	ifNone    string
 	ifEqual   string
 	condition string
+	putMeta   string // put-metadata, canonical JSON ("" for none)
+	delMeta   string // delete-metadata as given ("" for none)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -61,7 +66,7 @@ func appendString(b []byte, s string) []byte {
 
 // encode renders e as a log entry.
 func (e *entry) encode() []byte {
-	n := 32 + len(e.id) + len(e.value) + len(e.corrID) + len(e.origin) + len(e.session) + len(e.ifMatch) + len(e.ifNone) + len(e.ifEqual) + len(e.condition)
+	n := 32 + len(e.id) + len(e.value) + len(e.corrID) + len(e.origin) + len(e.session) + len(e.ifMatch) + len(e.ifNone) + len(e.ifEqual) + len(e.condition) + len(e.putMeta) + len(e.delMeta)
 	for _, s := range e.path {
 		n += len(s) + 2
 	}
@@ -75,6 +80,10 @@ func (e *entry) encode() []byte {
 	}
 	if e.session != "" {
 		flags |= flagHasSession
+	}
+	hasMeta := e.putMeta != "" || e.delMeta != ""
+	if hasMeta {
+		flags |= flagHasMeta
 	}
 	b = append(b, entryThingCommand, entryVersion, byte(e.op), flags)
 	b = appendString(b, e.id)
@@ -92,6 +101,9 @@ func (e *entry) encode() []byte {
 	}
 	if e.session != "" {
 		b = appendString(b, e.session)
+	}
+	if hasMeta {
+		b = appendString(appendString(b, e.putMeta), e.delMeta)
 	}
 	return b
 }
@@ -194,6 +206,10 @@ func decodeEntry(b []byte) (*entry, error) {
 	e.condition = r.string()
 	if flags&flagHasSession != 0 {
 		e.session = r.string()
+	}
+	if flags&flagHasMeta != 0 {
+		e.putMeta = r.string()
+		e.delMeta = r.string()
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -93,12 +93,16 @@ func TestFSMEntryEnvelope(t *testing.T) {
 func TestEntryRoundTrip(t *testing.T) {
 	e := &entry{op: opMerge, mayCreate: true, id: "ns:a", path: ditto.MustPointer("/features/f~0x/properties"), value: []byte(`{"a":null}`),
 		time: -5, corrID: "c", origin: "nginx:x", ifMatch: `"rev:1"`, ifNone: "*", ifEqual: "skip", condition: "eq(a,1)"}
-	got, err := decodeEntry(e.encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, e) {
-		t.Fatalf("got %+v\nwant %+v", got, e)
+	meta := &entry{op: opModify, id: "ns:a", path: ditto.MustPointer("/attributes/x"), value: []byte(`1`), session: "ws-1",
+		putMeta: `[{"key":"/unit","value":"m"}]`, delMeta: "a,b"}
+	for _, e := range []*entry{e, meta} {
+		got, err := decodeEntry(e.encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, e) {
+			t.Fatalf("got %+v\nwant %+v", got, e)
+		}
 	}
 }
 
@@ -106,6 +110,8 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(createEntry("ns:a", `{"thingId":"ns:a","policyId":"ns:a"}`).encode())
 	f.Add((&entry{op: opDelete, id: "ns:a", path: ditto.MustPointer("/attributes/x")}).encode())
 	f.Add((&entry{op: opModify, id: "ns:a", path: ditto.MustPointer("/attributes/x"), value: []byte(`1`), session: "ws-1"}).encode())
+	f.Add((&entry{op: opModify, id: "ns:a", path: ditto.Pointer{}, value: []byte(`{}`), putMeta: `[{"key":"*/k","value":1}]`}).encode())
+	f.Add((&entry{op: opMerge, id: "ns:a", path: ditto.Pointer{}, value: []byte(`{}`), delMeta: "*"}).encode())
 	f.Add([]byte{entryThingCommand, entryVersion, 2, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEntry(b)
@@ -158,6 +164,12 @@ func randomEntries(seed uint64, n int) [][]byte {
 			}
 			if rng.IntN(6) == 0 {
 				e.condition = fmt.Sprintf("eq(attributes/x,%d)", rng.IntN(3))
+			}
+			switch rng.IntN(6) {
+			case 0:
+				e.putMeta = fmt.Sprintf(`[{"key":"*/by","value":%d},{"key":"u","value":"m"}]`, i)
+			case 1:
+				e.delMeta = "u"
 			}
 		}
 		out[i] = e.encode()

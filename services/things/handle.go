@@ -26,12 +26,18 @@ func (s *Service) Handle(ctx context.Context, cmd ditto.Command) (ditto.Result, 
 		return ditto.Result{}, err
 	}
 	switch cmd.Action {
-	case ditto.ActionRetrieve:
-		return s.retrieve(ctx, cmd, id, r)
-	case ditto.ActionCreate, ditto.ActionModify, ditto.ActionMerge, ditto.ActionDelete:
-		return s.write(ctx, cmd, id, r)
+	case ditto.ActionRetrieve, ditto.ActionCreate, ditto.ActionModify, ditto.ActionMerge, ditto.ActionDelete:
+	default:
+		return ditto.Result{}, ditto.ErrMethodNotAllowed.New("The action '%s' is not supported on things.", cmd.Action)
 	}
-	return ditto.Result{}, ditto.ErrMethodNotAllowed.New("The action '%s' is not supported on things.", cmd.Action)
+	mq, err := parseMetaHeaders(cmd.Headers, r, cmd.Action == ditto.ActionRetrieve)
+	if err != nil {
+		return ditto.Result{}, err
+	}
+	if cmd.Action == ditto.ActionRetrieve {
+		return s.retrieve(ctx, cmd, id, r, mq)
+	}
+	return s.write(ctx, cmd, id, r)
 }
 
 // barrier waits for a linearizable read unless the command asks for a
@@ -66,7 +72,7 @@ func (s *Service) enforcer(rec *Record, ns string) (ditto.Enforcer, bool) {
 }
 
 // retrieve answers a retrieve of any thing resource.
-func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.EntityID, r resource) (ditto.Result, error) {
+func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.EntityID, r resource, mq metaReq) (ditto.Result, error) {
 	fs, err := fieldSelector(cmd.Fields, r)
 	if err != nil {
 		return ditto.Result{}, err
@@ -106,7 +112,11 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.Enti
 		if err := checkRetrieveETags(cmd.Headers, etag, true); err != nil {
 			return ditto.Result{}, err
 		}
-		return ditto.Result{Status: 200, Raw: rec.JSON, ETag: etag, Revision: rec.Revision, Entity: tid}, nil
+		res := ditto.Result{Status: 200, Raw: rec.JSON, ETag: etag, Revision: rec.Revision, Entity: tid}
+		if mq.wantGet() {
+			res.Metadata = s.metaHeader(mq, rec, r, nil, enf, subjects)
+		}
+		return res, nil
 	}
 	doc, _ := ditto.DecodeJSON(rec.JSON)
 	if r.inFeature() {
@@ -129,9 +139,14 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.Enti
 			return ditto.Result{}, err
 		}
 	}
+	var metaHdr []byte
+	if mq.wantGet() {
+		// Before the views below: they may share values with doc.
+		metaHdr = s.metaHeader(mq, rec, r, doc, enf, subjects)
+	}
 	if r.kind == kindThing {
 		v, _ := s.thingView(ctx, cmd, rec, val.(map[string]any), enf, unrestricted, fs)
-		return ditto.Result{Status: 200, Value: v, ETag: etag, Revision: rec.Revision, Entity: tid}, nil
+		return ditto.Result{Status: 200, Value: v, ETag: etag, Revision: rec.Revision, Entity: tid, Metadata: metaHdr}, nil
 	}
 	if !unrestricted {
 		v, ok := enf.View(ditto.ResourceThing, r.path, val, subjects)
@@ -147,7 +162,27 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.Enti
 		}
 		val = sel
 	}
-	return ditto.Result{Status: 200, Value: val, ETag: etag, Revision: rec.Revision, Entity: tid}, nil
+	return ditto.Result{Status: 200, Value: val, ETag: etag, Revision: rec.Revision, Entity: tid, Metadata: metaHdr}, nil
+}
+
+// wantGet reports a get-metadata header to answer.
+func (q metaReq) wantGet() bool { return q.getAll || len(q.get) > 0 }
+
+// metaHeader is the ditto-metadata answer to get-metadata on resource r:
+// the selected metadata relative to the resource, as JSON. A requester
+// who may not read all of _metadata at the resource gets the part the
+// policy lets it read (Ditto treats _metadata as a field of the thing).
+func (s *Service) metaHeader(q metaReq, rec *Record, r resource, thing any, enf ditto.Enforcer, subjects []string) []byte {
+	out := getMeta(q, rec, r, thing)
+	at := append(ditto.Pointer{keyMetadata}, r.path...)
+	if len(out) > 0 && !enf.Unrestricted(ditto.ResourceThing, at, subjects, ditto.PermRead) {
+		v, ok := enf.View(ditto.ResourceThing, at, out, subjects)
+		out, _ = v.(map[string]any)
+		if !ok || out == nil {
+			out = map[string]any{}
+		}
+	}
+	return ditto.EncodeJSON(out)
 }
 
 // thingView is the requester's view of a whole thing: the JSON view for
@@ -167,6 +202,15 @@ func (s *Service) thingView(ctx context.Context, cmd ditto.Command, rec *Record,
 		return thing, true
 	}
 	addSpecial(thing, rec)
+	if meta, ok := thing[keyMetadata]; ok && !unrestricted {
+		// A partial reader sees the metadata its policy lets it read.
+		at := ditto.Pointer{keyMetadata}
+		if v, ok := enf.View(ditto.ResourceThing, at, meta, cmd.Auth.Subjects); ok {
+			thing[keyMetadata] = v
+		} else {
+			delete(thing, keyMetadata)
+		}
+	}
 	if fs.Has(keyInlinePolicy) && s.policies != nil {
 		pc := ditto.Command{Action: ditto.ActionRetrieve, Entity: rec.PolicyID, Auth: cmd.Auth,
 			Headers: ditto.Headers{ditto.HeaderConsistency: consistencyLocal}}

@@ -15,6 +15,7 @@ const (
 	keyDesired        = "desiredProperties"
 	keyInlinePolicy   = "_policy"
 	keyCopyPolicyFrom = "_copyPolicyFrom"
+	keyMetadata       = "_metadata"
 )
 
 // validator checks values against the thing model. A PUT reports type

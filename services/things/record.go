@@ -24,6 +24,9 @@ type Record struct {
 	// policyId, definition, attributes, features; keys sorted). It must not
 	// be modified.
 	JSON []byte
+	// Meta is the thing's metadata (_metadata) as canonical JSON, "" for
+	// none (metadata.go).
+	Meta string
 }
 
 // Millis is a time in Unix milliseconds, as the leader stamps it into a
@@ -44,6 +47,22 @@ func sharedPolicyID(id, pid string) string {
 }
 
 func (r *Record) deleted() bool { return r.JSON == nil }
+
+// FullJSON is the thing's JSON as search and enrichment see it: JSON with
+// the metadata as "_metadata" when the thing has any. Without metadata it
+// is JSON itself; else a fresh slice. It must not be modified.
+func (r *Record) FullJSON() []byte {
+	if r.Meta == "" || len(r.JSON) < 2 {
+		return r.JSON
+	}
+	b := make([]byte, 0, len(r.JSON)+len(r.Meta)+14)
+	b = append(b, `{"_metadata":`...)
+	b = append(b, r.Meta...)
+	if r.JSON[1] != '}' {
+		b = append(b, ',') // canonical JSON: no space after '{'
+	}
+	return append(b, r.JSON[1:]...)
+}
 
 // specialDoc decodes the record and adds the special fields, as RQL
 // conditions and field selection see the thing.
@@ -67,11 +86,21 @@ func addSpecial(m map[string]any, r *Record) {
 	m["_revision"] = jsonInt(r.Revision)
 	m["_created"] = ditto.FormatTime(r.Created.Time())
 	m["_modified"] = ditto.FormatTime(r.Modified.Time())
+	if r.Meta != "" {
+		m[keyMetadata] = decodeMeta(r.Meta)
+	}
 }
 
 // Snapshot stream: magic, then per record a uvarint length and the record
-// bytes, then a zero length as the end marker.
-var snapshotMagic = []byte("DNTHINGS1\n")
+// bytes, then a zero length as the end marker. A record's state byte is 0
+// for a tombstone, 1 when the JSON follows, 2 when the metadata (a
+// length-prefixed string) and then the JSON follow. Snapshots holding
+// metadata carry the second magic, so a release that does not know state
+// 2 refuses them instead of reading such things as deleted.
+var (
+	snapshotMagic     = []byte("DNTHINGS1\n")
+	snapshotMagicMeta = []byte("DNTHINGS2\n")
+)
 
 func appendRecord(b []byte, r *Record) []byte {
 	b = appendString(b, r.ID)
@@ -84,16 +113,27 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = binary.AppendVarint(b, r.Revision)
 	b = binary.AppendVarint(b, int64(r.Created))
 	b = binary.AppendVarint(b, int64(r.Modified))
-	if r.JSON == nil {
+	switch {
+	case r.JSON == nil:
 		return append(b, 0)
+	case r.Meta != "":
+		b = appendString(append(b, 2), r.Meta)
+	default:
+		b = append(b, 1)
 	}
-	b = append(b, 1)
 	return append(b, r.JSON...)
 }
 
 func writeRecords(w io.Writer, recs []*Record) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	if _, err := bw.Write(snapshotMagic); err != nil {
+	magic := snapshotMagic
+	for _, r := range recs {
+		if r.Meta != "" {
+			magic = snapshotMagicMeta
+			break
+		}
+	}
+	if _, err := bw.Write(magic); err != nil {
 		return err
 	}
 	var buf, lenBuf []byte
@@ -123,7 +163,7 @@ func readRecords(r io.Reader) (map[string]*Record, error) {
 	if _, err := io.ReadFull(br, magic); err != nil {
 		return nil, fmt.Errorf("read snapshot header: %w", err)
 	}
-	if string(magic) != string(snapshotMagic) {
+	if string(magic) != string(snapshotMagic) && string(magic) != string(snapshotMagicMeta) {
 		return nil, errors.New("not a things snapshot")
 	}
 	out := make(map[string]*Record)
@@ -173,8 +213,18 @@ func parseRecord(b []byte) (*Record, error) {
 	if rd.err != nil || len(rd.b) == 0 {
 		return nil, errors.New("corrupt snapshot record")
 	}
-	if rd.b[0] == 1 {
-		rec.JSON = append(make([]byte, 0, len(rd.b)-1), rd.b[1:]...)
+	switch state := rd.b[0]; state {
+	case 0:
+	case 1, 2:
+		rd.b = rd.b[1:]
+		if state == 2 {
+			if rec.Meta = rd.string(); rd.err != nil || rec.Meta == "" {
+				return nil, errors.New("corrupt snapshot record")
+			}
+		}
+		rec.JSON = append(make([]byte, 0, len(rd.b)), rd.b...)
+	default:
+		return nil, errors.New("corrupt snapshot record")
 	}
 	return rec, nil
 }

@@ -39,7 +39,26 @@ func (s *Service) newEntry(cmd ditto.Command, o op, value any, hasValue bool) *e
 	if hasValue {
 		e.value = ditto.EncodeJSON(value)
 	}
+	if o != opDelete {
+		// Checked by Handle; Apply parses them again. A delete removes
+		// the metadata of what it deletes and ignores both.
+		if put := cmd.Headers[ditto.HeaderPutMetadata]; put != "" {
+			if items, err := parsePutMetadata(put); err == nil && len(items) > 0 {
+				e.putMeta = canonicalJSON(put)
+			}
+		}
+		e.delMeta = cmd.Headers[ditto.HeaderDeleteMetadata]
+	}
 	return e
+}
+
+// canonicalJSON re-encodes valid JSON canonically.
+func canonicalJSON(s string) string {
+	v, err := ditto.DecodeJSON([]byte(s))
+	if err != nil {
+		return s
+	}
+	return string(ditto.EncodeJSON(v))
 }
 
 func opOf(a ditto.Action) op {
@@ -303,6 +322,17 @@ func (s *Service) create(ctx context.Context, cmd ditto.Command, id ditto.Entity
 	if hasInline && hasCopy {
 		return ditto.Result{}, ditto.ErrThingPolicyConflicting.New("The Thing with ID '%s' gives both '_policy' and '_copyPolicyFrom'.", tid)
 	}
+	var inlineMeta string
+	if meta, ok := body[keyMetadata]; ok && meta != nil {
+		if items, _ := parsePutMetadata(cmd.Headers[ditto.HeaderPutMetadata]); len(items) > 0 {
+			return ditto.Result{}, ditto.ErrThingMetadataNotMod.New("Metadata of the Thing with ID '%s' could not be modified.", tid)
+		}
+		m, err := inlineMetaPut(tid, meta)
+		if err != nil {
+			return ditto.Result{}, err
+		}
+		inlineMeta = m
+	}
 	if s.policies == nil {
 		return ditto.Result{}, ditto.ErrThingNotCreatable.New("The Thing with ID '%s' could not be created: no policy service.", tid)
 	}
@@ -374,6 +404,9 @@ func (s *Service) create(ctx context.Context, cmd ditto.Command, id ditto.Entity
 	thing[keyPolicyID] = target
 	e := s.newEntry(cmd, opOf(cmd.Action), thing, true)
 	e.mayCreate = true
+	if inlineMeta != "" {
+		e.putMeta = inlineMeta
+	}
 	res, err := s.propose(ctx, e)
 	if err != nil && policy != nil {
 		var de *ditto.Error

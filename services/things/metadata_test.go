@@ -1,0 +1,208 @@
+package things
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/dittonode/dittonode/ditto"
+)
+
+// metaOf returns the thing's stored metadata as canonical JSON ("" for
+// none).
+func metaOf(t *testing.T, env *testEnv, id string) string {
+	t.Helper()
+	rec, ok := env.svc.Lookup(id)
+	if !ok {
+		t.Fatalf("%s missing", id)
+	}
+	return rec.Meta
+}
+
+// TestMetadataWrites walks through the writes that change metadata, each
+// step checking the whole stored _metadata afterwards.
+func TestMetadataWrites(t *testing.T) {
+	env := newEnv(t, DefaultConfig())
+	lamp := `{"features":{"lamp":{"properties":{"color":{"r":1,"g":2},"on":true}}}}`
+	steps := []struct {
+		name           string
+		action         ditto.Action
+		path, value    string
+		headers        []string
+		want           string
+		wantStatus     int
+		wantCode       string
+		leaveUnchanged bool
+	}{
+		{name: "create with wildcard and specific keys", action: ditto.ActionModify, path: "/", value: lamp,
+			headers: []string{"put-metadata", `[{"key":"/features/lamp/properties/color/description","value":"RGB"},{"key":"*/by","value":"a"}]`},
+			want: `{"features":{"lamp":{"properties":{"color":{"description":"RGB","g":{"by":"a"},"r":{"by":"a"}},"on":{"by":"a"}}}},` +
+				`"policyId":{"by":"a"},"thingId":{"by":"a"}}`, wantStatus: 201},
+		{name: "a specific key overwrites what a wildcard set", action: ditto.ActionModify, path: "/features/lamp/properties/color", value: `{"r":5,"g":6}`,
+			headers: []string{"put-metadata", `[{"key":"r/by","value":"specific"},{"key":"*/by","value":"b"}]`},
+			want: `{"features":{"lamp":{"properties":{"color":{"description":"RGB","g":{"by":"b"},"r":{"by":"specific"}},"on":{"by":"a"}}}},` +
+				`"policyId":{"by":"a"},"thingId":{"by":"a"}}`, wantStatus: 204},
+		{name: "a leaf write without headers keeps metadata", action: ditto.ActionModify, path: "/features/lamp/properties/on", value: `false`,
+			wantStatus: 204, leaveUnchanged: true},
+		{name: "attribute with a relative key", action: ditto.ActionModify, path: "/attributes/floor", value: `3`,
+			headers: []string{"put-metadata", `[{"key":"unit","value":"level"}]`},
+			want: `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"description":"RGB","g":{"by":"b"},"r":{"by":"specific"}},"on":{"by":"a"}}}},` +
+				`"policyId":{"by":"a"},"thingId":{"by":"a"}}`, wantStatus: 201},
+		{name: "delete-metadata with a wildcard", action: ditto.ActionMerge, path: "/", value: `{"attributes":{"room":"a"}}`,
+			headers: []string{"delete-metadata", "features/*/properties/*/by,thingId"},
+			want:    `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"description":"RGB","g":{"by":"b"},"r":{"by":"specific"}}}}},"policyId":{"by":"a"}}`, wantStatus: 204},
+		{name: "*/k at a property reaches its leaves", action: ditto.ActionMerge, path: "/features/lamp/properties/color", value: `{"b":7}`,
+			headers: []string{"put-metadata", `[{"key":"*/by","value":"c"}]`},
+			want:    `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"b":{"by":"c"},"description":"RGB","g":{"by":"b"},"r":{"by":"specific"}}}}},"policyId":{"by":"a"}}`, wantStatus: 204},
+		{name: "a merge null deletes the value's metadata", action: ditto.ActionMerge, path: "/", value: `{"features":{"lamp":{"properties":{"color":{"r":null}}}}}`,
+			want: `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"b":{"by":"c"},"description":"RGB","g":{"by":"b"}}}}},"policyId":{"by":"a"}}`, wantStatus: 204},
+		{name: "deleting data deletes its metadata", action: ditto.ActionDelete, path: "/features/lamp",
+			want: `{"attributes":{"floor":{"unit":"level"}},"policyId":{"by":"a"}}`, wantStatus: 204},
+		{name: "an empty object drops the metadata below it", action: ditto.ActionModify, path: "/attributes", value: `{}`,
+			want: `{"policyId":{"by":"a"}}`, wantStatus: 204},
+		{name: "delete-metadata *", action: ditto.ActionModify, path: "/policyId", value: `"ns:t"`,
+			headers: []string{"delete-metadata", "*"}, want: ``, wantStatus: 204},
+		{name: "a bad wildcard changes nothing", action: ditto.ActionModify, path: "/attributes/x", value: `1`,
+			headers: []string{"put-metadata", `[{"key":"features/*/k","value":1}]`}, wantCode: "header.invalid", leaveUnchanged: true},
+		{name: "two metadata headers conflict", action: ditto.ActionModify, path: "/attributes/x", value: `1`,
+			headers: []string{"put-metadata", `[{"key":"k","value":1}]`, "delete-metadata", "k"}, wantCode: "things:metadata.headersconflict", leaveUnchanged: true},
+		{name: "a root key is invalid", action: ditto.ActionModify, path: "/attributes/x", value: `1`,
+			headers: []string{"put-metadata", `[{"key":"/","value":1}]`}, wantCode: "header.invalid", leaveUnchanged: true},
+		{name: "put-metadata must be an array", action: ditto.ActionModify, path: "/attributes/x", value: `1`,
+			headers: []string{"put-metadata", `{"key":"k","value":1}`}, wantCode: "header.invalid", leaveUnchanged: true},
+		{name: "an item needs a value", action: ditto.ActionModify, path: "/attributes/x", value: `1`,
+			headers: []string{"put-metadata", `[{"key":"k"}]`}, wantCode: "header.invalid", leaveUnchanged: true},
+		{name: "delete-metadata needs a selector", action: ditto.ActionModify, path: "/attributes/x", value: `1`,
+			headers: []string{"delete-metadata", "a(b"}, wantCode: "header.invalid", leaveUnchanged: true},
+	}
+	prev := ""
+	for _, st := range steps {
+		var val any
+		if st.value != "" {
+			val = mustJSON(t, st.value)
+		}
+		res, err := env.do(st.action, tid, st.path, val, owner, st.headers...)
+		if errCode(err) != st.wantCode || (st.wantCode == "" && res.Status != st.wantStatus) {
+			t.Fatalf("%s: status %d, err %v; want %d %q", st.name, res.Status, err, st.wantStatus, st.wantCode)
+		}
+		got := metaOf(t, env, tid)
+		want := st.want
+		if st.leaveUnchanged {
+			want = prev
+		} else if want != "" {
+			want = canon(t, want)
+		}
+		if got != want {
+			t.Fatalf("%s:\ngot  %s\nwant %s", st.name, got, want)
+		}
+		prev = got
+	}
+	// A thing deleted and created again starts without metadata.
+	mustOK(t)(env.do(ditto.ActionModify, tid, "/attributes/x", 1, owner, "put-metadata", `[{"key":"k","value":1}]`))
+	mustOK(t)(env.do(ditto.ActionDelete, tid, "/", nil, owner))
+	mustOK(t)(env.do(ditto.ActionModify, tid, "/", mustJSON(t, `{"policyId":"ns:t"}`), owner))
+	if got := metaOf(t, env, tid); got != "" {
+		t.Fatalf("re-created thing has metadata %s", got)
+	}
+}
+
+func TestMetadataInlineOnCreate(t *testing.T) {
+	env := newEnv(t, DefaultConfig())
+	body := `{"attributes":{"a":1},"_metadata":{"attributes":{"a":{"unit":"m"}}}}`
+	mustOK(t)(env.do(ditto.ActionModify, tid, "/", mustJSON(t, body), owner))
+	if got, want := metaOf(t, env, tid), canon(t, `{"attributes":{"a":{"unit":"m"}}}`); got != want {
+		t.Fatalf("inline _metadata: %s, want %s", got, want)
+	}
+	_, err := env.do(ditto.ActionModify, "ns:other", "/", mustJSON(t, body), owner, "put-metadata", `[{"key":"x","value":1}]`)
+	if errCode(err) != "things:metadata.notmodifiable" {
+		t.Fatalf("inline and header: %v", err)
+	}
+	if _, ok := env.svc.Lookup("ns:other"); ok {
+		t.Fatal("thing created despite the error")
+	}
+}
+
+func TestMetadataRetrieve(t *testing.T) {
+	env := newEnv(t, DefaultConfig())
+	env.policies.put("ns:p", map[string]any{"entries": map[string]any{
+		"owner": map[string]any{"subjects": map[string]any{owner: map[string]any{"type": "t"}},
+			"resources": map[string]any{"thing:/": map[string]any{"grant": []any{"READ", "WRITE"}, "revoke": []any{}}}},
+		"partial": map[string]any{"subjects": map[string]any{stranger: map[string]any{"type": "t"}},
+			"resources": map[string]any{
+				"thing:/":                         map[string]any{"grant": []any{"READ"}, "revoke": []any{}},
+				"thing:/_metadata/attributes/pin": map[string]any{"grant": []any{}, "revoke": []any{"READ"}},
+			}},
+	}})
+	body := `{"policyId":"ns:p","attributes":{"pin":1,"room":"a"},"features":{"f":{"properties":{"t":20,"h":50}},"g":{"properties":{"t":21}}}}`
+	mustOK(t)(env.do(ditto.ActionModify, tid, "/", mustJSON(t, body), owner,
+		"put-metadata", `[{"key":"features/*/properties/*/unit","value":"x"},{"key":"attributes/*/src","value":"s"}]`))
+
+	cases := []struct {
+		name, path, subject, get, want string
+	}{
+		{"one path", "/", owner, "attributes/room", `{"attributes":{"room":{"src":"s"}}}`},
+		{"relative to the resource", "/features/f/properties", owner, "t/unit", `{"t":{"unit":"x"}}`},
+		{"wildcard over the stored thing", "/", owner, "features/*/properties/t/unit", `{"features":{"f":{"properties":{"t":{"unit":"x"}}},"g":{"properties":{"t":{"unit":"x"}}}}}`},
+		{"leaves of a sub-resource", "/features/f/properties", owner, "*/unit", `{"h":{"unit":"x"},"t":{"unit":"x"}}`},
+		{"everything at the resource", "/attributes", owner, "*", `{"pin":{"src":"s"},"room":{"src":"s"}}`},
+		{"nothing there", "/", owner, "definition", `{}`},
+		{"a partial reader", "/", stranger, "attributes", `{"attributes":{"room":{"src":"s"}}}`},
+	}
+	for _, tc := range cases {
+		res, err := env.do(ditto.ActionRetrieve, tid, tc.path, nil, tc.subject, "get-metadata", tc.get)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := string(res.Metadata); got != canon(t, tc.want) {
+			t.Errorf("%s: ditto-metadata %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	// No get-metadata: no header; put-metadata on a retrieve is ignored.
+	res := mustOK(t)(env.do(ditto.ActionRetrieve, tid, "/", nil, owner, "put-metadata", `[{"key":"k","value":1}]`))
+	if res.Metadata != nil {
+		t.Fatalf("metadata header without get-metadata: %s", res.Metadata)
+	}
+	// The field selector: returned only when selected, filtered for a
+	// partial reader.
+	res = mustOK(t)(env.do(ditto.ActionRetrieve, tid, "/", nil, owner))
+	if bytes.Contains([]byte(resultJSON(res)), []byte("_metadata")) {
+		t.Fatalf("unselected _metadata returned: %s", resultJSON(res))
+	}
+	res = mustOK(t)(env.do(ditto.ActionRetrieve, tid, "/", nil, stranger, "fields", "_metadata/attributes"))
+	if got, want := resultJSON(res), canon(t, `{"_metadata":{"attributes":{"room":{"src":"s"}}}}`); got != want {
+		t.Fatalf("partial reader's _metadata: %s, want %s", got, want)
+	}
+	_, err := env.do(ditto.ActionRetrieve, tid, "/", nil, owner, "get-metadata", "a", "delete-metadata", "b")
+	if errCode(err) != "things:metadata.headersconflict" {
+		t.Fatalf("two headers on a retrieve: %v", err)
+	}
+}
+
+// TestMetadataSnapshot checks that metadata survives a snapshot and that
+// such a snapshot carries the magic older releases refuse.
+func TestMetadataSnapshot(t *testing.T) {
+	env := newEnv(t, DefaultConfig())
+	mustOK(t)(env.do(ditto.ActionModify, tid, "/", mustJSON(t, `{"attributes":{"a":1}}`), owner, "put-metadata", `[{"key":"attributes/a/unit","value":"m"}]`))
+	mustOK(t)(env.do(ditto.ActionModify, "ns:plain", "/", mustJSON(t, `{"attributes":{"a":1}}`), owner))
+	snap, err := env.svc.FSM().Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := snap.Persist(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(buf.Bytes(), snapshotMagicMeta) {
+		t.Fatalf("snapshot starts %q", buf.Bytes()[:10])
+	}
+	restored := newFSMService()
+	if err := restored.FSM().Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{tid, "ns:plain"} {
+		a, _ := env.svc.Lookup(id)
+		b, ok := restored.Lookup(id)
+		if !ok || a.Meta != b.Meta || string(a.JSON) != string(b.JSON) {
+			t.Fatalf("%s after restore: %+v, want %+v", id, b, a)
+		}
+	}
+}
