@@ -388,8 +388,10 @@ func deleteNulls(m map[string]any, at ditto.Pointer, patch any) map[string]any {
 // nextMeta returns the metadata after entry e on resource r: old is the
 // stored Meta, val the entry's canonical value (the patch of a merge, the
 // whole thing of a create) and thing the thing after the change. It is
-// deterministic, as Apply must be.
-func nextMeta(old string, e *entry, r resource, val any, thing map[string]any) (string, error) {
+// deterministic, as Apply must be. max bounds what put-metadata may add
+// (a "*/k" over a value with many leaves multiplies its value): beyond
+// it the thing is too large, found before the metadata is built.
+func nextMeta(old string, e *entry, r resource, val any, thing map[string]any, max int) (string, error) {
 	if e.op == opDelete && r.kind == kindThing {
 		return "", nil
 	}
@@ -427,8 +429,17 @@ func nextMeta(old string, e *entry, r resource, val any, thing map[string]any) (
 			m = deleteMeta(m, r.path)
 		}
 	}
+	added := 0
 	for _, it := range q.put {
+		size := len(ditto.EncodeJSON(it.value))
 		for _, p := range it.expand(val) {
+			added += size
+			for _, seg := range p {
+				added += len(seg) + 4
+			}
+			if added > max {
+				return "", tooLarge(e.id, added, max)
+			}
 			if m == nil {
 				m = map[string]any{}
 			}

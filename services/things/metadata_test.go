@@ -2,6 +2,8 @@ package things
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/dittonode/dittonode/ditto"
@@ -204,5 +206,29 @@ func TestMetadataSnapshot(t *testing.T) {
 		if !ok || a.Meta != b.Meta || string(a.JSON) != string(b.JSON) {
 			t.Fatalf("%s after restore: %+v, want %+v", id, b, a)
 		}
+	}
+}
+
+// TestMetadataSizeBound: metadata counts toward the thing's size limit,
+// and a "*/k" over many leaves is refused before it is built.
+func TestMetadataSizeBound(t *testing.T) {
+	env := newEnv(t, DefaultConfig())
+	attrs := map[string]any{}
+	for i := range 2000 {
+		attrs[fmt.Sprintf("a%04d", i)] = i
+	}
+	mustOK(t)(env.do(ditto.ActionModify, tid, "/", map[string]any{"attributes": attrs}, owner))
+	big := fmt.Sprintf(`[{"key":"*/k","value":%q}]`, strings.Repeat("x", 8000))
+	_, err := env.do(ditto.ActionModify, tid, "/attributes", attrs, owner, "put-metadata", big)
+	if errCode(err) != "things:thing.toolarge" {
+		t.Fatalf("2000 leaves × 8 kB of metadata: %v", err)
+	}
+	if got := metaOf(t, env, tid); got != "" {
+		t.Fatalf("metadata after the refused write: %.80s", got)
+	}
+	small := `[{"key":"*/k","value":1}]`
+	mustOK(t)(env.do(ditto.ActionModify, tid, "/attributes", attrs, owner, "put-metadata", small))
+	if got := metaOf(t, env, tid); !strings.Contains(got, `"a1999":{"k":1}`) {
+		t.Fatalf("metadata: %.80s", got)
 	}
 }
