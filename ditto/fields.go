@@ -39,15 +39,15 @@ type FieldSelector struct {
 // value below it; otherwise only its children are selected.
 type fieldNode struct {
 	leaf bool
-	// features marks the root's "features" child, below which "*" is the
-	// wildcard feature ID.
+	// features marks the root's "features" child and the one below
+	// "_metadata", below which "*" is the wildcard feature ID.
 	features bool
 	children map[string]*fieldNode
 }
 
 // ParseFieldSelector parses a thing field selector: a comma list of pointers
 // (leading slash optional) with "a/b(c,d/e)" groups nested arbitrarily and
-// the wildcard feature ID "features/*/…". Every pointer must start at one of
+// the wildcard feature ID "features/*/…" (also "_metadata/features/*/…"). Every pointer must start at one of
 // ThingFieldRoots. The empty string gives the empty selector. Failures are
 // things:field.selection.invalid.
 func ParseFieldSelector(s string) (FieldSelector, error) {
@@ -179,7 +179,7 @@ func (n *fieldNode) insert(p Pointer) {
 		}
 		c, ok := n.children[seg]
 		if !ok {
-			c = &fieldNode{features: i == 0 && seg == "features"}
+			c = &fieldNode{features: seg == "features" && (i == 0 || i == 1 && p[0] == "_metadata")}
 			n.children[seg] = c
 		}
 		n = c
@@ -238,7 +238,7 @@ func (fs FieldSelector) Apply(v any) any {
 }
 
 // applyObject copies the selected children of m into out. depth is the depth
-// of m below the root: the wildcard applies at depth 1 below "features".
+// of m below the root.
 func (n *fieldNode) applyObject(m, out map[string]any, depth int) {
 	for k, c := range n.children {
 		if k == Wildcard && n.isFeatures(depth) {
@@ -259,9 +259,9 @@ func (n *fieldNode) applyObject(m, out map[string]any, depth int) {
 	}
 }
 
-// isFeatures reports whether n is the root's "features" node, whose
-// children are feature IDs.
-func (n *fieldNode) isFeatures(depth int) bool { return depth == 1 && n.features }
+// isFeatures reports whether n is the root's "features" node (or the one
+// of "_metadata", which mirrors the thing), whose children are feature IDs.
+func (n *fieldNode) isFeatures(int) bool { return n.features }
 
 // apply returns the selected part of v at node n, and false when nothing of
 // v is selected.

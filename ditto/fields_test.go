@@ -189,3 +189,23 @@ func BenchmarkFieldSelectorApply(b *testing.B) {
 		fs.Apply(thing)
 	}
 }
+
+// TestFieldSelectorMetadataWildcard: _metadata mirrors the thing, so its
+// features take the wildcard feature ID too; elsewhere below _metadata
+// "*" stays a key.
+func TestFieldSelectorMetadataWildcard(t *testing.T) {
+	thing := mustJSON(t, `{"_metadata":{"features":{"a":{"properties":{"t":{"unit":"C"},"h":1}},"b":{"properties":{"t":{"unit":"F"}}}},"attributes":{"x":{"k":1}}}}`)
+	for sel, want := range map[string]string{
+		"_metadata/features/*/properties/t":  `{"_metadata":{"features":{"a":{"properties":{"t":{"unit":"C"}}},"b":{"properties":{"t":{"unit":"F"}}}}}}`,
+		"_metadata/attributes/*":             `{}`,
+		"_metadata(features/*/properties/h)": `{"_metadata":{"features":{"a":{"properties":{"h":1}}}}}`,
+	} {
+		fs, err := ParseFieldSelector(sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(EncodeJSON(fs.Apply(thing))); got != string(EncodeJSON(mustJSON(t, want))) {
+			t.Errorf("%s: %s, want %s", sel, got, want)
+		}
+	}
+}

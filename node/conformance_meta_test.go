@@ -50,6 +50,8 @@ func TestConformanceMetadata(t *testing.T) {
 		{name: "search selects _metadata", method: "GET", path: `/search/things?filter=exists(_metadata)&fields=thingId,_metadata`, status: 200,
 			want: `{"items":[{"thingId":"org.acme:lamp","_metadata":{"features":{"lamp":{"properties":{"color":{"unit":"rgb"}}}}}},` +
 				`{"thingId":"org.acme:lamp3","_metadata":{"attributes":{"a":{"unit":"m"}}}}]}`},
+		{name: "fields with the wildcard feature ID", method: "GET", path: "/things/org.acme:lamp?fields=_metadata/features/*/properties/color/unit", status: 200,
+			want: `{"_metadata":{"features":{"lamp":{"properties":{"color":{"unit":"rgb"}}}}}}`},
 		{name: "inline _metadata stored", method: "GET", path: "/things/org.acme:lamp3?fields=_metadata", status: 200,
 			want: `{"_metadata":{"attributes":{"a":{"unit":"m"}}}}`},
 	})

@@ -101,7 +101,7 @@ func (s *Service) applyCreate(e *entry, r resource, val any, ts Millis, tomb *Re
 	if pid == "" {
 		return nil, ditto.ErrThingNotCreatable.New("The Thing with ID '%s' could not be created because it has no policyId.", e.id)
 	}
-	meta, merr := nextMeta("", e, r, thing, thing, s.cfg.MaxThingBytes)
+	meta, merr := nextMeta("", nil, e, r, thing, s.cfg.MaxThingBytes)
 	if merr != nil {
 		return nil, merr
 	}
@@ -229,7 +229,7 @@ func (s *Service) applyExisting(e *entry, r resource, val any, ts Millis, rec *R
 		thing = canon
 		c.action, c.value = "merged", patch
 	}
-	meta, merr := nextMeta(rec.Meta, e, r, c.value, thing, s.cfg.MaxThingBytes)
+	meta, merr := nextMeta(rec.Meta, rec.JSON, e, r, c.value, s.cfg.MaxThingBytes)
 	if merr != nil {
 		return nil, merr
 	}

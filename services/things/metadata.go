@@ -2,6 +2,7 @@ package things
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/dittonode/dittonode/ditto"
 )
@@ -119,16 +120,13 @@ func matchMetaPattern(p ditto.Pointer, pat []string) bool {
 func parseMetaHeaders(h ditto.Headers, r resource, query bool) (metaReq, error) {
 	var q metaReq
 	given := 0
+	// As in Ditto, a header counts when it is there, even empty or [].
 	putRaw, hasPut := h[ditto.HeaderPutMetadata]
 	if hasPut {
+		given++
 		items, err := parsePutMetadata(putRaw)
 		if err != nil {
 			return q, err
-		}
-		if len(items) == 0 {
-			hasPut = false // [] is no header
-		} else {
-			given++
 		}
 		if !query {
 			if err := q.setPut(items, r); err != nil {
@@ -170,8 +168,12 @@ func parseMetaHeaders(h ditto.Headers, r resource, query bool) (metaReq, error) 
 }
 
 // parsePutMetadata parses put-metadata: a JSON array of {"key","value"}
-// objects. Items that are not objects are skipped, as Ditto does.
+// objects. Items that are not objects are skipped and an empty value is
+// no items, as in Ditto.
 func parsePutMetadata(raw string) ([]metaPut, error) {
+	if raw == "" {
+		return nil, nil
+	}
 	invalid := func(why string) error {
 		return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is not a valid MetadataHeaders.", raw, ditto.HeaderPutMetadata).
 			WithDescription(why)
@@ -200,8 +202,7 @@ func parsePutMetadata(raw string) ([]metaPut, error) {
 			return nil, err
 		}
 		if len(p) == 0 {
-			return nil, ditto.ErrHeaderInvalid.New("The metadata header key <%s> is invalid!", key).
-				WithDescription("A metadata key must name a path below the resource, for example 'features/lamp/properties/color/unit'.")
+			return nil, invalid("The metadata header key <" + key + "> is invalid! The path of a metadata header key must not be empty!")
 		}
 		out = append(out, metaPut{metaPath: metaPath{p: p}, value: value})
 	}
@@ -209,27 +210,44 @@ func parsePutMetadata(raw string) ([]metaPut, error) {
 }
 
 // setPut classifies the keys of put-metadata items for resource r and
-// orders wildcard keys first.
+// orders them as Ditto applies them: wildcard keys first, so a specific
+// key wins, then by key, so "x" is set before "x/y", then by value.
 func (q *metaReq) setPut(items []metaPut, r resource) error {
+	type sortKey struct {
+		specific   bool
+		key, value string
+	}
+	keys := make([]sortKey, len(items))
 	for i := range items {
 		mp, err := parseMetaPath(items[i].p, r, ditto.HeaderPutMetadata)
 		if err != nil {
 			return err
 		}
 		items[i].metaPath = mp
+		keys[i] = sortKey{mp.wild == 0, mp.p.String(), string(ditto.EncodeJSON(items[i].value))}
 	}
-	slices.SortStableFunc(items, func(a, b metaPut) int {
-		return boolInt(a.wild == 0) - boolInt(b.wild == 0)
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		ka, kb := keys[a], keys[b]
+		switch {
+		case ka.specific != kb.specific:
+			if ka.specific {
+				return 1
+			}
+			return -1
+		case ka.key != kb.key:
+			return strings.Compare(ka.key, kb.key)
+		}
+		return strings.Compare(ka.value, kb.value)
 	})
-	q.put = items
-	return nil
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
+	q.put = make([]metaPut, len(items))
+	for i, j := range idx {
+		q.put[i] = items[j]
 	}
-	return 0
+	return nil
 }
 
 // parseMetaSelector parses get-metadata or delete-metadata: a field
@@ -339,29 +357,34 @@ func decodeMeta(s string) map[string]any {
 	return m
 }
 
-// encodeMeta is decodeMeta's inverse: "" for no metadata.
+// encodeMeta is decodeMeta's inverse: "" for no metadata. Metadata that
+// became empty stays "{}", as in Ditto: the thing shows "_metadata":{}.
 func encodeMeta(m map[string]any) string {
-	if len(m) == 0 {
+	if m == nil {
 		return ""
 	}
 	return string(ditto.EncodeJSON(m))
 }
 
-// deleteMeta removes the metadata at p and the objects it leaves empty.
+// deleteMeta removes the metadata at p; at the thing it empties it.
+// Objects left empty stay, as in Ditto.
 func deleteMeta(m map[string]any, p ditto.Pointer) map[string]any {
 	if len(p) == 0 {
-		return nil
-	}
-	if !ditto.DeleteAt(m, p) {
-		return m
-	}
-	for p = p[:len(p)-1]; len(p) > 0; p = p[:len(p)-1] {
-		if o, ok := ditto.GetAt(m, p); !ok || !isEmptyObject(o) {
-			break
+		if m == nil {
+			return nil
 		}
-		ditto.DeleteAt(m, p)
+		return map[string]any{}
 	}
+	ditto.DeleteAt(m, p)
 	return m
+}
+
+// emptyMeta empties the metadata at p, if there is any.
+func emptyMeta(m map[string]any, p ditto.Pointer) map[string]any {
+	if _, ok := ditto.GetAt(m, p); !ok || len(p) == 0 {
+		return deleteMeta(m, p)
+	}
+	return ditto.SetAt(m, p, map[string]any{}).(map[string]any)
 }
 
 func isEmptyObject(v any) bool {
@@ -386,12 +409,19 @@ func deleteNulls(m map[string]any, at ditto.Pointer, patch any) map[string]any {
 }
 
 // nextMeta returns the metadata after entry e on resource r: old is the
-// stored Meta, val the entry's canonical value (the patch of a merge, the
-// whole thing of a create) and thing the thing after the change. It is
-// deterministic, as Apply must be. max bounds what put-metadata may add
-// (a "*/k" over a value with many leaves multiplies its value): beyond
-// it the thing is too large, found before the metadata is built.
-func nextMeta(old string, e *entry, r resource, val any, thing map[string]any, max int) (string, error) {
+// stored Meta, before the thing's JSON before the change (nil for none),
+// val the entry's canonical value (the patch of a merge, the whole thing
+// of a create). It is deterministic, as Apply must be. max bounds what
+// put-metadata may add (a "*/k" over a value with many leaves multiplies
+// its value): beyond it the thing is too large, found before the
+// metadata is built.
+//
+// The order follows Ditto's: a value replaced by {} empties its metadata,
+// put-metadata applies (keys relative to the resource, wildcards over the
+// command's value), a merge's nulls delete the metadata of what they
+// delete, and delete-metadata removes paths, its wildcards expanded over
+// the thing before the change.
+func nextMeta(old string, before []byte, e *entry, r resource, val any, max int) (string, error) {
 	if e.op == opDelete && r.kind == kindThing {
 		return "", nil
 	}
@@ -418,15 +448,18 @@ func nextMeta(old string, e *entry, r resource, val any, thing map[string]any, m
 		}
 	}
 	m := decodeMeta(old)
-	switch e.op {
-	case opDelete:
+	if e.op == opDelete {
 		// Deleting data deletes its metadata.
 		return encodeMeta(deleteMeta(m, r.path)), nil
-	case opMerge:
-		m = deleteNulls(m, r.path, val)
-	case opModify:
-		if isEmptyObject(val) {
-			m = deleteMeta(m, r.path)
+	}
+	if e.op == opModify && isEmptyObject(val) {
+		m = emptyMeta(m, r.path)
+	}
+	if len(q.put) > 0 && e.op == opModify && r.kind == kindThing && e.value != nil {
+		// The command's thing, without the policyId Apply keeps from the
+		// stored thing: "*/k" covers what the command wrote.
+		if v, err := ditto.DecodeJSON(e.value); err == nil {
+			val = v
 		}
 	}
 	added := 0
@@ -446,10 +479,18 @@ func nextMeta(old string, e *entry, r resource, val any, thing map[string]any, m
 			m = ditto.SetAt(m, r.path.Append(p...), ditto.DeepCopy(it.value)).(map[string]any)
 		}
 	}
+	if e.op == opMerge {
+		m = deleteNulls(m, r.path, val)
+	}
 	if q.delAll {
-		m = deleteMeta(m, r.path)
+		m = emptyMeta(m, r.path)
 	} else if len(q.del) > 0 {
-		cur, _ := ditto.GetAt(thing, r.path)
+		var cur any
+		if before != nil {
+			if thing, err := ditto.DecodeJSON(before); err == nil {
+				cur, _ = ditto.GetAt(thing, r.path)
+			}
+		}
 		for _, mp := range q.del {
 			for _, p := range mp.expand(cur) {
 				m = deleteMeta(m, r.path.Append(p...))

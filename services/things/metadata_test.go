@@ -51,18 +51,21 @@ func TestMetadataWrites(t *testing.T) {
 				`"policyId":{"by":"a"},"thingId":{"by":"a"}}`, wantStatus: 201},
 		{name: "delete-metadata with a wildcard", action: ditto.ActionMerge, path: "/", value: `{"attributes":{"room":"a"}}`,
 			headers: []string{"delete-metadata", "features/*/properties/*/by,thingId"},
-			want:    `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"description":"RGB","g":{"by":"b"},"r":{"by":"specific"}}}}},"policyId":{"by":"a"}}`, wantStatus: 204},
+			// Objects left empty stay, as in Ditto.
+			want: `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"description":"RGB","g":{"by":"b"},"r":{"by":"specific"}},"on":{}}}},"policyId":{"by":"a"}}`, wantStatus: 204},
 		{name: "*/k at a property reaches its leaves", action: ditto.ActionMerge, path: "/features/lamp/properties/color", value: `{"b":7}`,
 			headers: []string{"put-metadata", `[{"key":"*/by","value":"c"}]`},
-			want:    `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"b":{"by":"c"},"description":"RGB","g":{"by":"b"},"r":{"by":"specific"}}}}},"policyId":{"by":"a"}}`, wantStatus: 204},
+			want:    `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"b":{"by":"c"},"description":"RGB","g":{"by":"b"},"r":{"by":"specific"}},"on":{}}}},"policyId":{"by":"a"}}`, wantStatus: 204},
 		{name: "a merge null deletes the value's metadata", action: ditto.ActionMerge, path: "/", value: `{"features":{"lamp":{"properties":{"color":{"r":null}}}}}`,
-			want: `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"b":{"by":"c"},"description":"RGB","g":{"by":"b"}}}}},"policyId":{"by":"a"}}`, wantStatus: 204},
+			want: `{"attributes":{"floor":{"unit":"level"}},"features":{"lamp":{"properties":{"color":{"b":{"by":"c"},"description":"RGB","g":{"by":"b"}},"on":{}}}},"policyId":{"by":"a"}}`, wantStatus: 204},
 		{name: "deleting data deletes its metadata", action: ditto.ActionDelete, path: "/features/lamp",
-			want: `{"attributes":{"floor":{"unit":"level"}},"policyId":{"by":"a"}}`, wantStatus: 204},
-		{name: "an empty object drops the metadata below it", action: ditto.ActionModify, path: "/attributes", value: `{}`,
-			want: `{"policyId":{"by":"a"}}`, wantStatus: 204},
-		{name: "delete-metadata *", action: ditto.ActionModify, path: "/policyId", value: `"ns:t"`,
-			headers: []string{"delete-metadata", "*"}, want: ``, wantStatus: 204},
+			want: `{"attributes":{"floor":{"unit":"level"}},"features":{},"policyId":{"by":"a"}}`, wantStatus: 204},
+		{name: "an empty object empties the metadata there", action: ditto.ActionModify, path: "/attributes", value: `{}`,
+			want: `{"attributes":{},"features":{},"policyId":{"by":"a"}}`, wantStatus: 204},
+		{name: "delete-metadata * at a resource", action: ditto.ActionModify, path: "/policyId", value: `"ns:t"`,
+			headers: []string{"delete-metadata", "*"}, want: `{"attributes":{},"features":{},"policyId":{}}`, wantStatus: 204},
+		{name: "delete-metadata * at the thing", action: ditto.ActionMerge, path: "/", value: `{"attributes":{"y":1}}`,
+			headers: []string{"delete-metadata", "*"}, want: `{}`, wantStatus: 204},
 		{name: "a bad wildcard changes nothing", action: ditto.ActionModify, path: "/attributes/x", value: `1`,
 			headers: []string{"put-metadata", `[{"key":"features/*/k","value":1}]`}, wantCode: "header.invalid", leaveUnchanged: true},
 		{name: "two metadata headers conflict", action: ditto.ActionModify, path: "/attributes/x", value: `1`,
@@ -230,5 +233,73 @@ func TestMetadataSizeBound(t *testing.T) {
 	mustOK(t)(env.do(ditto.ActionModify, tid, "/attributes", attrs, owner, "put-metadata", small))
 	if got := metaOf(t, env, tid); !strings.Contains(got, `"a1999":{"k":1}`) {
 		t.Fatalf("metadata: %.80s", got)
+	}
+}
+
+// TestMetadataDittoCases replays cases from Ditto's metadata tests.
+func TestMetadataDittoCases(t *testing.T) {
+	cases := []struct {
+		name     string
+		create   string // thing body, created first
+		createMH string // put-metadata of the create
+		action   ditto.Action
+		path     string
+		value    string
+		headers  []string
+		want     string // the stored _metadata afterwards
+		code     string
+	}{
+		{name: "delete-metadata wildcards cover the thing before the change",
+			create: `{"attributes":{"a":1,"b":2}}`, createMH: `[{"key":"attributes/*/k","value":1}]`,
+			action: ditto.ActionModify, path: "/", value: `{"attributes":{"a":1}}`,
+			headers: []string{"delete-metadata", "attributes/*/k"}, want: `{"attributes":{"a":{},"b":{}}}`},
+		{name: "a merge null drops what put-metadata set there",
+			create: `{"attributes":{"a":1}}`,
+			action: ditto.ActionMerge, path: "/attributes", value: `{"a":null,"b":2}`,
+			headers: []string{"put-metadata", `[{"key":"*/k","value":1}]`}, want: `{"attributes":{"b":{"k":1}}}`},
+		{name: "keys apply in key order",
+			create: `{"attributes":{"a":1}}`,
+			action: ditto.ActionModify, path: "/attributes/a", value: `2`,
+			headers: []string{"put-metadata", `[{"key":"x/y","value":2},{"key":"x","value":{"z":1}}]`}, want: `{"attributes":{"a":{"x":{"y":2,"z":1}}}}`},
+		{name: "equal keys apply in value order",
+			create: `{"attributes":{"a":1}}`,
+			action: ditto.ActionModify, path: "/attributes/a", value: `2`,
+			headers: []string{"put-metadata", `[{"key":"d","value":"b"},{"key":"d","value":"a"}]`}, want: `{"attributes":{"a":{"d":"b"}}}`},
+		{name: "*/k on a thing PUT covers what the command wrote",
+			create: `{"attributes":{"a":1}}`,
+			action: ditto.ActionModify, path: "/", value: `{"attributes":{"a":2}}`,
+			headers: []string{"put-metadata", `[{"key":"*/k","value":1}]`}, want: `{"attributes":{"a":{"k":1}},"thingId":{"k":1}}`},
+		{name: "an empty put-metadata still counts as a header",
+			create: `{"attributes":{"a":1}}`,
+			action: ditto.ActionModify, path: "/attributes/a", value: `2`,
+			headers: []string{"put-metadata", `[]`, "delete-metadata", "k"}, code: "things:metadata.headersconflict"},
+		{name: "an empty put-metadata value is no metadata",
+			create: `{"attributes":{"a":1}}`,
+			action: ditto.ActionModify, path: "/attributes/a", value: `2`,
+			headers: []string{"put-metadata", ``}, want: ``},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t, DefaultConfig())
+			var h []string
+			if tc.createMH != "" {
+				h = []string{"put-metadata", tc.createMH}
+			}
+			mustOK(t)(env.do(ditto.ActionModify, tid, "/", mustJSON(t, tc.create), owner, h...))
+			_, err := env.do(tc.action, tid, tc.path, mustJSON(t, tc.value), owner, tc.headers...)
+			if errCode(err) != tc.code {
+				t.Fatalf("error %v, want %q", err, tc.code)
+			}
+			if tc.code != "" {
+				return
+			}
+			want := ""
+			if tc.want != "" {
+				want = canon(t, tc.want)
+			}
+			if got := metaOf(t, env, tid); got != want {
+				t.Fatalf("_metadata %s, want %s", got, want)
+			}
+		})
 	}
 }

@@ -325,7 +325,7 @@ func (s *Service) create(ctx context.Context, cmd ditto.Command, id ditto.Entity
 	var inlineMeta string
 	if meta, ok := body[keyMetadata]; ok && meta != nil {
 		if items, _ := parsePutMetadata(cmd.Headers[ditto.HeaderPutMetadata]); len(items) > 0 {
-			return ditto.Result{}, ditto.ErrThingMetadataNotMod.New("Metadata of the Thing with ID '%s' could not be modified.", tid)
+			return ditto.Result{}, ditto.ErrThingMetadataNotMod.New("Metadata of the Thing could not be modified")
 		}
 		m, err := inlineMetaPut(tid, meta)
 		if err != nil {
