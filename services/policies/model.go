@@ -88,16 +88,20 @@ func parsePath(p ditto.Pointer) (ditto.Pointer, kind, error) {
 			case entryFields[p[2]]:
 				return p, kEntryField, nil
 			}
-		case 4:
+		default:
+			// A subject ID or resource key may hold '/': over HTTP it is
+			// one escaped segment, in a protocol path the rest of the
+			// path ("/entries/e/resources/thing:/features/f").
+			key := ditto.PolicyPathKey(p)
+			q := append(p[:3:3], key)
 			switch p[2] {
 			case "subjects":
-				return p, kSubject, nil
+				return q, kSubject, nil
 			case "resources":
-				key, err := normalizeResourceKey(p[3])
+				key, err := normalizeResourceKey(key)
 				if err != nil {
 					return nil, 0, err
 				}
-				q := p.Append()
 				q[3] = key
 				return q, kResource, nil
 			}

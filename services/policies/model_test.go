@@ -65,6 +65,11 @@ func TestParsePath(t *testing.T) {
 		{[]string{"entries", "l", "resources"}, kResources, true},
 		{[]string{"entries", "l", "resources", "thing:/a/b"}, kResource, true},
 		{[]string{"entries", "l", "resources", "bad"}, 0, false},
+		// A protocol path splits the key at its slashes.
+		{[]string{"entries", "l", "resources", "thing:", "features", "f"}, kResource, true},
+		{[]string{"entries", "l", "resources", "thing:"}, kResource, true},
+		{[]string{"entries", "l", "subjects", "jwt:https:", "issuer", "x"}, kSubject, true},
+		{[]string{"entries", "l", "other", "x", "y"}, 0, false},
 		{[]string{"entries", "l", "namespaces"}, kEntryField, true},
 		{[]string{"entries", "l", "importable"}, kEntryField, true},
 		{[]string{"entries", "l", "other"}, 0, false},
@@ -76,11 +81,29 @@ func TestParsePath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(ditto.Pointer(tt.path).String(), func(t *testing.T) {
-			_, k, err := parsePath(tt.path)
+			q, k, err := parsePath(tt.path)
 			if (err == nil) != tt.ok || (tt.ok && k != tt.want) {
 				t.Errorf("parsePath = %v, %v; want %v ok=%v", k, err, tt.want, tt.ok)
 			}
+			if (k == kResource || k == kSubject) && len(q) != 4 {
+				t.Errorf("key path %q", q)
+			}
 		})
+	}
+}
+
+// TestParsePathKeys: a subject ID or resource key split over protocol
+// path segments is the same key as HTTP's one escaped segment.
+func TestParsePathKeys(t *testing.T) {
+	for path, want := range map[string]string{
+		"/entries/l/resources/thing:/features/f":       "thing:/features/f",
+		"/entries/l/resources/thing:":                  "thing:/",
+		"/entries/l/subjects/jwt:https:/issuer.io/sub": "jwt:https:/issuer.io/sub",
+	} {
+		q, _, err := parsePath(ditto.MustPointer(path))
+		if err != nil || len(q) != 4 || q[3] != want {
+			t.Errorf("%s: %q, %v; want key %q", path, q, err, want)
+		}
 	}
 }
 

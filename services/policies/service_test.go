@@ -103,7 +103,9 @@ func TestHandleCRUD(t *testing.T) {
 		{name: "delete entries", r: req{action: del, path: ptr("entries")}, code: "gateway:method.notallowed"},
 		{name: "merge", r: req{action: ditto.ActionMerge, value: `{}`}, code: "gateway:method.notallowed"},
 		{name: "create sub resource", r: req{action: ditto.ActionCreate, path: ptr("entries", "x"), value: `{}`}, code: "gateway:method.notallowed"},
-		{name: "unknown path", r: req{action: get, path: ptr("entries", "extra", "subjects", "nginx:d", "type")}, code: "gateway:resource.notfound"},
+		// The rest of the path is the subject ID, as in Ditto's protocol.
+		{name: "subject ID with a slash", r: req{action: get, path: ptr("entries", "extra", "subjects", "nginx:d", "type")}, code: "policies:subject.notfound"},
+		{name: "unknown path", r: req{action: get, path: ptr("entries", "extra", "other", "x")}, code: "gateway:resource.notfound"},
 		{name: "delete entry", r: req{action: del, path: ptr("entries", "extra")}, status: 204},
 		{name: "get entries", r: req{action: get, path: ptr("entries")}, status: 200},
 		{name: "delete", r: req{action: del}, status: 204},
