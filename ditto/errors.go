@@ -126,6 +126,7 @@ var (
 	ErrFieldSelectionInvalid     = ErrorDef{"things:field.selection.invalid", 400, "Check the field selector: allowed roots are thingId, policyId, definition, _namespace, _revision, _created, _modified, _metadata, _policy, _context, attributes and features."}
 	ErrThingTooManyModifying     = ErrorDef{"things:thing.toomanymodifyingrequests", 429, "Slow down the modifications of this Thing."}
 	ErrThingUnavailable          = ErrorDef{"things:thing.unavailable", 503, "The Thing is currently not available. Try again later."}
+	ErrThingIDsMissing           = ErrorDef{"things:things.ids.missing", 400, "Please provide at least one thing id and try again."}
 	ErrThingMetadataConflict     = ErrorDef{"things:metadata.headersconflict", 400, "Multiple metadata headers were specified. Use only one of the following metadata headers: 'put-metadata', 'get-metadata' or 'delete-metadata'."}
 	ErrThingMetadataNotMod       = ErrorDef{"things:metadata.notmodifiable", 400, "Multiple occurrences of metadata per request is not allowed. Either specify metadata in the header 'put-metadata' or in the Thing '_metadata'."}
 	ErrLiveConditionNotAllowed   = ErrorDef{"things:live.channel.condition.notallowed", 405, "The live-channel-condition is only allowed on retrieve commands."}
@@ -229,7 +230,7 @@ var Catalogue = []ErrorDef{
 	ErrThingHistoryNotFound, ErrFeaturePropNotMod, ErrFeatureDesPropsNotFound, ErrFeatureDesPropsNotMod, ErrFeatureDesPropNotFound,
 	ErrFeatureDesPropNotMod, ErrThingPreconditionFailed, ErrThingPreconditionNotMod, ErrThingConditionFailed,
 	ErrThingConditionInvalid, ErrThingMergeInvalid, ErrFieldSelectionInvalid, ErrThingTooManyModifying,
-	ErrThingUnavailable, ErrThingMetadataConflict, ErrThingMetadataNotMod, ErrLiveConditionNotAllowed,
+	ErrThingUnavailable, ErrThingIDsMissing, ErrThingMetadataConflict, ErrThingMetadataNotMod, ErrLiveConditionNotAllowed,
 	ErrPolicyIDInvalid, ErrPolicyIDNotSettable, ErrPolicyNotFound, ErrPolicyHistoryNotFound, ErrPolicyConflict, ErrPolicyNotCreatable,
 	ErrPolicyNotModifiable, ErrPolicyNotDeletable, ErrPolicyModInvalid, ErrPolicyTooLarge, ErrPolicyInvalid,
 	ErrPolicyPreconditionFailed, ErrPolicyPreconditionNotMod, ErrPolicyEntriesNotFound, ErrPolicyEntriesNotMod,

@@ -287,12 +287,13 @@ func ResponseEnvelope(cmd Command, topic Topic, res Result) Envelope {
 // ErrorEnvelope builds the error message for a failed signal with topic
 // topic: "<ns>/<name>/things/<channel>/errors" (channel twin when unknown)
 // or "<ns>/<name>/policies/errors", path "/", the error's status and its
-// JSON as value. Only the correlation-id of headers is kept. Unknown
-// namespace or name (a topic that did not parse) become "_".
+// JSON as value. Only the correlation-id of headers is kept. An unknown
+// entity (a topic that did not parse, or an invalid ID) is Ditto's
+// "unknown:unknown", which its clients can decode.
 func ErrorEnvelope(topic Topic, headers Headers, err *Error) Envelope {
 	et := Topic{Namespace: topic.Namespace, Name: topic.Name, Group: GroupThings, Channel: topic.Channel, Criterion: CriterionErrors}
 	if et.Namespace == "" && et.Name == "" {
-		et.Namespace, et.Name = TopicPlaceholder, TopicPlaceholder
+		et.Namespace, et.Name = unknownEntity, unknownEntity
 	}
 	if topic.Group == GroupPolicies {
 		et.Group, et.Channel = GroupPolicies, ""
@@ -305,6 +306,10 @@ func ErrorEnvelope(topic Topic, headers Headers, err *Error) Envelope {
 	}
 	return Envelope{Topic: et.String(), Headers: h, Path: "/", Status: err.Status, Value: err.JSON()}
 }
+
+// unknownEntity is the namespace and name of an error whose entity is
+// not known (Ditto's fallback ID "unknown:unknown").
+const unknownEntity = "unknown"
 
 // EventTopic returns the topic of an event: "<ns>/<name>/things/<channel>/
 // events/<action>" (channel "" means twin) or "<ns>/<name>/policies/events/

@@ -315,14 +315,14 @@ func TestResponseAndErrorEnvelopes(t *testing.T) {
 		t.Fatalf("live error %+v", e)
 	}
 	e = ErrorEnvelope(Topic{}, nil, ErrJSONInvalid.New("x"))
-	if e.Topic != "_/_/things/twin/errors" || e.Status != 400 {
+	if e.Topic != "unknown/unknown/things/twin/errors" || e.Status != 400 {
 		t.Fatalf("unparsed topic error %+v", e)
 	}
 	e = ErrorEnvelope(Topic{Namespace: "ns", Name: "p", Group: GroupPolicies, Criterion: CriterionCommands, Action: "modify"}, nil, ErrPolicyNotFound.New("x"))
 	if e.Topic != "ns/p/policies/errors" {
 		t.Fatalf("policy error %+v", e)
 	}
-	for _, topic := range []string{e.Topic, "_/_/things/twin/errors", "ns/t/things/live/errors"} {
+	for _, topic := range []string{e.Topic, "unknown/unknown/things/twin/errors", "ns/t/things/live/errors"} {
 		if _, err := ParseTopic(topic); err != nil {
 			t.Fatalf("error topic %s does not parse", topic)
 		}

@@ -55,7 +55,10 @@ var (
 )
 
 // ParseTopic parses and validates a Ditto Protocol topic. Failures are
-// protocoladapter:unknown.topicpath (400).
+// protocoladapter:unknown.topicpath (400), except for a topic of things or
+// policies that is valid but for its namespace or name: then the error is
+// things:id.invalid or policies:id.invalid and the returned Topic keeps
+// everything but the ID, for the error's topic.
 func ParseTopic(s string) (Topic, error) {
 	bad := func() (Topic, error) {
 		return Topic{}, ErrTopicInvalid.New("The topic path '%s' is not supported.", truncate(s, 300))
@@ -65,12 +68,7 @@ func ParseTopic(s string) (Topic, error) {
 		return bad()
 	}
 	t := Topic{Namespace: parts[0], Name: parts[1], Group: parts[2]}
-	if t.Namespace != TopicPlaceholder && !ValidNamespace(t.Namespace) {
-		return bad()
-	}
-	if !validName(t.Name) {
-		return bad()
-	}
+	badID := (t.Namespace != TopicPlaceholder && !ValidNamespace(t.Namespace)) || !validName(t.Name)
 	rest := parts[3:]
 	switch t.Group {
 	case GroupThings:
@@ -88,6 +86,20 @@ func ParseTopic(s string) (Topic, error) {
 	t.Criterion, rest = rest[0], rest[1:]
 	if !t.validAction(rest) {
 		return bad()
+	}
+	if badID {
+		// A topic that is right but for its entity: the ID's error, as
+		// Ditto reports it, with the topic's group and channel so the
+		// error can be answered on them.
+		id := t.Namespace + ":" + t.Name
+		t.Namespace, t.Name = "", ""
+		switch t.Group {
+		case GroupThings:
+			return t, ErrThingIDInvalid.New("Thing ID '%s' is not valid!", truncate(id, 300))
+		case GroupPolicies:
+			return t, ErrPolicyIDInvalid.New("Policy ID '%s' is not valid!", truncate(id, 300))
+		}
+		return Topic{}, ErrTopicInvalid.New("The topic path '%s' is not supported.", truncate(s, 300))
 	}
 	return t, nil
 }

@@ -56,9 +56,8 @@ func TestParseTopic(t *testing.T) {
 		{"bad ack label", "ns/t/things/twin/acks/ab", Topic{}, true},
 		{"ack label slash", "ns/t/things/twin/acks/abc/def", Topic{}, true},
 		{"things announcement", "ns/t/things/twin/announcements/x", Topic{}, true},
-		{"bad namespace", "1ns/t/things/twin/commands/modify", Topic{}, true},
-		{"empty name", "ns//things/twin/commands/modify", Topic{}, true},
-		{"umlaut name", "ns/grün/things/twin/commands/modify", Topic{}, true},
+		{"bad namespace and bad topic", "1ns/t/things/twin/commands/update", Topic{}, true},
+		{"bad name of a connection", "_/grün/connections/commands/modify", Topic{}, true},
 		{"unknown criterion", "ns/t/things/twin/foo/bar", Topic{}, true},
 		{"connection command", "_/c/connections/commands/modify", Topic{}, true},
 	}
@@ -77,6 +76,28 @@ func TestParseTopic(t *testing.T) {
 				t.Fatalf("String() = %q, want %q", got.String(), tt.in)
 			}
 		})
+	}
+}
+
+// TestParseTopicInvalidID: a topic that is right but for its entity gets
+// the ID's error and keeps the rest, for the error's topic.
+func TestParseTopicInvalidID(t *testing.T) {
+	for in, want := range map[string]struct {
+		code string
+		t    Topic
+	}{
+		"1ns/t/things/twin/commands/modify": {"things:id.invalid", Topic{Group: GroupThings, Channel: ChannelTwin, Criterion: CriterionCommands, Action: "modify"}},
+		"ns//things/live/commands/retrieve": {"things:id.invalid", Topic{Group: GroupThings, Channel: ChannelLive, Criterion: CriterionCommands, Action: "retrieve"}},
+		"ns/grün/policies/commands/modify":  {"policies:id.invalid", Topic{Group: GroupPolicies, Criterion: CriterionCommands, Action: "modify"}},
+	} {
+		got, err := ParseTopic(in)
+		wantCode(t, err, want.code)
+		if got != want.t {
+			t.Errorf("%s: topic %+v, want %+v", in, got, want.t)
+		}
+		if e := ErrorEnvelope(got, nil, err.(*Error)); !strings.HasPrefix(e.Topic, "unknown/unknown/") {
+			t.Errorf("%s: error topic %s", in, e.Topic)
+		}
 	}
 }
 
@@ -101,7 +122,9 @@ func FuzzParseTopic(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		tp, err := ParseTopic(s)
 		if err != nil {
-			if errCode(err) != "protocoladapter:unknown.topicpath" {
+			switch errCode(err) {
+			case "protocoladapter:unknown.topicpath", "things:id.invalid", "policies:id.invalid":
+			default:
 				t.Fatalf("%q: unexpected error %v", s, err)
 			}
 			return

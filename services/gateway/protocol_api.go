@@ -34,7 +34,7 @@ func (s *Server) ExecuteProtocol(ctx context.Context, env ditto.Envelope, auth d
 	}
 	t, err := ditto.ParseTopic(env.Topic)
 	if err != nil {
-		return ditto.ErrorEnvelope(ditto.Topic{}, env.Headers, asDittoError(err, ditto.ErrTopicInvalid)), true
+		return ditto.ErrorEnvelope(t, env.Headers, asDittoError(err, ditto.ErrTopicInvalid)), true
 	}
 	if t.Criterion != ditto.CriterionCommands || (t.Group != ditto.GroupPolicies && t.Channel != ditto.ChannelTwin) {
 		return ditto.ErrorEnvelope(t, env.Headers, ditto.ErrTopicInvalid.New("The topic path '%s' is not supported here: send twin commands of things or policies.", env.Topic)), true

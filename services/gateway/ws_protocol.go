@@ -26,7 +26,7 @@ func (ss *wsSession) handleProtocol(data []byte) bool {
 	}
 	t, err := ditto.ParseTopic(env.Topic)
 	if err != nil {
-		return ss.sendError(ditto.Topic{}, env.Headers, asDittoError(err, ditto.ErrTopicInvalid))
+		return ss.sendError(t, env.Headers, asDittoError(err, ditto.ErrTopicInvalid))
 	}
 	if env.Headers.Get(ditto.HeaderCorrelationID) == "" {
 		env.Headers[ditto.HeaderCorrelationID] = ss.srv.deps.NewUUID()
@@ -115,11 +115,19 @@ func (ss *wsSession) multiRetrieve(ctx context.Context, t ditto.Topic, cmd ditto
 	}
 	m, _ := cmd.Value.(map[string]any)
 	raw, _ := m["thingIds"].([]any)
+	if len(raw) == 0 {
+		ss.sendError(t, cmd.Headers, ditto.ErrThingIDsMissing.New("The required list of thing ids was missing."))
+		return
+	}
 	ids := make([]string, 0, len(raw))
 	for _, v := range raw {
 		id, ok := v.(string)
 		if !ok {
 			ss.sendError(t, cmd.Headers, ditto.ErrThingIDInvalid.New("The Thing IDs of a multi-retrieve must be strings."))
+			return
+		}
+		if _, err := ditto.ParseThingID(id); err != nil {
+			ss.sendError(t, cmd.Headers, asDittoError(err, ditto.ErrThingIDInvalid))
 			return
 		}
 		ids = append(ids, id)

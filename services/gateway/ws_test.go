@@ -153,6 +153,16 @@ func TestWSCommands(t *testing.T) {
 	if env = ws.envelope(); env.Status != 200 || string(env.Value) != `[{"thingId":"ns:t1"}]` {
 		t.Errorf("multi-retrieve response %d %s", env.Status, env.Value)
 	}
+	for ids, code := range map[string]string{`[]`: "things:things.ids.missing", `["ns:t1","bad id"]`: "things:id.invalid"} {
+		ws.sendText(`{"topic":"_/_/things/twin/commands/retrieve","headers":{"correlation-id":"c-3b"},"path":"/","value":{"thingIds":` + ids + `}}`)
+		if env = ws.envelope(); env.Status != 400 || !strings.Contains(string(env.Value), code) {
+			t.Errorf("multi-retrieve of %s: %d %s", ids, env.Status, env.Value)
+		}
+	}
+	ws.sendText(`{"topic":"1ns/t1/things/twin/commands/retrieve","headers":{"correlation-id":"c-3c"},"path":"/"}`)
+	if env = ws.envelope(); env.Topic != "unknown/unknown/things/twin/errors" || env.Status != 400 || !strings.Contains(string(env.Value), "things:id.invalid") {
+		t.Errorf("invalid thing ID: %+v %s", env, env.Value)
+	}
 	ws.sendText(`{"topic":"ns/nope/things/twin/commands/retrieve","headers":{"correlation-id":"c-4"},"path":"/"}`)
 	if env = ws.envelope(); env.Topic != "ns/nope/things/twin/errors" || env.Status != 404 || env.Headers["correlation-id"] != "c-4" {
 		t.Errorf("not found %+v %s", env, env.Value)
