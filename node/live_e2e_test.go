@@ -298,6 +298,19 @@ func TestLiveE2ETwinAcks(t *testing.T) {
 		if ev := acker.envelope(); ev.Path != "/attributes/ws" || ev.Headers[ditto.HeaderRequestedAcks] != "" {
 			t.Errorf("event without custom acks: %+v", ev)
 		}
+		// Several built-in labels: the aggregation, as in Ditto.
+		cmdr.send(`{"topic":"ns/t1/things/twin/commands/modify","headers":{"correlation-id":"ws-acks-3","requested-acks":["twin-persisted","search-persisted"]},"path":"/attributes/ws","value":4}`)
+		if resp := cmdr.envelope(); resp.Topic != "ns/t1/things/twin/acks" || resp.Status != http.StatusOK || len(decodeAcks(t, resp.Value)) != 2 {
+			t.Errorf("built-in acks: %+v %s", resp, resp.Value)
+		}
+		if ev := acker.envelope(); ev.Path != "/attributes/ws" {
+			t.Errorf("acker: %s", ev.Path)
+		}
+		// Acks nobody may wait for: refused, not run.
+		cmdr.send(`{"topic":"ns/t1/things/twin/commands/modify","headers":{"correlation-id":"ws-acks-4","response-required":false,"requested-acks":["twin-persisted"]},"path":"/attributes/ws","value":5}`)
+		if resp := cmdr.envelope(); resp.Status != http.StatusBadRequest || !strings.Contains(string(resp.Value), "header.invalid") {
+			t.Errorf("acks without a response: %+v %s", resp, resp.Value)
+		}
 		// The session never got its own events: the next one is another
 		// client's change.
 		expectStatus(t, owner.do("PUT", "/api/2/things/ns:t1/attributes/barrier", "1"), http.StatusCreated)

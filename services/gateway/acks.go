@@ -41,9 +41,9 @@ func zeroTimeout(h ditto.Headers) bool {
 // custom acknowledgements: it registers the labels with Acks, runs the
 // command, waits for the acks (bounded by ctx) and writes the aggregation
 // {label:{status,payload,headers}} with 200 if all are 2xx, else 424 (a
-// single ack: its status). It reports false, writing nothing, when no
-// custom label was requested: only built-in labels give the normal
-// response. timeout=0 with requested acks is 400.
+// single ack: its status). It reports false, writing nothing, when the
+// normal response answers the request (plainAckResponse). timeout=0 with
+// requested acks is 400.
 func (s *Server) serveTwinAcks(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route, cmd ditto.Command, respond bool) bool {
 	raw, explicit := cmd.Headers[ditto.HeaderRequestedAcks]
 	if !explicit {
@@ -58,10 +58,10 @@ func (s *Server) serveTwinAcks(ctx context.Context, w http.ResponseWriter, r *ht
 		writeDittoError(w, ditto.ErrHeaderInvalid.New("The timeout must not be zero when acknowledgements are requested."))
 		return true
 	}
-	custom := customLabels(labels)
-	if len(custom) == 0 {
+	if plainAckResponse(labels) {
 		return false
 	}
+	custom := customLabels(labels)
 	cid := cmd.Headers[ditto.HeaderCorrelationID]
 	wait, cancel, err := s.expectTwinAcks(ctx, cmd.Entity, cid, custom)
 	if err != nil {
@@ -92,6 +92,15 @@ func (s *Server) serveTwinAcks(ctx context.Context, w http.ResponseWriter, r *ht
 	return true
 }
 
+// plainAckResponse reports requested acks that the command's own response
+// answers: none, or only twin-persisted or only live-response. Any other
+// request (several labels, built-in ones included, or one custom or
+// search-persisted label) gets the aggregation, as in Ditto's
+// AcknowledgementAggregatorActor.
+func plainAckResponse(labels []string) bool {
+	return len(labels) == 0 || len(labels) == 1 && (labels[0] == ackTwinPersisted || labels[0] == ackLiveResponse)
+}
+
 // customLabels are the labels that are not built in.
 func customLabels(labels []string) []string {
 	var custom []string
@@ -107,6 +116,9 @@ func customLabels(labels []string) []string {
 // without Acks nobody can issue them, and wait reports them all as timed
 // out once ctx ends.
 func (s *Server) expectTwinAcks(ctx context.Context, thingID, cid string, custom []string) (wait func(context.Context) []ditto.Envelope, cancel func(), err error) {
+	if len(custom) == 0 {
+		return func(context.Context) []ditto.Envelope { return nil }, func() {}, nil
+	}
 	if s.deps.Acks != nil {
 		return s.deps.Acks.ExpectAcks(ctx, thingID, cid, custom)
 	}

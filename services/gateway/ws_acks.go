@@ -15,10 +15,9 @@ import (
 // acknowledgements: topic <ns>/<name>/things/twin/acks, path "/", value
 // {label:{status,payload,headers}} and status 200 if all are 2xx, else 424
 // (one requested ack: its own status). A failing command gets its error.
-// It reports false, sending nothing, when no custom label was requested
-// (built-in labels alone give the normal response) or no response is
-// required (nobody waits: the command runs as usual). timeout=0 with
-// requested acks is 400.
+// It reports false, sending nothing, when the normal response answers the
+// request (plainAckResponse). Requested acks with response-required=false
+// or timeout=0 are 400, and the command does not run.
 func (ss *wsSession) twinAcks(ctx context.Context, t ditto.Topic, cmd ditto.Command, respond bool) bool {
 	raw, explicit := cmd.Headers[ditto.HeaderRequestedAcks]
 	if !explicit {
@@ -33,10 +32,15 @@ func (ss *wsSession) twinAcks(ctx context.Context, t ditto.Topic, cmd ditto.Comm
 		ss.sendError(t, cmd.Headers, ditto.ErrHeaderInvalid.New("The timeout must not be zero when acknowledgements are requested."))
 		return true
 	}
-	custom := customLabels(labels)
-	if len(custom) == 0 || !respond {
+	if len(labels) > 0 && !respond {
+		ss.sendError(t, cmd.Headers, ditto.ErrHeaderInvalid.New("For WebSocket, it is forbidden to request acknowledgements while 'response-required' is set to false.").
+			WithDescription("Set 'response-required' to true or remove the header 'requested-acks'."))
+		return true
+	}
+	if plainAckResponse(labels) {
 		return false
 	}
+	custom := customLabels(labels)
 	cid := cmd.Headers.Get(ditto.HeaderCorrelationID)
 	wait, cancel, err := ss.srv.expectTwinAcks(ctx, cmd.Entity, cid, custom)
 	if err != nil {
