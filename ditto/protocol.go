@@ -17,6 +17,10 @@ const MaxTimeout = 60 * time.Second
 // ContentTypeMergePatch is the content type of merge commands and events.
 const ContentTypeMergePatch = "application/merge-patch+json"
 
+// ContentTypeJSON is the content-type of the other protocol messages Ditto
+// sends: responses, errors and events carry it as a header.
+const ContentTypeJSON = "application/json"
+
 // Header names the protocol adapter reads or writes besides those of
 // command.go.
 const (
@@ -103,15 +107,30 @@ func headerText(v any) (string, bool) {
 	}
 }
 
-// listHeaders are sent as JSON arrays in Ditto Protocol messages.
-var listHeaders = map[string]bool{HeaderRequestedAcks: true, HeaderDeclaredAcks: true}
+// Headers of a type other than string in Ditto Protocol messages, as
+// Ditto's header definitions type them: lists are JSON arrays, these
+// booleans JSON booleans and ditto-metadata a JSON object.
+var (
+	listHeaders   = map[string]bool{HeaderRequestedAcks: true, HeaderDeclaredAcks: true}
+	boolHeaders   = map[string]bool{HeaderResponseRequired: true, "ditto-weak-ack": true, "dry-run": true, "live-channel-condition-matched": true}
+	objectHeaders = map[string]bool{HeaderDittoMetadata: true}
+)
 
 // EncodeEnvelope encodes env as compact Ditto Protocol JSON, the inverse of
 // DecodeEnvelope: requested-acks and declared-acks become JSON arrays, the
-// other headers strings, with keys sorted. Raw values are compacted.
+// boolean headers booleans, ditto-metadata an object and the other
+// headers strings, with keys sorted. Raw values are compacted.
 func EncodeEnvelope(env Envelope) []byte {
 	headers := make(map[string]any, len(env.Headers))
 	for k, v := range env.Headers {
+		if boolHeaders[k] && (v == "true" || v == "false") {
+			headers[k] = v == "true"
+			continue
+		}
+		if objectHeaders[k] && strings.HasPrefix(v, "{") && json.Valid([]byte(v)) {
+			headers[k] = json.RawMessage(v)
+			continue
+		}
 		if listHeaders[k] {
 			list := []string{}
 			for _, s := range strings.Split(v, ",") {
@@ -273,6 +292,10 @@ func ResponseEnvelope(cmd Command, topic Topic, res Result) Envelope {
 	if res.Metadata != nil {
 		h[HeaderDittoMetadata] = string(res.Metadata)
 	}
+	h[HeaderContentType] = ContentTypeJSON
+	if cmd.Action == ActionMerge {
+		h[HeaderContentType] = ContentTypeMergePatch
+	}
 	env := Envelope{Topic: topic.String(), Headers: h, Path: cmd.Path.String(), Status: res.Status}
 	switch {
 	case res.Status == 200:
@@ -300,7 +323,7 @@ func ErrorEnvelope(topic Topic, headers Headers, err *Error) Envelope {
 	} else if et.Channel != ChannelLive {
 		et.Channel = ChannelTwin
 	}
-	h := Headers{}
+	h := Headers{HeaderContentType: ContentTypeJSON}
 	if cid := headers.Get(HeaderCorrelationID); cid != "" {
 		h[HeaderCorrelationID] = cid
 	}
@@ -371,6 +394,7 @@ type EventParams struct {
 // EventEnvelope renders an event as a Ditto Protocol message.
 func EventEnvelope(p EventParams) Envelope {
 	h := p.Headers.Clone()
+	h[HeaderContentType] = ContentTypeJSON
 	if p.Action == "merged" {
 		h[HeaderContentType] = ContentTypeMergePatch
 	}

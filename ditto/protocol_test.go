@@ -188,7 +188,7 @@ func TestDecodeEnvelope(t *testing.T) {
 }
 
 func TestEncodeEnvelopeRoundTrip(t *testing.T) {
-	in := `{"topic":"ns/t/things/twin/events/modified","headers":{"correlation-id":"c","declared-acks":[],"requested-acks":["a-ack","b-ack"]},"path":"/attributes/a","value":null,"extra":{"x":1},"status":200,"revision":3,"timestamp":"2024-01-01T00:00:00Z","metadata":{"m":1}}`
+	in := `{"topic":"ns/t/things/twin/events/modified","headers":{"correlation-id":"c","declared-acks":[],"ditto-metadata":{"a":{"unit":"m"}},"ditto-weak-ack":true,"requested-acks":["a-ack","b-ack"],"response-required":false},"path":"/attributes/a","value":null,"extra":{"x":1},"status":200,"revision":3,"timestamp":"2024-01-01T00:00:00Z","metadata":{"m":1}}`
 	env, err := DecodeEnvelope([]byte(in))
 	if err != nil {
 		t.Fatal(err)

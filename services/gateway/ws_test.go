@@ -141,7 +141,7 @@ func TestWSCommands(t *testing.T) {
 	ws.sendText(`{"topic":"ns/t1/things/twin/commands/modify","headers":{"correlation-id":"c-1"},"path":"/attributes/new","value":{"a":1}}`)
 	env := ws.envelope()
 	want := ditto.Envelope{Topic: "ns/t1/things/twin/commands/modify", Path: "/attributes/new", Status: 201,
-		Headers: ditto.Headers{"correlation-id": "c-1", "etag": env.Headers["etag"]}, Value: []byte(`{"a":1}`)}
+		Headers: ditto.Headers{"correlation-id": "c-1", "etag": env.Headers["etag"], "content-type": "application/json"}, Value: []byte(`{"a":1}`)}
 	if diff := cmp.Diff(want, env); diff != "" {
 		t.Errorf("modify response (-want +got):\n%s", diff)
 	}

@@ -719,7 +719,7 @@ func (s *Service) publish(index uint64, id, action string, p ditto.Pointer, valu
 	ns, name, _ := strings.Cut(id, ":")
 	env := ditto.Envelope{
 		Topic:     ns + "/" + name + "/policies/events/" + action,
-		Headers:   ditto.Headers{},
+		Headers:   ditto.Headers{ditto.HeaderContentType: ditto.ContentTypeJSON},
 		Path:      ditto.Pointer(p).String(),
 		Revision:  rev,
 		Timestamp: ts,

@@ -418,6 +418,7 @@ func (s *Service) event(index uint64, e *entry, c *change) *ditto.Signal {
 		// the gateway strips it from everything it sends.
 		env.Headers[ditto.HeaderOrigin] = e.session
 	}
+	env.Headers[ditto.HeaderContentType] = ditto.ContentTypeJSON
 	if c.action == "merged" {
 		env.Headers[ditto.HeaderContentType] = contentTypeMergePatch
 	}
