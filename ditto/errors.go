@@ -180,6 +180,8 @@ var (
 	ErrSearchCursorInvalid  = ErrorDef{"thing-search:search.cursor.invalid", 400, "The cursor is invalid or belongs to another filter or sort."}
 	ErrSearchTimeout        = ErrorDef{"thing-search:search.timeout", 504, "The search took too long. Make the query more selective."}
 	ErrSearchProtocol       = ErrorDef{"thing-search:subscription.protocol.error", 400, "Follow the search protocol: subscribe, request, cancel."}
+	ErrSearchSubNotFound    = ErrorDef{"thing-search:subscription.not.found", 404, "Check the subscriptionId: the subscription may have ended."}
+	ErrSearchSubTimeout     = ErrorDef{"thing-search:subscription.timeout", 408, "Request pages in time: a subscription without requests ends."}
 	ErrMessageSendDenied    = ErrorDef{"messages:send.notallowed", 403, "Check if you have WRITE permission on the message resource."}
 	ErrMessageTooLarge      = ErrorDef{"messages:message.toolarge", 413, "Reduce the size of the message payload to at most 250 kB."}
 	ErrMessageTimeout       = ErrorDef{"messages:message.timeout", 408, "No response arrived in time."}
@@ -241,7 +243,7 @@ var Catalogue = []ErrorDef{
 	ErrPolicyImportsNotMod, ErrPolicyImportNotFound, ErrPolicyImportNotMod, ErrPolicyImportInvalid,
 	ErrPolicyImportsTooLarge, ErrPolicyUnavailable, ErrPolicyEntryNamespacesBad, ErrPolicyImportableInvalid,
 	ErrPolicyActionNotAllowed, ErrPolicyAnnouncementBad,
-	ErrSearchOptionInvalid, ErrSearchCursorInvalid, ErrSearchTimeout, ErrSearchProtocol, ErrMessageSendDenied,
+	ErrSearchOptionInvalid, ErrSearchCursorInvalid, ErrSearchTimeout, ErrSearchProtocol, ErrSearchSubNotFound, ErrSearchSubTimeout, ErrMessageSendDenied,
 	ErrMessageTooLarge, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrAckLabelInvalid,
 	ErrAckLabelNotDeclared, ErrEventNotAllowed, ErrConnectionNotFound,
 	ErrConnectionConflict, ErrConnectionInvalid, ErrConnectionIDInvalid, ErrConnectionFailed, ErrConnectionCommand,

@@ -211,15 +211,26 @@ func (ss *wsSession) handleSearch(t ditto.Topic, env ditto.Envelope) bool {
 		}
 		ss.mu.Lock()
 		ss.searches[sub.ID()] = sub
+		ss.searchCIDs[sub.ID()] = cid
 		ss.mu.Unlock()
-		ss.goFn(func() { ss.searchPump(sub, cid) })
+		ss.goFn(func() { ss.searchPump(sub) })
 		return true
 	case "request", "cancel":
 		ss.mu.Lock()
 		sub := ss.searches[v.SubscriptionID]
+		if sub != nil {
+			ss.searchCIDs[v.SubscriptionID] = cid
+		}
 		ss.mu.Unlock()
 		if sub == nil {
-			return ss.sendError(t, env.Headers, ditto.ErrSearchProtocol.New("There is no search subscription with ID '%s'.", truncateText(v.SubscriptionID, 100)))
+			// As Ditto: failed, with the subscription not found.
+			e := ditto.ErrSearchSubNotFound.New("No subscription with ID '%s' exists.", truncateText(v.SubscriptionID, 100))
+			h := ditto.Headers{ditto.HeaderContentType: ditto.ContentTypeJSON}
+			if cid != "" {
+				h[ditto.HeaderCorrelationID] = cid
+			}
+			return ss.sendEnvelope(ditto.Envelope{Topic: searchTopicFailed, Headers: h, Path: "/",
+				Value: ditto.EncodeJSON(map[string]any{"subscriptionId": v.SubscriptionID, "error": json.RawMessage(e.JSON())})})
 		}
 		if t.Action == "cancel" {
 			sub.Cancel()
@@ -235,12 +246,16 @@ func (ss *wsSession) handleSearch(t ditto.Topic, env ditto.Envelope) bool {
 	return ss.sendError(t, env.Headers, ditto.ErrSearchProtocol.New("The search action '%s' cannot be sent by a client.", t.Action))
 }
 
-// searchPump forwards a search subscription's envelopes with the
-// subscribe's correlation-id until it ends.
-func (ss *wsSession) searchPump(sub SearchSubscription, cid string) {
+// searchTopicFailed is the topic of a failed search subscription.
+const searchTopicFailed = "_/_/things/twin/search/failed"
+
+// searchPump forwards a search subscription's envelopes, each with the
+// correlation-id of the subscription's latest message, until it ends.
+func (ss *wsSession) searchPump(sub SearchSubscription) {
 	defer func() {
 		ss.mu.Lock()
 		delete(ss.searches, sub.ID())
+		delete(ss.searchCIDs, sub.ID())
 		ss.mu.Unlock()
 	}()
 	for {
@@ -254,6 +269,9 @@ func (ss *wsSession) searchPump(sub SearchSubscription, cid string) {
 		if env.Headers == nil {
 			env.Headers = ditto.Headers{}
 		}
+		ss.mu.Lock()
+		cid := ss.searchCIDs[sub.ID()]
+		ss.mu.Unlock()
 		if cid != "" {
 			env.Headers[ditto.HeaderCorrelationID] = cid
 		}

@@ -90,6 +90,9 @@ type wsSession struct {
 	fanned     bool // registered with the event fan-out
 	liveCancel func()
 	searches   map[string]SearchSubscription
+	// searchCIDs is the correlation-id of each subscription's latest
+	// subscribe, request or cancel, which its messages carry (as in Ditto).
+	searchCIDs map[string]string
 	// expiry is when the session's JWT expires (zero: never); expiryMoved
 	// wakes the expirer when JWT-TOKEN changes it.
 	expiry      time.Time
@@ -109,6 +112,7 @@ func newSession(s *Server, conn *websocket.Conn, auth ditto.Auth, expiry time.Ti
 		closing:     make(chan struct{}),
 		auth:        auth,
 		searches:    map[string]SearchSubscription{},
+		searchCIDs:  map[string]string{},
 		expiry:      expiry,
 		expiryMoved: make(chan struct{}, 1),
 	}

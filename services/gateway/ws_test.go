@@ -308,8 +308,20 @@ func TestWSSearchProtocol(t *testing.T) {
 	if diff := cmp.Diff(want, items); diff != "" || topics[len(topics)-1] != "_/_/things/twin/search/complete" {
 		t.Errorf("search pages %v (-want +got):\n%s", topics, diff)
 	}
-	ws.sendText(`{"topic":"_/_/things/twin/search/request","headers":{},"path":"/","value":{"subscriptionId":"nope","demand":1}}`)
-	if env = ws.envelope(); env.Status != 400 || !strings.Contains(string(env.Value), "subscription.protocol.error") {
-		t.Errorf("unknown subscription: %d %s", env.Status, env.Value)
+	ws.sendText(`{"topic":"_/_/things/twin/search/request","headers":{"correlation-id":"r9"},"path":"/","value":{"subscriptionId":"nope","demand":1}}`)
+	if env = ws.envelope(); env.Topic != "_/_/things/twin/search/failed" || !strings.Contains(string(env.Value), "thing-search:subscription.not.found") ||
+		env.Headers["correlation-id"] != "r9" {
+		t.Errorf("unknown subscription: %s %s", env.Topic, env.Value)
+	}
+
+	// A demand below 1 fails the subscription (it used to hang), with the
+	// request's correlation-id.
+	ws.sendText(`{"topic":"_/_/things/twin/search/subscribe","headers":{"correlation-id":"s2"},"path":"/","value":{}}`)
+	created, _ = twDecode(t, ws.envelope().Value).(map[string]any)
+	id, _ = created["subscriptionId"].(string)
+	ws.sendText(`{"topic":"_/_/things/twin/search/request","headers":{"correlation-id":"r2"},"path":"/","value":{"subscriptionId":"` + id + `","demand":0}}`)
+	if env = ws.envelope(); env.Topic != "_/_/things/twin/search/failed" || !strings.Contains(string(env.Value), "subscription.protocol.error") ||
+		env.Headers["correlation-id"] != "r2" {
+		t.Errorf("demand 0: %s %v %s", env.Topic, env.Headers, env.Value)
 	}
 }

@@ -17,18 +17,23 @@ type Config struct {
 	// Timeout bounds one query (default 10 s); a query that runs longer
 	// fails with thing-search:search.timeout.
 	Timeout time.Duration `json:"timeout" yaml:"timeout"`
+	// IdleTimeout ends a search-protocol subscription that waits this long
+	// for a request (default 60 s, as Ditto's search-idle-timeout) with
+	// failed thing-search:subscription.timeout.
+	IdleTimeout time.Duration `json:"idleTimeout" yaml:"idleTimeout"`
 }
 
-// DefaultConfig returns the defaults: pages of 25, at most 200, 10 s.
+// DefaultConfig returns the defaults: pages of 25, at most 200, 10 s per
+// query, subscriptions idle for at most 60 s.
 func DefaultConfig() Config {
-	return Config{DefaultPageSize: 25, MaxPageSize: 200, Timeout: 10 * time.Second}
+	return Config{DefaultPageSize: 25, MaxPageSize: 200, Timeout: 10 * time.Second, IdleTimeout: time.Minute}
 }
 
 // Validate reports a configuration that cannot work. Zero fields are valid
 // (New defaults them).
 func (c Config) Validate() error {
-	if c.DefaultPageSize < 0 || c.MaxPageSize < 0 || c.Timeout < 0 {
-		return errors.New("search: page sizes and timeout must not be negative")
+	if c.DefaultPageSize < 0 || c.MaxPageSize < 0 || c.Timeout < 0 || c.IdleTimeout < 0 {
+		return errors.New("search: page sizes and timeouts must not be negative")
 	}
 	if c.DefaultPageSize > 0 && c.MaxPageSize > 0 && c.DefaultPageSize > c.MaxPageSize {
 		return errors.New("search: default page size exceeds the maximum")
@@ -49,6 +54,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = d.Timeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
 	}
 	return c
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dittonode/dittonode/ditto"
 )
@@ -94,6 +95,7 @@ func (sub *Subscription) Request(demand int) error {
 	if demand < 1 {
 		err := ditto.ErrSearchProtocol.New("The demand of a request must be positive, it was %d.", demand)
 		sub.fail(err)
+		sub.signal() // Next delivers the failure
 		return err
 	}
 	sub.demand = addCapped(sub.demand, demand)
@@ -141,6 +143,7 @@ func (sub *Subscription) envelope(topic string, value any) *ditto.Envelope {
 // returns io.EOF once complete or failed was delivered or after Cancel, and
 // ctx's error when ctx ends first.
 func (sub *Subscription) Next(ctx context.Context) (ditto.Envelope, error) {
+	var idle *time.Timer // a wait for demand longer than IdleTimeout fails
 	for {
 		sub.mu.Lock()
 		switch {
@@ -169,10 +172,22 @@ func (sub *Subscription) Next(ctx context.Context) (ditto.Envelope, error) {
 			continue
 		}
 		sub.mu.Unlock()
+		if idle == nil {
+			idle = time.NewTimer(sub.s.cfg.IdleTimeout)
+			defer idle.Stop()
+		} else {
+			idle.Reset(sub.s.cfg.IdleTimeout)
+		}
 		select {
 		case <-ctx.Done():
 			return ditto.Envelope{}, ctx.Err()
 		case <-sub.wake:
+		case <-idle.C:
+			sub.mu.Lock()
+			if !sub.done && sub.final == nil && sub.demand == 0 {
+				sub.fail(ditto.ErrSearchSubTimeout.New("The search subscription '%s' timed out: no request within %s.", sub.id, sub.s.cfg.IdleTimeout))
+			}
+			sub.mu.Unlock()
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,3 +152,37 @@ func TestSubscriptionProtocol(t *testing.T) {
 		}
 	})
 }
+
+// TestSubscriptionIdleTimeout: a subscription that waits longer than the
+// idle timeout for a request fails with thing-search:subscription.timeout;
+// requests in time keep it going.
+func TestSubscriptionIdleTimeout(t *testing.T) {
+	w := newWorld(t)
+	w.populate(43, 20)
+	cfg := DefaultConfig()
+	cfg.IdleTimeout = 150 * time.Millisecond
+	s := w.start(t, cfg)
+	sub, err := s.Subscribe(context.Background(), Query{Options: "size(5)", Auth: ditto.Auth{Subjects: []string{subjAdmin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topic, _ := next(t, sub); topic != TopicCreated {
+		t.Fatalf("first envelope %s", topic)
+	}
+	if err := sub.Request(1); err != nil {
+		t.Fatal(err)
+	}
+	if topic, _ := next(t, sub); topic != TopicNext {
+		t.Fatalf("page: %s", topic)
+	}
+	began := time.Now()
+	topic, v := next(t, sub)
+	if topic != TopicFailed || !json.Valid(v.Error) || !bytesContain(v.Error, "thing-search:subscription.timeout") {
+		t.Fatalf("after idling: %s %s", topic, v.Error)
+	}
+	if waited := time.Since(began); waited < cfg.IdleTimeout {
+		t.Fatalf("failed after %s, before the idle timeout", waited)
+	}
+}
+
+func bytesContain(b []byte, s string) bool { return strings.Contains(string(b), s) }
