@@ -184,6 +184,7 @@ var (
 	ErrSearchSubTimeout     = ErrorDef{"thing-search:subscription.timeout", 408, "Request pages in time: a subscription without requests ends."}
 	ErrMessageSendDenied    = ErrorDef{"messages:send.notallowed", 403, "Check if you have WRITE permission on the message resource."}
 	ErrMessageTooLarge      = ErrorDef{"messages:message.toolarge", 413, "Reduce the size of the message payload to at most 250 kB."}
+	ErrMessageSubjectBad    = ErrorDef{"messages:subject.invalid", 400, "The subject must conform to the RFC-3986 (URI) definition."}
 	ErrMessageTimeout       = ErrorDef{"messages:message.timeout", 408, "No response arrived in time."}
 	ErrAckTimeout           = ErrorDef{"acknowledgement:request.timeout", 408, "The acknowledgement did not arrive in time."}
 	ErrAckLabelNotUnique    = ErrorDef{"acknowledgement:label.not.unique", 409, "Acknowledgement labels must be unique."}
@@ -244,7 +245,7 @@ var Catalogue = []ErrorDef{
 	ErrPolicyImportsTooLarge, ErrPolicyUnavailable, ErrPolicyEntryNamespacesBad, ErrPolicyImportableInvalid,
 	ErrPolicyActionNotAllowed, ErrPolicyAnnouncementBad,
 	ErrSearchOptionInvalid, ErrSearchCursorInvalid, ErrSearchTimeout, ErrSearchProtocol, ErrSearchSubNotFound, ErrSearchSubTimeout, ErrMessageSendDenied,
-	ErrMessageTooLarge, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrAckLabelInvalid,
+	ErrMessageTooLarge, ErrMessageSubjectBad, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrAckLabelInvalid,
 	ErrAckLabelNotDeclared, ErrEventNotAllowed, ErrConnectionNotFound,
 	ErrConnectionConflict, ErrConnectionInvalid, ErrConnectionIDInvalid, ErrConnectionFailed, ErrConnectionCommand,
 	ErrConnectionNotDeletable, ErrConnectionClosed,

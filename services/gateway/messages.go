@@ -85,6 +85,9 @@ func parseMessageRoute(escaped string) (mr messageRoute, ok bool, derr *ditto.Er
 		return mr, true, nil
 	}
 	for _, seg := range rest {
+		if seg == "" {
+			return messageRoute{}, true, subjectInvalid(strings.Join(rest, "/"))
+		}
 		s, err := valueSegment(seg)
 		if err != nil {
 			return messageRoute{}, true, err
@@ -93,12 +96,17 @@ func parseMessageRoute(escaped string) (mr messageRoute, ok bool, derr *ditto.Er
 		// subject may be empty: it becomes a path of the message.
 		for _, part := range strings.Split(s, "/") {
 			if part == "" {
-				return messageRoute{}, true, ditto.ErrPointerInvalid.New("The message subject '%s' has an empty segment.", s)
+				return messageRoute{}, true, subjectInvalid(s)
 			}
 		}
 		mr.subject = append(mr.subject, s)
 	}
 	return mr, true, nil
+}
+
+// subjectInvalid is Ditto's error for a subject with an empty part.
+func subjectInvalid(subject string) *ditto.Error {
+	return ditto.ErrMessageSubjectBad.New("The subject '%s' is invalid!", truncateString(subject, 200))
 }
 
 // envelope builds the message's topic and path.
@@ -183,6 +191,21 @@ func (s *Server) serveMessage(w http.ResponseWriter, r *http.Request, q url.Valu
 		return
 	}
 	env.Headers = h
+
+	if cond := h[ditto.HeaderCondition]; cond != "" && !mr.claim {
+		// As in Ditto, a message with a condition goes out only when the
+		// condition holds on the twin (412 otherwise), and the requester
+		// must be able to read the fields it references.
+		probe := ditto.Command{Action: ditto.ActionRetrieve, Entity: mr.thingID, Path: ditto.Pointer{}, Fields: "thingId", Auth: auth,
+			Headers: ditto.Headers{ditto.HeaderCondition: cond, ditto.HeaderCorrelationID: cid}}
+		pctx, cancel := context.WithTimeout(r.Context(), MaxTimeout)
+		_, err := s.execute(pctx, resThings, probe)
+		cancel()
+		if err != nil {
+			s.writeCommandError(w, resThings, probe, ditto.Result{}, err)
+			return
+		}
+	}
 
 	ctx := r.Context()
 	if timeout > 0 {
@@ -346,7 +369,7 @@ func (s *Server) serveLiveCommand(w http.ResponseWriter, r *http.Request, rt rou
 	defer cancel()
 	resp, ok, err := s.deps.Live.Send(ctx, env, cmd.Auth)
 	var de *ditto.Error
-	if err != nil && strategy == "use-twin" && cmd.Action == ditto.ActionRetrieve && errors.As(err, &de) && de.Code == ditto.ErrAckTimeout.Code {
+	if err != nil && strategy == "use-twin" && cmd.Action == ditto.ActionRetrieve && errors.As(err, &de) && de.Code == ditto.ErrCommandTimeout.Code {
 		s.serveTwinFallback(w, r, rt, cmd)
 		return
 	}

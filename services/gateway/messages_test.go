@@ -214,7 +214,7 @@ func TestHTTPMessageErrors(t *testing.T) {
 		status                             int
 		code                               string
 	}{
-		{"no responder", "alice", "POST", "/inbox/messages/ask", "text/plain", "hi", []string{"timeout", "200ms"}, 408, "acknowledgement:request.timeout"},
+		{"no responder", "alice", "POST", "/inbox/messages/ask", "text/plain", "hi", []string{"timeout", "200ms"}, 408, "command.timeout"},
 		{"timeout 0", "alice", "POST", "/inbox/messages/ask", "text/plain", "hi", []string{"timeout", "0"}, 202, ""},
 		{"no response required", "alice", "POST", "/inbox/messages/ask", "text/plain", "hi", []string{"response-required", "false"}, 202, ""},
 		{"too large", "alice", "POST", "/inbox/messages/ask", "text/plain", big, nil, 413, "messages:message.toolarge"},
@@ -226,6 +226,11 @@ func TestHTTPMessageErrors(t *testing.T) {
 		{"unknown thing", "alice", "POST", "/../things/org.acme:nope/inbox/messages/ask", "text/plain", "hi", nil, 404, "things:thing.notfound"},
 		{"GET", "alice", "GET", "/inbox/messages/ask", "", "", nil, 405, "gateway:method.notallowed"},
 		{"zero timeout and acks", "alice", "POST", "/inbox/messages/ask", "text/plain", "hi", []string{"timeout", "0", "requested-acks", "some-ack"}, 400, "header.invalid"},
+		{"condition holds", "alice", "POST", "/inbox/messages/ask", "text/plain", "hi", []string{"timeout", "0", "condition", `eq(thingId,"org.acme:t1")`}, 202, ""},
+		{"condition fails", "alice", "POST", "/inbox/messages/ask", "text/plain", "hi", []string{"timeout", "0", "condition", `eq(thingId,"org.acme:x")`}, 412, "things:condition.failed"},
+		{"condition invalid", "alice", "POST", "/inbox/messages/ask", "text/plain", "hi", []string{"timeout", "0", "condition", `eq(thingId`}, 400, "things:condition.invalid"},
+		{"empty subject", "alice", "POST", "/inbox/messages/", "text/plain", "hi", nil, 400, "messages:subject.invalid"},
+		{"empty subject part", "alice", "POST", "/inbox/messages/a//b", "text/plain", "hi", nil, 400, "messages:subject.invalid"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -288,7 +293,7 @@ func TestHTTPLiveCommands(t *testing.T) {
 		t.Errorf("live modify as bob: %d %s", r.status, r.body)
 	}
 	r = ln.do("alice", "GET", "/api/2/things/org.acme:t1/features/f/properties/slow?channel=live&timeout=200ms", "", "")
-	if r.status != 408 || r.errorCode() != "acknowledgement:request.timeout" {
+	if r.status != 408 || r.errorCode() != "command.timeout" {
 		t.Errorf("live timeout: %d %s", r.status, r.body)
 	}
 	r = ln.do("alice", "GET", "/api/2/things/org.acme:t1/features/f/properties/slow?channel=live&timeout=200ms&live-channel-timeout-strategy=use-twin", "", "")

@@ -125,14 +125,11 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, q url.Values, 
 	} else {
 		st.thing, st.path = rt.entity, rt.path
 	}
+	// A Last-Event-ID that is no event ID of this node (Ditto sends none on
+	// this stream and ignores the header) replays nothing.
 	var lastID uint64
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			writeDittoError(w, ditto.ErrHeaderInvalid.New("The Last-Event-ID '%s' is not an event ID of this node.", truncateText(v, 50)))
-			return
-		}
-		lastID = n
+		lastID, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 	}
 	if !s.hub.acquire() {
 		writeDittoError(w, ditto.ErrTooManyRequests.New("Too many streams are open; try again later."))
@@ -258,14 +255,20 @@ func (s *Server) sseFrame(st *sseStream, sig ditto.Signal) ([]byte, bool) {
 		return nil, false
 	}
 	doc := ev.changed
-	if ev.extra != nil {
+	switch {
+	case t.Action == "merged":
+		// The thing after a merge holds no nulls: they deleted (Ditto).
+		doc = withoutNulls(doc)
+	case ev.extra != nil:
 		doc = ditto.DeepCopy(doc).(map[string]any)
+	}
+	if ev.extra != nil {
 		mergeMissing(doc, ev.extra)
 	}
 	var data any = doc
 	if !st.fields.IsEmpty() {
 		if st.fields.Has("_context") {
-			ctx := map[string]any{"topic": sig.Envelope.Topic, "path": sig.Envelope.Path, "headers": map[string]string(outboundHeaders(sig.Envelope.Headers))}
+			ctx := map[string]any{"topic": sig.Envelope.Topic, "path": sig.Envelope.Path, "headers": map[string]string(outboundHeaders(sig.Envelope.Headers)), "value": nil}
 			if ev.hasValue {
 				ctx["value"] = ev.value
 			}
@@ -273,6 +276,9 @@ func (s *Server) sseFrame(st *sseStream, sig ditto.Signal) ([]byte, bool) {
 		}
 		addSpecials(doc, t.Namespace, sig)
 		data = st.fields.Apply(doc)
+		if m, ok := data.(map[string]any); ok && len(m) == 0 {
+			return nil, false // the selection left nothing of this change (Ditto drops it)
+		}
 	}
 	if len(st.path) > 0 {
 		v, ok := ditto.GetAt(data, st.path)
@@ -292,6 +298,21 @@ func (s *Server) sseFrame(st *sseStream, sig ditto.Signal) ([]byte, bool) {
 	}
 	b.WriteString("\n")
 	return []byte(b.String()), true
+}
+
+// withoutNulls returns a copy of m without its null members, at any depth.
+func withoutNulls(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		switch x := v.(type) {
+		case nil:
+		case map[string]any:
+			out[k] = withoutNulls(x)
+		default:
+			out[k] = ditto.DeepCopy(v)
+		}
+	}
+	return out
 }
 
 // addSpecials adds the special fields a field selector may pick.

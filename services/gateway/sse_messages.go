@@ -85,10 +85,13 @@ func appendSSEField(b []byte, name string, value []byte) []byte {
 type messageFilter struct {
 	thingID string
 	prefix  ditto.Pointer
+	// exact: a subject was given, and only that subject is selected
+	// (Ditto filters eq(resource:path)); else every subject below prefix.
+	exact bool
 }
 
 func newMessageFilter(mr messageRoute) messageFilter {
-	f := messageFilter{thingID: mr.thingID}
+	f := messageFilter{thingID: mr.thingID, exact: len(mr.subject) > 0}
 	switch {
 	case mr.claim:
 		f.prefix = ditto.Pointer{"inbox", "claim"}
@@ -108,7 +111,7 @@ func (f messageFilter) frame(env ditto.Envelope) ([]byte, bool) {
 		return nil, false
 	}
 	p, err := ditto.ParsePointer(env.Path)
-	if err != nil || !p.HasPrefix(f.prefix) {
+	if err != nil || !p.HasPrefix(f.prefix) || (f.exact && len(p) != len(f.prefix)) {
 		return nil, false
 	}
 	var data []byte
@@ -140,12 +143,9 @@ func (s *Server) serveMessageSSE(w http.ResponseWriter, r *http.Request, auth di
 		writeDittoError(w, derr)
 		return
 	}
-	if s.deps.ThingState != nil {
-		if _, _, ok := s.deps.ThingState(mr.thingID); !ok {
-			writeDittoError(w, ditto.ErrThingNotFound.New("The Thing with ID '%s' could not be found or requester had insufficient permissions to access it.", mr.thingID))
-			return
-		}
-	}
+	// No existence check: a 404 for a missing thing against 200 for one
+	// the requester may not read would tell which things exist (Ditto
+	// answers 200 either way).
 	if !s.hub.acquire() {
 		writeDittoError(w, ditto.ErrTooManyRequests.New("Too many streams are open; try again later."))
 		return

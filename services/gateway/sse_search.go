@@ -53,16 +53,19 @@ func (s *Server) serveSearchSSE(w http.ResponseWriter, r *http.Request, q Search
 			stripID = true
 		}
 	}
+	// As in Ditto's search source: sort and size only; the stream holds
+	// every match, so size is ignored, and limit or cursor are refused.
 	opts := splitOptions(q.Options)
-	cursor, single, sorted := "", false, false
+	sorted := false
 	kept := opts[:0]
 	for _, o := range opts {
 		switch {
-		case strings.HasPrefix(o, "cursor("):
-			cursor = strings.TrimSuffix(strings.TrimPrefix(o, "cursor("), ")")
+		case strings.HasPrefix(o, "cursor("), strings.HasPrefix(o, "limit("):
+			writeDittoError(w, ditto.ErrSearchOptionInvalid.New("The option '%s' is not supported at this endpoint.", truncateText(o, 100)).
+				WithDescription("Give only sort and size options to a search stream."))
+			return
+		case strings.HasPrefix(o, "size("):
 			continue
-		case strings.HasPrefix(o, "limit("):
-			single = true
 		case strings.HasPrefix(o, "sort("):
 			sorted = o != "sort(+thingId)" && o != "sort(thingId)"
 		}
@@ -93,7 +96,7 @@ func (s *Server) serveSearchSSE(w http.ResponseWriter, r *http.Request, q Search
 		items, next, _, err := s.deps.Search.SearchThings(ctx, pq)
 		return items, next, err
 	}
-	items, next, err := page(cursor)
+	items, next, err := page("")
 	if err != nil {
 		s.writeError(w, 0, cid, err)
 		return
@@ -126,7 +129,7 @@ func (s *Server) serveSearchSSE(w http.ResponseWriter, r *http.Request, q Search
 				return
 			}
 		}
-		if next == "" || single {
+		if next == "" {
 			return
 		}
 		if items, next, err = page(next); err != nil {

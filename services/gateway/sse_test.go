@@ -88,3 +88,36 @@ func TestSSEResume(t *testing.T) {
 		t.Errorf("resumed stream (-want +got):\n%s", diff)
 	}
 }
+
+// TestSSEDittoShapes: what Ditto's SSE route does with selections that
+// leave nothing, merges, deletes and a foreign Last-Event-ID.
+func TestSSEDittoShapes(t *testing.T) {
+	n := startTwinNode(t, nil)
+	setupTwinFixture(t, n)
+	owner := newTwHTTP(t, n, "ditto")
+	onlyAttrs := openTwSSE(t, n, "alice", "/api/2/things?ids=ns:t1&fields=attributes", "Last-Event-ID", "ns:t5")
+	ctx := openTwSSE(t, n, "alice", "/api/2/things?ids=ns:t1&fields="+url.QueryEscape("_context/path,_context/value"))
+	all := openTwSSE(t, n, "alice", "/api/2/things?ids=ns:t1")
+
+	owner.must("PUT", "/api/2/things/ns:t1/features/lamp/properties/on", `true`, 204)
+	owner.must("PATCH", "/api/2/things/ns:t1", `{"attributes":{"public":null,"x":1}}`, 204)
+	owner.must("DELETE", "/api/2/things/ns:t1/attributes/x", "", 204)
+
+	// The lamp change selects nothing of attributes: no event for it.
+	if ev := onlyAttrs.next(); ev.data != `{"attributes":{"x":1}}` {
+		t.Errorf("fields=attributes: %s (the lamp change, or a null of the merge, leaked)", ev.data)
+	}
+	for _, want := range []string{
+		`{"features":{"lamp":{"properties":{"on":true}}},"thingId":"ns:t1"}`,
+		`{"attributes":{"x":1},"thingId":"ns:t1"}`, // the merge without its null
+	} {
+		if ev := all.next(); ev.data != want {
+			t.Errorf("got %s, want %s", ev.data, want)
+		}
+	}
+	ctx.next()
+	ctx.next()
+	if ev := ctx.next(); ev.data != `{"_context":{"path":"/attributes/x","value":null}}` {
+		t.Errorf("_context of a delete: %s", ev.data)
+	}
+}

@@ -65,6 +65,9 @@ func (c twHTTP) do(method, path, body string) (int, []byte) {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+		if method == http.MethodPatch {
+			req.Header.Set("Content-Type", "application/merge-patch+json")
+		}
 	}
 	req.SetBasicAuth(c.user, c.user)
 	resp, err := http.DefaultClient.Do(req)

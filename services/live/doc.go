@@ -38,8 +38,10 @@
 // ID are not delivered back to that subscriber.
 //
 // Decisions where Ditto leaves room:
-//   - A missing live-response or custom ack is 408
-//     acknowledgement:request.timeout, for messages as for live commands.
+//   - A missing live-response alone is 408 command.timeout (Ditto's
+//     answer); a missing ack among several is 408
+//     acknowledgement:request.timeout in the aggregation, for messages as
+//     for live commands.
 //   - Receivers need unrestricted READ on message:<path> for messages and
 //     partial READ on thing:<path> for live commands and events; partial
 //     readers get live events as the policy's JSON view.

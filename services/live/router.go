@@ -243,7 +243,7 @@ type target struct {
 // otherwise the aggregated acknowledgements (topic <ns>/<name>/things/live/
 // acks, value {label:{status,payload,headers}}, status 200 if all are 2xx,
 // else 424; a single ack gives its own status). A missing live-response
-// alone is the error 408 acknowledgement:request.timeout.
+// alone is the error 408 command.timeout, as in Ditto.
 func (r *Router) Send(ctx context.Context, env ditto.Envelope, auth ditto.Auth) (ditto.Envelope, bool, error) {
 	sig, err := r.classify(env)
 	if err != nil {
@@ -296,7 +296,9 @@ func (r *Router) Send(ctx context.Context, env ditto.Envelope, auth ditto.Auth) 
 	acks := r.wait(ctx, timeout, r.live, p)
 	if len(acks) == 1 && p.labels[0] == LabelLiveResponse {
 		if !acks[0].received {
-			return ditto.Envelope{}, false, ackTimeout(timeout)
+			// Ditto's answer to a response that never came.
+			return ditto.Envelope{}, false, ditto.ErrCommandTimeout.New("The Command reached the specified timeout of %dms.", timeout.Milliseconds()).
+				WithDescription("Try increasing the command timeout.")
 		}
 		return acks[0].env, true, nil
 	}

@@ -96,7 +96,7 @@ func TestTimeoutAndNoResponse(t *testing.T) {
 	r := n.Live()
 	start := time.Now()
 	_, _, err := r.Send(ctxTimeout(t, 150*time.Millisecond), message("ask", "t1", `1`), alice)
-	if errCode(err) != "acknowledgement:request.timeout" || err.(*ditto.Error).Status != 408 {
+	if errCode(err) != "command.timeout" || err.(*ditto.Error).Status != 408 {
 		t.Fatalf("no responder: %v", err)
 	}
 	if time.Since(start) < 100*time.Millisecond {
