@@ -44,8 +44,10 @@ type policyCmd struct {
 }
 
 // policyRules is the Rules of new commands: lockout prevention on every
-// write, subject expiries in the past refused.
-const policyRules = 1
+// write, subject expiries in the past refused (1); an import needs READ on
+// every entry it takes from the imported policy, checked on every write of
+// the imports (2).
+const policyRules = 2
 
 // compensateCmd deletes policy ID if it is still at Revision.
 type compensateCmd struct {
@@ -355,11 +357,11 @@ func policyNotFound(id string) *ditto.Error {
 	return ditto.ErrPolicyNotFound.New("The Policy with ID '%s' could not be found or requester had insufficient permissions to access it.", id)
 }
 
-// notModifiable is the 403 error of a denied write of kind k.
+// notModifiable is the 403 error of a denied write of kind k, as Ditto's
+// PolicyCommandToModifyExceptionRegistry maps it (the entries as a whole:
+// the policy's error).
 func notModifiable(k kind, id string, p ditto.Pointer) *ditto.Error {
 	switch k {
-	case kEntries:
-		return ditto.ErrPolicyEntriesNotMod.New("The entries of the Policy with ID '%s' could not be modified as the requester had insufficient permissions to modify them.", id)
 	case kEntry, kEntryField:
 		return ditto.ErrPolicyEntryNotModifiable.New("The Policy Entry with Label '%s' on the Policy with ID '%s' could not be modified as the requester had insufficient permissions.", p[1], id)
 	case kSubjects:
@@ -510,7 +512,7 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[
 	if imps, _ := next["imports"].(map[string]any); len(imps) > MaxImports {
 		return ditto.ErrPolicyImportsTooLarge.New("The Policy '%s' would have %d imports, more than the allowed %d.", c.ID, len(imps), MaxImports)
 	}
-	if err := s.checkImports(c, tree, next, now); err != nil {
+	if err := s.checkImports(c, tree, next, now, k, p); err != nil {
 		return err
 	}
 	var early *record // the new policy encoded before commit, if it was
@@ -539,11 +541,33 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[
 	return s.commit(index, c, ts, rec, tree, next, early, p, frag, status, value)
 }
 
-// checkImports requires READ on the entries of every policy that next
-// imports and tree (the current policy, nil for none) did not, and that it
-// exists.
-func (s *Service) checkImports(c *policyCmd, tree, next map[string]any, now time.Time) error {
+// checkImports checks that the requester may import what next imports.
+// Under rules 2, as Ditto's PolicyImportsPreEnforcer: every write of the
+// whole policy, its imports or one import (k at p) needs, for each import
+// it writes, unrestricted READ on every entry that import takes from the
+// imported policy (its implicit entries and the labels it lists), and the
+// imported policy must exist; else 404 policies:policy.notfound. Earlier
+// rules asked partial READ on the entries of newly imported policies only.
+func (s *Service) checkImports(c *policyCmd, tree, next map[string]any, now time.Time, k kind, p ditto.Pointer) error {
 	imps, _ := next["imports"].(map[string]any)
+	if c.Rules >= 2 {
+		var ids []string
+		switch k {
+		case kRoot, kImports:
+			ids = sortedKeys(imps)
+		case kImport, kImportField:
+			if _, ok := imps[p[1]]; ok {
+				ids = []string{p[1]}
+			}
+		}
+		for _, id := range ids {
+			if !s.mayImport(id, imps[id], c.Subjects, now) {
+				return ditto.ErrPolicyNotFound.New("The Policy with ID '%s' could not be found or requester had insufficient permissions to access it.", id).
+					WithDescription("Check if the ID of the imported Policy was correct and you have sufficient permissions on all imported policy entries.")
+			}
+		}
+		return nil
+	}
 	old, _ := tree["imports"].(map[string]any)
 	for _, id := range sortedKeys(imps) {
 		if _, had := old[id]; had {
@@ -555,6 +579,35 @@ func (s *Service) checkImports(c *policyCmd, tree, next map[string]any, now time
 		}
 	}
 	return nil
+}
+
+// mayImport reports whether subjects may import policy id as imp (its
+// import object) describes: it exists, and they have unrestricted READ on
+// every entry the import takes, its implicit entries and the ones it lists.
+func (s *Service) mayImport(id string, imp any, subjects []string, now time.Time) bool {
+	irec := s.current(id)
+	if !irec.live() {
+		return false
+	}
+	enf := s.enforcerAt(irec, namespaceOf(id), now)
+	readable := func(label string) bool {
+		return enf.Unrestricted(ditto.ResourcePolicy, ditto.Pointer{"entries", label}, subjects, ditto.PermRead)
+	}
+	entries, _ := irec.policy()["entries"].(map[string]any)
+	for _, label := range sortedKeys(entries) {
+		em, _ := entries[label].(map[string]any)
+		if im, _ := em["importable"].(string); (im == "" || im == importableImplicit) && !readable(label) {
+			return false
+		}
+	}
+	m, _ := imp.(map[string]any)
+	listed, _ := m["entries"].([]any)
+	for _, l := range listed {
+		if label, ok := l.(string); ok && !readable(label) {
+			return false
+		}
+	}
+	return true
 }
 
 // expiredSubject refuses a write that sets a subject expiry (rounded up

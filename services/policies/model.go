@@ -385,7 +385,7 @@ func normEntryField(field string, v any) (any, error) {
 	case "importable":
 		return normImportable(v)
 	case "allowedAdditions":
-		return normStrings(v, "allowedAdditions", func(s string) bool { return s == "subjects" || s == "resources" })
+		return normStrings(v, "allowedAdditions", func(s string) bool { return s == "subjects" || s == "resources" || s == "namespaces" })
 	case "references":
 		a, ok := v.([]any)
 		if !ok {

@@ -164,8 +164,9 @@ func eachImported(policy map[string]any, deps []depRef, fn func(id, label string
 
 // resolvedPolicy is policy as it is evaluated (policy-view=resolved): its
 // own entries and, under "imported-<policy ID>-<label>", the entries it
-// imports now; without imports, which the merge stands for.
-func resolvedPolicy(policy map[string]any, deps []depRef) map[string]any {
+// imports now that keep lets through; without imports, which the merge
+// stands for.
+func resolvedPolicy(policy map[string]any, deps []depRef, keep func(id, label string) bool) map[string]any {
 	out := make(map[string]any, len(policy))
 	for k, v := range policy {
 		if k != "imports" {
@@ -178,7 +179,9 @@ func resolvedPolicy(policy map[string]any, deps []depRef) map[string]any {
 		entries[l] = e
 	}
 	eachImported(policy, deps, func(id, label string, em map[string]any) {
-		entries["imported-"+id+"-"+label] = em
+		if keep(id, label) {
+			entries["imported-"+id+"-"+label] = em
+		}
 	})
 	out["entries"] = entries
 	return out
@@ -405,7 +408,14 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 	tree := rec.policy()
 	resolved := k == kRoot && cmd.Headers.Get(ditto.HeaderPolicyView) == "resolved"
 	if resolved {
-		tree = resolvedPolicy(tree, s.importDeps(tree))
+		// An imported entry shows only to a requester who may read it in
+		// the policy it comes from (as in Ditto).
+		now := s.deps.Clock()
+		tree = resolvedPolicy(tree, s.importDeps(tree), func(src, label string) bool {
+			srec := s.current(src)
+			return srec.live() && s.enforcerAt(srec, namespaceOf(src), now).
+				Unrestricted(ditto.ResourcePolicy, ditto.Pointer{"entries", label}, subjects, ditto.PermRead)
+		})
 	}
 	v, ok := ditto.GetAt(tree, p)
 	if !ok {
@@ -463,6 +473,10 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, p ditto.Point
 
 // defaultAt gives the implicit value of an absent entry or import field.
 func defaultAt(policy map[string]any, p ditto.Pointer, k kind) (any, bool) {
+	if k == kImports {
+		// A policy without imports imports nothing (Ditto: 200 {}).
+		return map[string]any{}, true
+	}
 	if k != kEntryField && k != kImportField {
 		return nil, false
 	}
@@ -474,7 +488,7 @@ func defaultAt(policy map[string]any, p ditto.Pointer, k kind) (any, bool) {
 		// An import without an entries (or transitiveImports) list names
 		// none: it takes the implicitly importable entries only.
 		return []any{}, true
-	case p[2] == "namespaces":
+	case p[2] == "namespaces", p[2] == "allowedAdditions", p[2] == "references":
 		return []any{}, true
 	case p[2] == "importable":
 		return importableImplicit, true

@@ -234,7 +234,7 @@ func TestHandleValidation(t *testing.T) {
 		{"bad importable", "", withEntry("x", `{"subjects":{},"resources":{},"importable":"sometimes"}`), "policies:entry.importable.invalid"},
 		{"too many imports", "", imports(11), "policies:imports.toolarge"},
 		{"self import", "", `{"imports":{"ns:pol":{}},"entries":{}}`, "policies:import.invalid"},
-		{"missing import", "", imports(1), "policies:import.invalid"},
+		{"missing import", "", imports(1), "policies:policy.notfound"},
 		{"too large", "", withEntry("x", `{"subjects":{"a:`+strings.Repeat("x", 2000)+`":{"type":"t"}},"resources":{}}`), "policies:policy.toolarge"},
 		{"invalid id", "bad id", ownerPolicy, "policies:id.invalid"},
 	}
@@ -337,11 +337,11 @@ func TestImports(t *testing.T) {
 			{name: "get imports", r: req{action: get, path: ptr("imports")}, status: 200, value: `{"ns:tmpl":{"entries":["expl"]}}`},
 			{name: "put import entries", r: req{action: mod, path: ptr("imports", "ns:tmpl", "entries"), value: `["expl","expl2"]`}, status: 204},
 			{name: "get import", r: req{action: get, path: ptr("imports", "ns:tmpl")}, status: 200, value: `{"entries":["expl","expl2"]}`},
-			{name: "import unreadable policy", r: req{action: mod, path: ptr("imports", "ns:secret"), value: `{}`}, code: "policies:import.invalid"},
+			{name: "import unreadable policy", r: req{action: mod, path: ptr("imports", "ns:secret"), value: `{}`}, code: "policies:policy.notfound"},
 			{name: "delete import", r: req{action: del, path: ptr("imports", "ns:tmpl")}, status: 204},
 			{name: "get missing import", r: req{action: get, path: ptr("imports", "ns:tmpl")}, code: "policies:import.notfound"},
 			{name: "delete imports", r: req{action: del, path: ptr("imports")}, status: 204},
-			{name: "get missing imports", r: req{action: get, path: ptr("imports")}, code: "policies:imports.notfound"},
+			{name: "no imports: none", r: req{action: get, path: ptr("imports")}, status: 200, value: `{}`},
 			{name: "import without lists", r: req{action: mod, path: ptr("imports", "ns:tmpl"), value: `{}`}, status: 201},
 			{name: "its entries: none named", r: req{action: get, path: ptr("imports", "ns:tmpl", "entries")}, status: 200, value: `[]`},
 			{name: "its transitive imports: none", r: req{action: get, path: ptr("imports", "ns:tmpl", "transitiveImports")}, status: 200, value: `[]`},
@@ -469,5 +469,41 @@ func TestSignals(t *testing.T) {
 	}
 	if got[4].State != nil || got[4].Envelope.Value != nil {
 		t.Error("deleted signal carries state or value")
+	}
+}
+
+// TestImportNeedsReadOfWhatItTakes: as in Ditto, importing needs
+// unrestricted READ on every entry the import takes from the imported
+// policy (implicit ones and listed ones), on every write of the import;
+// and the resolved view shows an imported entry only to who may read it
+// at its source.
+func TestImportNeedsReadOfWhatItTakes(t *testing.T) {
+	h := newHarness(t, Config{})
+	bob := []string{"nginx:bob"}
+	h.create(t, "ns:tmpl", `{"entries":{
+		"owner":{"subjects":{"nginx:a":{"type":"t"}},"resources":{"policy:/":{"grant":["READ","WRITE"],"revoke":[]}},"importable":"never"},
+		"pub":{"subjects":{"nginx:bob":{"type":"t"}},"resources":{"policy:/entries/pub":{"grant":["READ"],"revoke":[]}},"importable":"explicit"},
+		"secret":{"subjects":{"nginx:carol":{"type":"t"}},"resources":{"thing:/":{"grant":["READ","WRITE"],"revoke":[]}},"importable":"explicit"}}}`)
+	bobOwn := `"bo":{"subjects":{"nginx:bob":{"type":"t"}},"resources":{"thing:/":{"grant":["READ","WRITE"],"revoke":[]},"policy:/":{"grant":["READ","WRITE"],"revoke":[]}}}`
+	runSteps(t, h, []step{
+		{name: "an entry bob may not read", r: req{action: mod, id: "ns:bob1", subjects: bob, value: `{"imports":{"ns:tmpl":{"entries":["secret"]}},"entries":{` + bobOwn + `}}`}, code: "policies:policy.notfound"},
+		{name: "an entry bob may read", r: req{action: mod, id: "ns:bob2", subjects: bob, value: `{"imports":{"ns:tmpl":{"entries":["pub"]}},"entries":{` + bobOwn + `}}`}, status: 201},
+		{name: "listing one he may not read later", r: req{action: mod, id: "ns:bob2", subjects: bob, path: ptr("imports", "ns:tmpl", "entries"), value: `["pub","secret"]`}, code: "policies:policy.notfound"},
+		{name: "a missing policy", r: req{action: mod, id: "ns:bob2", subjects: bob, path: ptr("imports", "ns:nope"), value: `{}`}, code: "policies:policy.notfound"},
+	})
+	// a imports both; carol may read the importer but not the template.
+	h.create(t, "ns:imp", `{"imports":{"ns:tmpl":{"entries":["pub","secret"]}},"entries":{"owner":`+ownerEntry+`,
+		"carol":{"subjects":{"nginx:carol":{"type":"t"}},"resources":{"policy:/":{"grant":["READ"],"revoke":[]}}}}}`)
+	view := ditto.Headers{ditto.HeaderPolicyView: "resolved"}
+	for who, want := range map[string][]string{"nginx:a": {"carol", "imported-ns:tmpl-pub", "imported-ns:tmpl-secret", "owner"}, "nginx:carol": {"carol", "owner"}} {
+		res := h.mustDo(t, req{action: get, id: "ns:imp", subjects: []string{who}, headers: view})
+		var labels []string
+		for l := range res.Value.(map[string]any)["entries"].(map[string]any) {
+			labels = append(labels, l)
+		}
+		sort.Strings(labels)
+		if !slices.Equal(labels, want) {
+			t.Errorf("%s sees %v, want %v", who, labels, want)
+		}
 	}
 }
