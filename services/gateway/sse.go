@@ -100,6 +100,10 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, q url.Values, 
 		writeDittoError(w, ditto.ErrUnavailable.New("Server-sent events are not available on this node."))
 		return
 	}
+	if derr := historicalStream(q, rt); derr != nil {
+		writeDittoError(w, derr)
+		return
+	}
 	st := &sseStream{auth: auth}
 	spec, derr := parseStreamSpec(q)
 	if derr != nil {
@@ -221,6 +225,44 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, q url.Values, 
 			}
 		}
 	}
+}
+
+// historicalStream answers a stream of persisted events (the
+// from-/to-historical-revision and -timestamp parameters, ditto-spec
+// section 5): 400 for a value that does not parse, else 404
+// things:thing.history.notfound, since a node keeps only the current
+// revision of a thing. Without such a parameter it returns nil.
+func historicalStream(q url.Values, rt route) *ditto.Error {
+	given := false
+	for _, name := range [...]string{"from-historical-revision", "to-historical-revision", "from-historical-timestamp", "to-historical-timestamp"} {
+		v, ok := q[name]
+		if !ok {
+			continue
+		}
+		given = true
+		raw := ""
+		if len(v) > 0 {
+			raw = v[0]
+		}
+		var err error
+		if strings.HasSuffix(name, "revision") {
+			_, err = strconv.ParseUint(raw, 10, 63)
+		} else {
+			_, err = time.Parse(time.RFC3339Nano, raw)
+		}
+		if err != nil {
+			return ditto.ErrQueryParamInvalid.New("The value '%s' of the parameter '%s' is invalid.", truncateText(raw, 50), name)
+		}
+	}
+	if !given {
+		return nil
+	}
+	id := rt.entity
+	if id == "" {
+		id = "*"
+	}
+	return ditto.ErrThingHistoryNotFound.New("The history of the Thing with ID '%s' could not be found: this node keeps only the current revision of a thing.", id).
+		WithDescription("Omit the historical parameters to stream the changes from now on.")
 }
 
 func parseFields(s string) (ditto.FieldSelector, *ditto.Error) {

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"net/http"
 	"net/url"
 	"testing"
 
@@ -119,5 +120,30 @@ func TestSSEDittoShapes(t *testing.T) {
 	ctx.next()
 	if ev := ctx.next(); ev.data != `{"_context":{"path":"/attributes/x","value":null}}` {
 		t.Errorf("_context of a delete: %s", ev.data)
+	}
+}
+
+// TestSSEHistory: a stream of persisted events cannot be served by a node
+// that keeps only the current revision: 404, not a silent live stream.
+func TestSSEHistory(t *testing.T) {
+	n := startTwinNode(t, nil)
+	setupTwinFixture(t, n)
+	c := newTwHTTP(t, n, "alice")
+	for q, want := range map[string]int{
+		"?from-historical-revision=1&to-historical-revision=3": 404,
+		"?from-historical-timestamp=2026-01-01T00:00:00Z":      404,
+		"?from-historical-revision=abc":                        400,
+	} {
+		req, _ := http.NewRequest("GET", c.base+"/api/2/things/ns:t1"+q, nil)
+		req.SetBasicAuth("alice", "alice")
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", q, resp.StatusCode, want)
+		}
 	}
 }
