@@ -49,5 +49,5 @@ func (a searchAdapter) CountThings(ctx context.Context, q gateway.SearchQuery) (
 
 func searchQuery(q gateway.SearchQuery) search.Query {
 	return search.Query{Filter: q.Filter, Namespaces: q.Namespaces, Fields: q.Fields, Options: q.Options, Auth: q.Auth,
-		RawItems: q.RawItems}
+		RawItems: q.RawItems, After: q.After}
 }

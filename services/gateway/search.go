@@ -31,6 +31,8 @@ type SearchQuery struct {
 	// RawItems allows items to be pre-encoded json.RawMessage values (the
 	// HTTP response copies them as they are).
 	RawItems bool
+	// After starts after this thing in the sort order (SSE resumption).
+	After string
 }
 
 const searchPrefix = "/search/things"

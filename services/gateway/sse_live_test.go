@@ -189,6 +189,10 @@ func TestSSESearch(t *testing.T) {
 			t.Fatalf("create %s: %d %s", id, r.status, r.body)
 		}
 	}
+	// A thing outside the filter, between t2 and t3 in attributes/n.
+	if r := ln.do("alice", "PUT", "/api/2/things/org.sse:other", "application/json", `{"policyId":"org.acme:t1","attributes":{"k":"w","n":2.5}}`); r.status != 201 {
+		t.Fatalf("create other: %d %s", r.status, r.body)
+	}
 	const filter = `filter=eq(attributes/k,"v")`
 	twWaitFor(t, 10*time.Second, func() error {
 		r := ln.do("alice", "GET", "/api/2/search/things/count?"+filter, "", "")
@@ -219,6 +223,9 @@ func TestSSESearch(t *testing.T) {
 		{"resume after", filter + "&option=size(2)", ids[1], ids[2:]},
 		{"sorted descending", filter + "&option=size(2),sort(-thingId)", "", []string{ids[4], ids[3], ids[2], ids[1], ids[0]}},
 		{"sorted, resume after", filter + "&option=sort(-attributes/n),size(2)", ids[3], []string{ids[2], ids[1], ids[0]}},
+		// Resumed after a thing that does not match: after its sort values.
+		{"sorted, resume after a thing outside the filter", filter + "&option=sort(-attributes/n)", "org.sse:other", []string{ids[2], ids[1], ids[0]}},
+		{"resume after a thing that is gone", filter, "org.sse:t2x", ids[3:]},
 		{"namespaces", "namespaces=org.other&" + filter, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

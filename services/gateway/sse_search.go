@@ -56,7 +56,6 @@ func (s *Server) serveSearchSSE(w http.ResponseWriter, r *http.Request, q Search
 	// As in Ditto's search source: sort and size only; the stream holds
 	// every match, so size is ignored, and limit or cursor are refused.
 	opts := splitOptions(q.Options)
-	sorted := false
 	kept := opts[:0]
 	for _, o := range opts {
 		switch {
@@ -66,23 +65,8 @@ func (s *Server) serveSearchSSE(w http.ResponseWriter, r *http.Request, q Search
 			return
 		case strings.HasPrefix(o, "size("):
 			continue
-		case strings.HasPrefix(o, "sort("):
-			sorted = o != "sort(+thingId)" && o != "sort(thingId)"
 		}
 		kept = append(kept, o)
-	}
-	skipping := false
-	if after != "" {
-		if sorted {
-			skipping = true
-		} else {
-			gt := `gt(thingId,"` + after + `")`
-			if q.Filter == "" {
-				q.Filter = gt
-			} else {
-				q.Filter = "and(" + q.Filter + "," + gt + ")"
-			}
-		}
 	}
 	base := strings.Join(kept, ",")
 	page := func(cursor string) ([]any, string, error) {
@@ -90,6 +74,10 @@ func (s *Server) serveSearchSSE(w http.ResponseWriter, r *http.Request, q Search
 		pq.Options = base
 		if cursor != "" {
 			pq.Options = strings.TrimPrefix(base+",cursor("+cursor+")", ",")
+		} else {
+			// Resumed: after that thing's current sort values, as Ditto
+			// does, even if it no longer matches.
+			pq.After = after
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
@@ -114,10 +102,6 @@ func (s *Server) serveSearchSSE(w http.ResponseWriter, r *http.Request, q Search
 		for _, it := range items {
 			m, _ := it.(map[string]any)
 			id, _ := m["thingId"].(string)
-			if skipping {
-				skipping = id != after
-				continue
-			}
 			if stripID {
 				m = shallowWithout(m, "thingId")
 			}

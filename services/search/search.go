@@ -27,6 +27,13 @@ type Query struct {
 	// (for a requester who may read the whole thing, without fields, the
 	// stored JSON is copied instead of being decoded and encoded again).
 	RawItems bool
+	// After starts the results after this thing in the sort order, at its
+	// current sort values as the requester sees them, whether or not it
+	// still matches (an SSE stream resumed with Last-Event-ID). Sorted by
+	// thingId only, a thing that is gone is passed by its ID; otherwise a
+	// thing that is gone or unreadable starts from the beginning. A cursor
+	// wins.
+	After string
 }
 
 // Page is one page of results. Items are fresh JSON values owned by the
@@ -324,6 +331,42 @@ func timeoutErr(err error) error {
 	return err
 }
 
+// startAfter makes the query start after thing id in its sort order, as
+// a cursor at that thing would (Query.After).
+func (r *runner) startAfter(id string) {
+	r.s.mu.RLock()
+	defer r.s.mu.RUnlock()
+	d := r.s.idx.byID(id)
+	if d == nil {
+		if r.p.idKeysOnly() {
+			// Sorted by thingId only: its ID is all the position needs.
+			keys := make([]any, len(r.p.sort))
+			for i := range keys {
+				keys[i] = id
+			}
+			r.p.after, r.p.afterID, r.p.hasAfter = keys, id, true
+		}
+		return
+	}
+	enf, c := r.access(d)
+	v, ok := r.view(d, enf, c)
+	if !ok {
+		return
+	}
+	keys := make([]any, len(r.p.sort))
+	for i, k := range r.p.sort {
+		switch x, ok := ditto.GetAt(v, k.path); {
+		case k.isID:
+			keys[i] = d.id
+		case ok:
+			keys[i] = x
+		default:
+			keys[i] = missing{}
+		}
+	}
+	r.p.after, r.p.afterID, r.p.hasAfter = keys, d.id, true
+}
+
 // afterCursor reports whether h comes after the cursor.
 func (r *runner) afterCursor(h hit) bool {
 	if !r.p.hasAfter {
@@ -351,6 +394,9 @@ func (s *Service) SearchExplain(ctx context.Context, q Query) (Page, Explain, er
 		return Page{}, Explain{}, err
 	}
 	r := &runner{s: s, p: p, ctx: ctx, ec: enfCache{enfs: s.deps.Enforcers}}
+	if q.After != "" && !p.hasAfter {
+		r.startAfter(q.After)
+	}
 	need := p.size + 1
 	if p.limit {
 		need += p.off
