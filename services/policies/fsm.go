@@ -46,8 +46,9 @@ type policyCmd struct {
 // policyRules is the Rules of new commands: lockout prevention on every
 // write, subject expiries in the past refused (1); an import needs READ on
 // every entry it takes from the imported policy, checked on every write of
-// the imports (2).
-const policyRules = 2
+// the imports (2); entry references are validated, count for lockout
+// prevention, and a policy may not list itself in transitiveImports (3).
+const policyRules = 3
 
 // compensateCmd deletes policy ID if it is still at Revision.
 type compensateCmd struct {
@@ -530,6 +531,14 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[
 			return err
 		}
 	}
+	if c.Rules >= 3 {
+		if err := checkReferences(next); err != nil {
+			return err
+		}
+		if err := checkTransitive(c.ID, next); err != nil {
+			return err
+		}
+	}
 	if err := s.checkLockout(c, next, k); err != nil {
 		return err
 	}
@@ -648,7 +657,13 @@ func (s *Service) checkLockout(c *policyCmd, next map[string]any, k kind) error 
 	if imps, ok := next["imports"].(map[string]any); ok && len(imps) > 0 {
 		return nil
 	}
-	if lockoutSafe(next) {
+	safe := next
+	if c.Rules >= 3 {
+		// An entry's references count: a subject may hold WRITE on
+		// policy:/ through a referenced entry.
+		safe = map[string]any{"entries": resolvedOwnEntries(next, nil)}
+	}
+	if lockoutSafe(safe) {
 		return nil
 	}
 	switch k {

@@ -119,18 +119,27 @@ func (s *Service) importDeps(policy map[string]any) []depRef {
 // importDeps), those of each import sorted by label.
 func entriesOf(policy map[string]any, deps []depRef) []map[string]any {
 	entries, _ := policy["entries"].(map[string]any)
-	out := make([]map[string]any, 0, len(entries))
+	var imported []map[string]any
+	var byLabel map[string]map[string]any
+	eachImported(policy, deps, func(id, label string, em map[string]any) {
+		imported = append(imported, em)
+		if byLabel == nil {
+			byLabel = map[string]map[string]any{}
+		}
+		byLabel["imported-"+id+"-"+label] = em
+	})
+	out := make([]map[string]any, 0, len(entries)+len(imported))
 	for _, l := range sortedKeys(entries) {
 		em, _ := entries[l].(map[string]any)
-		out = append(out, em)
+		out = append(out, resolveEntry(em, entries, byLabel))
 	}
-	eachImported(policy, deps, func(_, _ string, em map[string]any) { out = append(out, em) })
-	return out
+	return append(out, imported...)
 }
 
 // eachImported calls fn with every entry policy imports from the records
 // deps (see importDeps): per import, sorted by label, the entries its
-// importable setting and the import's entries list let through.
+// importable setting and the import's entries list let through, with their
+// references resolved in the policy they come from (and dropped).
 func eachImported(policy map[string]any, deps []depRef, fn func(id, label string, em map[string]any)) {
 	imps, _ := policy["imports"].(map[string]any)
 	for _, d := range deps {
@@ -157,6 +166,15 @@ func eachImported(policy map[string]any, deps []depRef, fn func(id, label string
 					continue
 				}
 			}
+			if _, ok := em["references"]; ok {
+				r := resolveEntry(em, ientries, nil)
+				em = make(map[string]any, len(r))
+				for k, v := range r {
+					if k != "references" {
+						em[k] = v
+					}
+				}
+			}
 			fn(d.id, label, em)
 		}
 	}
@@ -173,16 +191,19 @@ func resolvedPolicy(policy map[string]any, deps []depRef, keep func(id, label st
 			out[k] = v
 		}
 	}
-	own, _ := policy["entries"].(map[string]any)
-	entries := make(map[string]any, len(own))
-	for l, e := range own {
-		entries[l] = e
-	}
+	byLabel := map[string]map[string]any{}
+	visible := map[string]bool{}
 	eachImported(policy, deps, func(id, label string, em map[string]any) {
-		if keep(id, label) {
-			entries["imported-"+id+"-"+label] = em
-		}
+		l := "imported-" + id + "-" + label
+		byLabel[l], visible[l] = em, keep(id, label)
 	})
+	// Own entries with their references resolved, as evaluated.
+	entries := resolvedOwnEntries(policy, byLabel)
+	for l, em := range byLabel {
+		if visible[l] {
+			entries[l] = em
+		}
+	}
 	out["entries"] = entries
 	return out
 }

@@ -1,0 +1,227 @@
+package policies
+
+import (
+	"github.com/dittonode/dittonode/ditto"
+)
+
+// Entry references (ditto-spec section 2.4, Ditto's PolicyImporter): an
+// entry's "references" name other entries, {"entry":L} in the same policy
+// or {"import":P,"entry":L} among the entries imported from P. The
+// referencing entry gains the subjects, resources and namespaces of every
+// entry it references (one level: a referenced entry's own references are
+// not followed), resources merged per key as the union of grants and of
+// revokes, so a referenced revoke survives. A referenced entry may limit,
+// with "allowedAdditions" (subjects, resources, namespaces), which of the
+// referencing entry's own subjects, resources and namespaces count: the
+// intersection over the referenced entries that declare it; without any
+// declaration all of them count. A reference to an entry that is missing
+// or never importable adds nothing. Evaluation uses the resolved entries;
+// the stored policy keeps its references as written.
+
+// resolveEntry returns entry e with its references resolved against the
+// entries of its own policy (local) and the imported entries by their
+// "imported-<P>-<label>" label (imported, nil for none). An entry without
+// references is returned as is; otherwise the result is fresh.
+func resolveEntry(e map[string]any, local map[string]any, imported map[string]map[string]any) map[string]any {
+	refs, _ := e["references"].([]any)
+	if len(refs) == 0 {
+		return e
+	}
+	var m refMerge
+	var allowed map[string]bool // nil: no referenced entry declared allowedAdditions
+	for _, r := range refs {
+		rm, _ := r.(map[string]any)
+		label, _ := rm["entry"].(string)
+		var target map[string]any
+		if imp, _ := rm["import"].(string); imp != "" {
+			target = imported["imported-"+imp+"-"+label]
+		} else {
+			target, _ = local[label].(map[string]any)
+		}
+		if target == nil || target["importable"] == importableNever {
+			continue
+		}
+		m.add(target)
+		if aa, ok := target["allowedAdditions"].([]any); ok {
+			set := map[string]bool{}
+			for _, a := range aa {
+				if s, ok := a.(string); ok && (allowed == nil || allowed[s]) {
+					set[s] = true
+				}
+			}
+			allowed = set
+		}
+	}
+	own := map[string]any{}
+	for _, kind := range [...]string{"subjects", "resources", "namespaces"} {
+		if allowed == nil || allowed[kind] {
+			own[kind] = e[kind]
+		}
+	}
+	m.add(own)
+	out := make(map[string]any, len(e)+1)
+	for k, v := range e {
+		out[k] = v
+	}
+	out["subjects"], out["resources"] = m.subjects, m.resources
+	delete(out, "namespaces")
+	if len(m.namespaces) > 0 {
+		out["namespaces"] = m.namespaces
+	}
+	delete(out, "allowedAdditions")
+	if allowed != nil {
+		aa := make([]any, 0, len(allowed))
+		for _, k := range [...]string{"subjects", "resources", "namespaces"} {
+			if allowed[k] {
+				aa = append(aa, k)
+			}
+		}
+		out["allowedAdditions"] = aa
+	}
+	return out
+}
+
+// refMerge accumulates the subjects (the first of an ID wins), resources
+// (grants and revokes united per key) and namespaces of entries.
+type refMerge struct {
+	subjects   map[string]any
+	resources  map[string]any
+	namespaces []any
+	seenNS     map[string]bool
+}
+
+func (m *refMerge) add(e map[string]any) {
+	if m.subjects == nil {
+		m.subjects, m.resources, m.seenNS = map[string]any{}, map[string]any{}, map[string]bool{}
+	}
+	subjects, _ := e["subjects"].(map[string]any)
+	for sid, s := range subjects {
+		if _, ok := m.subjects[sid]; !ok {
+			m.subjects[sid] = s
+		}
+	}
+	resources, _ := e["resources"].(map[string]any)
+	for key, r := range resources {
+		rm, _ := r.(map[string]any)
+		cur, _ := m.resources[key].(map[string]any)
+		if cur == nil {
+			cur = map[string]any{"grant": []any{}, "revoke": []any{}}
+			m.resources[key] = cur
+		}
+		for _, field := range [...]string{"grant", "revoke"} {
+			cur[field] = unionPerms(cur[field], rm[field])
+		}
+	}
+	nss, _ := e["namespaces"].([]any)
+	for _, ns := range nss {
+		if s, ok := ns.(string); ok && !m.seenNS[s] {
+			m.seenNS[s] = true
+			m.namespaces = append(m.namespaces, s)
+		}
+	}
+}
+
+// unionPerms is the union of two permission lists, in order.
+func unionPerms(a, b any) []any {
+	al, _ := a.([]any)
+	bl, _ := b.([]any)
+	out := make([]any, 0, len(al)+len(bl))
+	seen := map[any]bool{}
+	for _, l := range [2][]any{al, bl} {
+		for _, p := range l {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// resolvedOwnEntries returns the entries of policy with their references
+// resolved (imported as for resolveEntry), by label.
+func resolvedOwnEntries(policy map[string]any, imported map[string]map[string]any) map[string]any {
+	entries, _ := policy["entries"].(map[string]any)
+	out := make(map[string]any, len(entries))
+	for l, e := range entries {
+		em, _ := e.(map[string]any)
+		out[l] = resolveEntry(em, entries, imported)
+	}
+	return out
+}
+
+// checkReferences validates the references of every entry of policy, as
+// Ditto does on a write: each is {"entry":L} or {"import":P,"entry":L},
+// none twice, no entry references itself, a local target exists and is
+// not "never" importable, and an import reference names a policy the
+// policy imports. Failures are policies:entry.invalid.
+func checkReferences(policy map[string]any) error {
+	entries, _ := policy["entries"].(map[string]any)
+	imps, _ := policy["imports"].(map[string]any)
+	for _, label := range sortedKeys(entries) {
+		em, _ := entries[label].(map[string]any)
+		refs, ok := em["references"].([]any)
+		if !ok {
+			continue
+		}
+		bad := func(format string, args ...any) error {
+			return ditto.ErrPolicyEntryInvalid.New("The references of the Policy Entry with Label '"+label+"' are invalid: "+format, args...)
+		}
+		seen := map[string]bool{}
+		for _, r := range refs {
+			rm, ok := r.(map[string]any)
+			target, _ := rm["entry"].(string)
+			if !ok || target == "" {
+				return bad("each reference must be an object with an 'entry' label.")
+			}
+			imp, hasImport := rm["import"]
+			impID, _ := imp.(string)
+			if hasImport && impID == "" {
+				return bad("the 'import' of a reference must be a policy ID.")
+			}
+			for k := range rm {
+				if k != "entry" && k != "import" {
+					return bad("a reference has the unknown field '%s'.", k)
+				}
+			}
+			key := impID + "\x00" + target
+			if seen[key] {
+				return bad("the entry '%s' is referenced twice.", target)
+			}
+			seen[key] = true
+			if impID != "" {
+				if _, ok := imps[impID]; !ok {
+					return bad("the policy '%s' is not imported.", impID)
+				}
+				continue
+			}
+			if target == label {
+				return bad("an entry cannot reference itself.")
+			}
+			te, ok := entries[target].(map[string]any)
+			if !ok {
+				return bad("the entry '%s' does not exist.", target)
+			}
+			if te["importable"] == importableNever {
+				return bad("the entry '%s' may not be referenced (importable: never).", target)
+			}
+		}
+	}
+	return nil
+}
+
+// checkTransitive refuses a policy that lists its own ID among the
+// transitiveImports of an import (policies:import.invalid, as Ditto).
+func checkTransitive(id string, policy map[string]any) error {
+	imps, _ := policy["imports"].(map[string]any)
+	for _, impID := range sortedKeys(imps) {
+		im, _ := imps[impID].(map[string]any)
+		ts, _ := im["transitiveImports"].([]any)
+		for _, t := range ts {
+			if t == id {
+				return ditto.ErrPolicyImportInvalid.New("The Policy with ID '%s' cannot import itself transitively through '%s'.", id, impID)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package policies
+
+import (
+	"testing"
+
+	"github.com/dittonode/dittonode/ditto"
+)
+
+// TestReferences replays the cases of Ditto's PolicyImporterTest on entry
+// references: a referencing entry gains the referenced entry's subjects,
+// resources and namespaces, and allowedAdditions limits its own.
+func TestReferences(t *testing.T) {
+	read := func(h *harness, id, subject, path string) bool {
+		t.Helper()
+		enf, ok := h.s.Enforcer(id)
+		return ok && enf.Unrestricted(ditto.ResourceThing, ditto.MustPointer(path), []string{subject}, ditto.PermRead)
+	}
+	write := func(h *harness, id, subject, path string) bool {
+		t.Helper()
+		enf, ok := h.s.Enforcer(id)
+		return ok && enf.Unrestricted(ditto.ResourceThing, ditto.MustPointer(path), []string{subject}, ditto.PermWrite)
+	}
+	owner := `"owner":` + ownerEntry
+
+	t.Run("local reference", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		h.create(t, "ns:loc", `{"entries":{`+owner+`,
+			"tmpl":{"subjects":{},"resources":{"thing:/features":{"grant":["READ"],"revoke":[]},"thing:/features/secret":{"grant":[],"revoke":["READ"]}}},
+			"user":{"subjects":{"x:dave":{"type":"t"}},"resources":{},"references":[{"entry":"tmpl"}]}}}`)
+		if !read(h, "ns:loc", "x:dave", "/features/f") {
+			t.Error("dave does not read what the referenced entry grants")
+		}
+		if read(h, "ns:loc", "x:dave", "/features/secret") {
+			t.Error("the referenced entry's revoke did not survive")
+		}
+	})
+	t.Run("allowedAdditions keeps only the allowed own content", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		h.create(t, "ns:aa", `{"entries":{`+owner+`,
+			"tmpl":{"subjects":{},"resources":{"thing:/":{"grant":["READ"],"revoke":[]}},"allowedAdditions":["subjects"]},
+			"user":{"subjects":{"x:s2":{"type":"t"}},"resources":{"thing:/":{"grant":["WRITE"],"revoke":[]}},"references":[{"entry":"tmpl"}]}}}`)
+		if !read(h, "ns:aa", "x:s2", "/") || write(h, "ns:aa", "x:s2", "/") {
+			t.Error("want READ from the template and no own WRITE (resources are no allowed addition)")
+		}
+		h.create(t, "ns:aa2", `{"entries":{`+owner+`,
+			"tmpl":{"subjects":{"x:t":{"type":"t"}},"resources":{"thing:/":{"grant":["READ"],"revoke":[]}},"allowedAdditions":["resources"]},
+			"user":{"subjects":{"x:own":{"type":"t"}},"resources":{"thing:/a":{"grant":["WRITE"],"revoke":[]}},"references":[{"entry":"tmpl"}]}}}`)
+		if read(h, "ns:aa2", "x:own", "/") || !write(h, "ns:aa2", "x:t", "/a") {
+			t.Error("want the own subject dropped and the own resource kept for the template's subject")
+		}
+	})
+	t.Run("import reference", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		h.create(t, "ns:tpl", `{"entries":{`+owner+`,
+			"driver":{"subjects":{},"resources":{"thing:/features/location":{"grant":["READ"],"revoke":[]}},"importable":"explicit","allowedAdditions":["subjects"]}}}`)
+		h.create(t, "ns:car", `{"imports":{"ns:tpl":{"entries":["driver"]}},"entries":{`+owner+`,
+			"driver":{"subjects":{"x:alice":{"type":"t"}},"resources":{},"references":[{"import":"ns:tpl","entry":"driver"}]}}}`)
+		if !read(h, "ns:car", "x:alice", "/features/location") || read(h, "ns:car", "x:alice", "/attributes") {
+			t.Error("alice should read exactly the imported template's resources")
+		}
+		res := h.mustDo(t, req{action: get, id: "ns:car", headers: ditto.Headers{ditto.HeaderPolicyView: "resolved"}})
+		driver := res.Value.(map[string]any)["entries"].(map[string]any)["driver"].(map[string]any)
+		if _, ok := driver["resources"].(map[string]any)["thing:/features/location"]; !ok {
+			t.Errorf("resolved view of the referencing entry: %v", driver)
+		}
+	})
+	t.Run("lockout counts references", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		// The only WRITE on policy:/ comes through a reference.
+		h.create(t, "ns:lk", `{"entries":{
+			"admin":{"subjects":{},"resources":{"policy:/":{"grant":["READ","WRITE"],"revoke":[]}}},
+			"me":{"subjects":{"nginx:a":{"type":"t"}},"resources":{},"references":[{"entry":"admin"}]}}}`)
+		runSteps(t, h, []step{
+			{name: "drop the reference", r: req{action: mod, id: "ns:lk", path: ptr("entries", "me", "references"), value: `[]`}, code: "policies:entry.modificationinvalid"},
+		})
+	})
+	t.Run("validation", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		h.create(t, "ns:v", `{"entries":{`+owner+`,"never":{"subjects":{},"resources":{},"importable":"never"}}}`)
+		for name, refs := range map[string]string{
+			"missing target":   `[{"entry":"nope"}]`,
+			"self":             `[{"entry":"e"}]`,
+			"never importable": `[{"entry":"never"}]`,
+			"twice":            `[{"entry":"owner"},{"entry":"owner"}]`,
+			"not imported":     `[{"import":"ns:x","entry":"owner"}]`,
+			"not an object":    `["owner"]`,
+			"unknown field":    `[{"entry":"owner","x":1}]`,
+		} {
+			_, err := h.do(t, req{action: mod, id: "ns:v", path: ptr("entries", "e"), value: `{"subjects":{},"resources":{},"references":` + refs + `}`})
+			if code, _ := errCode(err); code != "policies:entry.invalid" {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		h.create(t, "ns:x", `{"entries":{`+owner+`}}`)
+		_, err := h.do(t, req{action: mod, id: "ns:v", path: ptr("imports", "ns:x"), value: `{"transitiveImports":["ns:v"]}`})
+		if code, _ := errCode(err); code != "policies:import.invalid" {
+			t.Errorf("self in transitiveImports: %v", err)
+		}
+	})
+}
