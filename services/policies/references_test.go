@@ -98,3 +98,33 @@ func TestReferences(t *testing.T) {
 		}
 	})
 }
+
+// TestTransitiveImports: A imports B with transitiveImports [C], and B
+// imports C: C's entries reach A as imported-B-imported-C-<label>, a
+// change of C reaches A's enforcer, and without the list nothing of C does.
+func TestTransitiveImports(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := `"owner":` + ownerEntry
+	h.create(t, "ns:C", `{"entries":{`+owner+`,"c":{"subjects":{"x:dave":{"type":"t"}},"resources":{"thing:/":{"grant":["READ"],"revoke":[]}}}}}`)
+	h.create(t, "ns:B", `{"imports":{"ns:C":{}},"entries":{`+owner+`}}`)
+	h.create(t, "ns:A", `{"imports":{"ns:B":{"transitiveImports":["ns:C"]}},"entries":{`+owner+`}}`)
+	h.create(t, "ns:N", `{"imports":{"ns:B":{}},"entries":{`+owner+`}}`)
+	reads := func(id string) bool {
+		enf, ok := h.s.Enforcer(id)
+		return ok && enf.Unrestricted(ditto.ResourceThing, nil, []string{"x:dave"}, ditto.PermRead)
+	}
+	if !reads("ns:A") {
+		t.Fatal("dave does not read through the transitive import")
+	}
+	if reads("ns:N") {
+		t.Fatal("dave reads through an import without transitiveImports")
+	}
+	res := h.mustDo(t, req{action: get, id: "ns:A", headers: ditto.Headers{ditto.HeaderPolicyView: "resolved"}})
+	if _, ok := res.Value.(map[string]any)["entries"].(map[string]any)["imported-ns:B-imported-ns:C-c"]; !ok {
+		t.Errorf("resolved view: %v", res.Value)
+	}
+	h.mustDo(t, req{action: mod, id: "ns:C", path: ptr("entries", "c", "resources", "thing:/"), value: `{"grant":[],"revoke":["READ"]}`})
+	if reads("ns:A") {
+		t.Fatal("a change of C did not reach A")
+	}
+}

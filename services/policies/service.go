@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,11 +38,17 @@ type Service struct {
 }
 
 // depRef is an imported policy and its record when it was looked at (nil
-// when there was none).
+// when there was none). transitive marks a policy reached only through
+// the transitiveImports of an import.
 type depRef struct {
-	id  string
-	rec *record
+	id         string
+	rec        *record
+	transitive bool
 }
+
+// maxTransitiveDepth bounds how far transitiveImports are followed (Ditto:
+// 10); beyond it the entries resolved so far count.
+const maxTransitiveDepth = 10
 
 // importKey is the enforcer content key of a policy with imports and the
 // imported records it was computed from.
@@ -99,7 +106,8 @@ func resourcePath(p ditto.Pointer) ditto.Pointer {
 }
 
 // importDeps returns the policies that policy imports with their current
-// records, sorted by ID.
+// records, sorted by ID, then the ones it reaches through transitiveImports
+// (sorted by ID, each once), whose changes change its entries too.
 func (s *Service) importDeps(policy map[string]any) []depRef {
 	imps, _ := policy["imports"].(map[string]any)
 	if len(imps) == 0 {
@@ -107,11 +115,66 @@ func (s *Service) importDeps(policy map[string]any) []depRef {
 	}
 	deps := make([]depRef, 0, len(imps))
 	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seen := map[string]bool{}
+	if self, ok := policy["policyId"].(string); ok {
+		seen[self] = true
+	}
 	for _, id := range sortedKeys(imps) {
 		deps = append(deps, depRef{id: id, rec: s.state[id]})
+		seen[id] = true
 	}
-	s.mu.RUnlock()
-	return deps
+	// Breadth first along the transitiveImports of each import.
+	type hop struct {
+		rec   *record
+		imp   any
+		depth int
+	}
+	var queue []hop
+	for _, d := range deps {
+		queue = append(queue, hop{d.rec, imps[d.id], 1})
+	}
+	var more []depRef
+	for len(queue) > 0 {
+		h := queue[0]
+		queue = queue[1:]
+		for _, id := range transitiveOf(h.rec, h.imp, h.depth) {
+			rec := s.state[id]
+			if !seen[id] {
+				seen[id] = true
+				more = append(more, depRef{id: id, rec: rec, transitive: true})
+			}
+			bimps, _ := h.rec.policy()["imports"].(map[string]any)
+			queue = append(queue, hop{rec, bimps[id], h.depth + 1})
+		}
+	}
+	slices.SortFunc(more, func(a, b depRef) int { return strings.Compare(a.id, b.id) })
+	return append(deps, more...)
+}
+
+// transitiveOf returns the policies that the import imp of rec follows
+// further: those of its transitiveImports that rec itself imports, while
+// depth allows.
+func transitiveOf(rec *record, imp any, depth int) []string {
+	if depth >= maxTransitiveDepth || !rec.live() {
+		return nil
+	}
+	m, _ := imp.(map[string]any)
+	list, _ := m["transitiveImports"].([]any)
+	if len(list) == 0 {
+		return nil
+	}
+	own, _ := rec.policy()["imports"].(map[string]any)
+	var out []string
+	for _, t := range list {
+		if id, ok := t.(string); ok {
+			if _, imported := own[id]; imported && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // entriesOf returns what compile gets for policy: its entries sorted by
@@ -137,47 +200,97 @@ func entriesOf(policy map[string]any, deps []depRef) []map[string]any {
 }
 
 // eachImported calls fn with every entry policy imports from the records
-// deps (see importDeps): per import, sorted by label, the entries its
-// importable setting and the import's entries list let through, with their
-// references resolved in the policy they come from (and dropped).
+// deps (see importDeps): per direct import, sorted by label, the entries
+// its importable setting and the import's entries list let through. The
+// entries of an imported policy include, as "imported-<C>-<label>", those
+// it imports from the policies C its import's transitiveImports name, and
+// have their references resolved in that policy (and dropped).
 func eachImported(policy map[string]any, deps []depRef, fn func(id, label string, em map[string]any)) {
 	imps, _ := policy["imports"].(map[string]any)
+	recs := make(map[string]*record, len(deps))
 	for _, d := range deps {
-		if !d.rec.live() {
+		recs[d.id] = d.rec
+	}
+	visited := map[string]bool{}
+	if self, ok := policy["policyId"].(string); ok {
+		visited[self] = true
+	}
+	for _, d := range deps {
+		if d.transitive || !d.rec.live() {
 			continue
 		}
-		imp, _ := imps[d.id].(map[string]any)
-		explicit := map[string]bool{}
-		if labels, ok := imp["entries"].([]any); ok {
-			for _, l := range labels {
-				if ls, ok := l.(string); ok {
-					explicit[ls] = true
-				}
-			}
-		}
-		ientries, _ := d.rec.policy()["entries"].(map[string]any)
-		for _, label := range sortedKeys(ientries) {
-			em, _ := ientries[label].(map[string]any)
-			switch imp, _ := em["importable"].(string); imp {
-			case importableNever:
-				continue
-			case importableExplicit:
-				if !explicit[label] {
-					continue
-				}
-			}
-			if _, ok := em["references"]; ok {
-				r := resolveEntry(em, ientries, nil)
-				em = make(map[string]any, len(r))
-				for k, v := range r {
-					if k != "references" {
-						em[k] = v
-					}
-				}
-			}
-			fn(d.id, label, em)
+		labels, entries := importedEntries(d.rec, imps[d.id], recs, 1, visited)
+		for _, label := range labels {
+			fn(d.id, label, entries[label])
 		}
 	}
+}
+
+// importedEntries returns the entries rec gives an importer whose import
+// object is imp, by label (sorted): rec's own entries, and those it
+// imports from the policies imp's transitiveImports name, as
+// "imported-<C>-<label>", with rec's references resolved among them and
+// dropped, filtered by importable and imp's entries list.
+func importedEntries(rec *record, imp any, recs map[string]*record, depth int, visited map[string]bool) ([]string, map[string]map[string]any) {
+	tree := rec.policy()
+	raw, _ := tree["entries"].(map[string]any)
+	working := make(map[string]map[string]any, len(raw))
+	var byLabel map[string]map[string]any
+	if ids := transitiveOf(rec, imp, depth); len(ids) > 0 {
+		own, _ := tree["imports"].(map[string]any)
+		for _, cid := range ids {
+			crec := recs[cid]
+			if visited[cid] || !crec.live() {
+				continue
+			}
+			visited[cid] = true
+			cl, ce := importedEntries(crec, own[cid], recs, depth+1, visited)
+			delete(visited, cid)
+			for _, l := range cl {
+				if byLabel == nil {
+					byLabel = map[string]map[string]any{}
+				}
+				byLabel["imported-"+cid+"-"+l] = ce[l]
+				working["imported-"+cid+"-"+l] = ce[l]
+			}
+		}
+	}
+	for l, e := range raw {
+		em, _ := e.(map[string]any)
+		if _, ok := em["references"]; ok {
+			r := resolveEntry(em, raw, byLabel)
+			em = make(map[string]any, len(r))
+			for k, v := range r {
+				if k != "references" {
+					em[k] = v
+				}
+			}
+		}
+		working[l] = em
+	}
+	m, _ := imp.(map[string]any)
+	explicit := map[string]bool{}
+	if labels, ok := m["entries"].([]any); ok {
+		for _, l := range labels {
+			if ls, ok := l.(string); ok {
+				explicit[ls] = true
+			}
+		}
+	}
+	labels := make([]string, 0, len(working))
+	for l, em := range working {
+		switch im, _ := em["importable"].(string); im {
+		case importableNever:
+			continue
+		case importableExplicit:
+			if !explicit[l] {
+				continue
+			}
+		}
+		labels = append(labels, l)
+	}
+	slices.Sort(labels)
+	return labels, working
 }
 
 // resolvedPolicy is policy as it is evaluated (policy-view=resolved): its
