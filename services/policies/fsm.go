@@ -436,7 +436,7 @@ func (s *Service) applyPolicy(index uint64, c *policyCmd) any {
 		if c.Action == ditto.ActionCreate {
 			return ditto.ErrPolicyConflict.New("The Policy with ID '%s' already exists.", c.ID)
 		}
-		enf := s.enforcerAt(rec, ns, now)
+		enf := s.applyEnforcer(c.Rules, rec, ns, now)
 		if !enf.Unrestricted(ditto.ResourcePolicy, resourcePath(p), c.Subjects, ditto.PermWrite) {
 			return notModifiable(k, c.ID, p)
 		}
@@ -521,7 +521,7 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[
 		// Through the content-keyed cache: the creates of equal policies
 		// (a default policy per thing) compile once.
 		early = newRecord(c.ID, ditto.EncodeJSON(next), 0, 0, 0)
-		enf := s.enforcerAt(early, namespaceOf(c.ID), now)
+		enf := s.applyEnforcer(c.Rules, early, namespaceOf(c.ID), now)
 		if !enf.Unrestricted(ditto.ResourcePolicy, nil, c.Subjects, ditto.PermWrite) {
 			return ditto.ErrPolicyNotCreatable.New("The Policy with ID '%s' could not be created as the requester would have no WRITE permission on 'policy:/' in it. Set 'allow-policy-lockout' to create it anyway.", c.ID)
 		}
@@ -570,7 +570,7 @@ func (s *Service) checkImports(c *policyCmd, tree, next map[string]any, now time
 			}
 		}
 		for _, id := range ids {
-			if !s.mayImport(id, imps[id], c.Subjects, now) {
+			if !s.mayImport(c.Rules, id, imps[id], c.Subjects, now) {
 				return ditto.ErrPolicyNotFound.New("The Policy with ID '%s' could not be found or requester had insufficient permissions to access it.", id).
 					WithDescription("Check if the ID of the imported Policy was correct and you have sufficient permissions on all imported policy entries.")
 			}
@@ -583,7 +583,7 @@ func (s *Service) checkImports(c *policyCmd, tree, next map[string]any, now time
 			continue
 		}
 		irec := s.current(id)
-		if !irec.live() || !s.enforcerAt(irec, namespaceOf(id), now).Partial(ditto.ResourcePolicy, ditto.Pointer{"entries"}, c.Subjects, ditto.PermRead) {
+		if !irec.live() || !s.applyEnforcer(c.Rules, irec, namespaceOf(id), now).Partial(ditto.ResourcePolicy, ditto.Pointer{"entries"}, c.Subjects, ditto.PermRead) {
 			return ditto.ErrPolicyImportInvalid.New("The imported Policy with ID '%s' could not be found or requester had insufficient permissions to read its entries.", id)
 		}
 	}
@@ -593,12 +593,12 @@ func (s *Service) checkImports(c *policyCmd, tree, next map[string]any, now time
 // mayImport reports whether subjects may import policy id as imp (its
 // import object) describes: it exists, and they have unrestricted READ on
 // every entry the import takes, its implicit entries and the ones it lists.
-func (s *Service) mayImport(id string, imp any, subjects []string, now time.Time) bool {
+func (s *Service) mayImport(rules uint8, id string, imp any, subjects []string, now time.Time) bool {
 	irec := s.current(id)
 	if !irec.live() {
 		return false
 	}
-	enf := s.enforcerAt(irec, namespaceOf(id), now)
+	enf := s.applyEnforcer(rules, irec, namespaceOf(id), now)
 	readable := func(label string) bool {
 		return enf.Unrestricted(ditto.ResourcePolicy, ditto.Pointer{"entries", label}, subjects, ditto.PermRead)
 	}

@@ -305,3 +305,29 @@ func TestRulesReplay(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesReplayReferences: before rules 3 references were not evaluated,
+// and a command of those rules is decided as it was then, so an old log
+// replays as it applied; a rules-3 command sees the reference.
+func TestRulesReplayReferences(t *testing.T) {
+	dave := []string{"nginx:dave"}
+	policy := mustJSON(t, `{"entries":{"owner":`+ownerEntry+`,
+		"admin":{"subjects":{},"resources":{"policy:/":{"grant":["READ","WRITE"],"revoke":[]}}},
+		"dave":{"subjects":{"nginx:dave":{"type":"t"}},"resources":{},"references":[{"entry":"admin"}]}}}`)
+	for rules, want := range map[uint8]string{2: "policies:entry.notmodifiable", 3: "201"} {
+		s := newFSMService()
+		f := s.FSM()
+		f.Apply(1, policyCommand(t, policyCmd{Action: ditto.ActionCreate, ID: testPolicyID, Value: policy, Subjects: a, Rules: policyRules}))
+		res := f.Apply(2, policyCommand(t, policyCmd{Action: ditto.ActionModify, ID: testPolicyID,
+			Path: []string{"entries", "new"}, Value: mustJSON(t, `{"subjects":{"nginx:e":{"type":"t"}},"resources":{}}`), Subjects: dave, Rules: rules}))
+		got := ""
+		if e, ok := res.(*ditto.Error); ok {
+			got = e.Code
+		} else {
+			got = fmt.Sprint(res.(ditto.Result).Status)
+		}
+		if got != want {
+			t.Errorf("rules %d: dave's write through the reference = %s, want %s", rules, got, want)
+		}
+	}
+}

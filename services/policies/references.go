@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"time"
+
 	"github.com/dittonode/dittonode/ditto"
 )
 
@@ -208,6 +210,69 @@ func checkReferences(policy map[string]any) error {
 		}
 	}
 	return nil
+}
+
+// applyEnforcer is the enforcer Apply decides a command of rules with.
+// Before rules 3 entry references and transitiveImports were stored but not
+// evaluated; a command of those rules is decided as it was then, so a log
+// written by an earlier release replays as it applied. The legacy enforcer
+// is compiled only for a policy that holds references or transitive
+// imports (itself or an imported policy), and not cached.
+func (s *Service) applyEnforcer(rules uint8, rec *record, ns string, now time.Time) *Enforcer {
+	if rules >= 3 || !rec.live() {
+		return s.enforcerAt(rec, ns, now)
+	}
+	tree := rec.policy()
+	deps := s.importDeps(tree)
+	legacy := rec.contains(`"references"`) || rec.contains(`"transitiveImports"`)
+	for _, d := range deps {
+		legacy = legacy || (!d.transitive && d.rec.contains(`"references"`))
+	}
+	if !legacy {
+		return s.enforcerAt(rec, ns, now)
+	}
+	return compile(legacyEntriesOf(tree, deps), ns, now)
+}
+
+// legacyEntriesOf is entriesOf before rules 3: the policy's entries as
+// stored and the entries of its direct imports as stored, references and
+// transitiveImports ignored.
+func legacyEntriesOf(policy map[string]any, deps []depRef) []map[string]any {
+	entries, _ := policy["entries"].(map[string]any)
+	out := make([]map[string]any, 0, len(entries))
+	for _, l := range sortedKeys(entries) {
+		em, _ := entries[l].(map[string]any)
+		out = append(out, em)
+	}
+	imps, _ := policy["imports"].(map[string]any)
+	for _, d := range deps {
+		if d.transitive || !d.rec.live() {
+			continue
+		}
+		imp, _ := imps[d.id].(map[string]any)
+		explicit := map[string]bool{}
+		if labels, ok := imp["entries"].([]any); ok {
+			for _, l := range labels {
+				if ls, ok := l.(string); ok {
+					explicit[ls] = true
+				}
+			}
+		}
+		ientries, _ := d.rec.policy()["entries"].(map[string]any)
+		for _, label := range sortedKeys(ientries) {
+			em, _ := ientries[label].(map[string]any)
+			switch im, _ := em["importable"].(string); im {
+			case importableNever:
+				continue
+			case importableExplicit:
+				if !explicit[label] {
+					continue
+				}
+			}
+			out = append(out, em)
+		}
+	}
+	return out
 }
 
 // checkTransitive refuses a policy that lists its own ID among the
