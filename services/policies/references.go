@@ -249,27 +249,12 @@ func legacyEntriesOf(policy map[string]any, deps []depRef) []map[string]any {
 		if d.transitive || !d.rec.live() {
 			continue
 		}
-		imp, _ := imps[d.id].(map[string]any)
-		explicit := map[string]bool{}
-		if labels, ok := imp["entries"].([]any); ok {
-			for _, l := range labels {
-				if ls, ok := l.(string); ok {
-					explicit[ls] = true
-				}
-			}
-		}
+		takes := importTakes(imps[d.id])
 		ientries, _ := d.rec.policy()["entries"].(map[string]any)
 		for _, label := range sortedKeys(ientries) {
-			em, _ := ientries[label].(map[string]any)
-			switch im, _ := em["importable"].(string); im {
-			case importableNever:
-				continue
-			case importableExplicit:
-				if !explicit[label] {
-					continue
-				}
+			if em, _ := ientries[label].(map[string]any); takes(label, em) {
+				out = append(out, em)
 			}
-			out = append(out, em)
 		}
 	}
 	return out

@@ -268,6 +268,21 @@ func importedEntries(rec *record, imp any, recs map[string]*record, depth int, v
 		}
 		working[l] = em
 	}
+	takes := importTakes(imp)
+	labels := make([]string, 0, len(working))
+	for l, em := range working {
+		if takes(l, em) {
+			labels = append(labels, l)
+		}
+	}
+	slices.Sort(labels)
+	return labels, working
+}
+
+// importTakes returns whether an import (its object imp) takes the entry
+// em labelled label: implicit entries always, explicit ones when the
+// import's entries list names them, never importable ones not at all.
+func importTakes(imp any) func(label string, em map[string]any) bool {
 	m, _ := imp.(map[string]any)
 	explicit := map[string]bool{}
 	if labels, ok := m["entries"].([]any); ok {
@@ -277,20 +292,15 @@ func importedEntries(rec *record, imp any, recs map[string]*record, depth int, v
 			}
 		}
 	}
-	labels := make([]string, 0, len(working))
-	for l, em := range working {
+	return func(label string, em map[string]any) bool {
 		switch im, _ := em["importable"].(string); im {
 		case importableNever:
-			continue
+			return false
 		case importableExplicit:
-			if !explicit[l] {
-				continue
-			}
+			return explicit[label]
 		}
-		labels = append(labels, l)
+		return true
 	}
-	slices.Sort(labels)
-	return labels, working
 }
 
 // resolvedPolicy is policy as it is evaluated (policy-view=resolved): its
