@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/dittonode/dittonode/ditto"
@@ -127,4 +129,79 @@ func TestTransitiveImports(t *testing.T) {
 	if reads("ns:A") {
 		t.Fatal("a change of C did not reach A")
 	}
+}
+
+// TestTransitiveBoundsAndOrigins: policies that all import each other with
+// transitiveImports evaluate in bounded time; the resolved view asks READ
+// where a transitively imported entry comes from; equal policies decide
+// alike whatever was evaluated first.
+func TestTransitiveBoundsAndOrigins(t *testing.T) {
+	owner := `"owner":` + ownerEntry
+	t.Run("a dense import graph", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		const k = 8
+		ids := make([]string, k)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("ns:g%d", i)
+			h.create(t, ids[i], `{"entries":{`+owner+`,"e":{"subjects":{"x:u`+fmt.Sprint(i)+`":{"type":"t"}},"resources":{"thing:/":{"grant":["READ"],"revoke":[]}}}}}`)
+		}
+		for i, id := range ids {
+			imps := map[string]any{}
+			for j, other := range ids {
+				if j == i {
+					continue
+				}
+				var rest []any
+				for l, o := range ids {
+					if l != i && l != j {
+						rest = append(rest, o)
+					}
+				}
+				imps[other] = map[string]any{"transitiveImports": rest}
+			}
+			h.mustDo(t, req{action: mod, id: id, path: ptr("imports"), value: string(ditto.EncodeJSON(imps))})
+		}
+		enf, ok := h.s.Enforcer(ids[0])
+		if !ok || !enf.Unrestricted(ditto.ResourceThing, nil, []string{"x:u5"}, ditto.PermRead) {
+			t.Error("an entry of the graph is not imported")
+		}
+	})
+	t.Run("resolved view asks the origin", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		h.create(t, "ns:b", `{"entries":{`+owner+`,"secret":{"subjects":{"x:s":{"type":"t"}},"resources":{"thing:/":{"grant":["READ"],"revoke":[]}}}}}`)
+		h.create(t, "ns:a", `{"imports":{"ns:b":{}},"entries":{`+owner+`,"evil":{"subjects":{"nginx:evil":{"type":"t"}},"resources":{"policy:/":{"grant":["READ"],"revoke":[]}}}}}`)
+		evil := []string{"nginx:evil"}
+		h.mustDo(t, req{action: mod, id: "ns:x", subjects: evil, value: `{"imports":{"ns:a":{"transitiveImports":["ns:b"]}},"entries":{"me":{"subjects":{"nginx:evil":{"type":"t"}},"resources":{"policy:/":{"grant":["READ","WRITE"],"revoke":[]}}}}}`})
+		res := h.mustDo(t, req{action: get, id: "ns:x", subjects: evil, headers: ditto.Headers{ditto.HeaderPolicyView: "resolved"}})
+		for l := range res.Value.(map[string]any)["entries"].(map[string]any) {
+			if strings.Contains(l, "secret") {
+				t.Errorf("evil sees %s, an entry of ns:b it may not read", l)
+			}
+		}
+	})
+	t.Run("equal policies decide alike", func(t *testing.T) {
+		body := func(id string) string {
+			return `{"imports":{"ns:a":{"transitiveImports":["ns:b"]}},"entries":{` + owner + `}}`
+		}
+		decide := func(first, second string) [2]bool {
+			h := newHarness(t, Config{})
+			h.create(t, "ns:x", `{"entries":{`+owner+`,"t":{"subjects":{"nginx:t":{"type":"t"}},"resources":{"policy:/":{"grant":["READ","WRITE"],"revoke":[]}}}}}`)
+			h.create(t, "ns:b", `{"imports":{"ns:x":{}},"entries":{`+owner+`}}`)
+			h.create(t, "ns:a", `{"imports":{"ns:b":{"transitiveImports":["ns:x"]}},"entries":{`+owner+`}}`)
+			h.create(t, "ns:p", body("ns:p"))
+			h.create(t, "ns:q", body("ns:q"))
+			var out [2]bool
+			for i, id := range []string{first, second} {
+				enf, _ := h.s.Enforcer(id)
+				out[i] = enf.Unrestricted(ditto.ResourcePolicy, nil, []string{"nginx:t"}, ditto.PermWrite)
+			}
+			if first == "ns:q" {
+				out[0], out[1] = out[1], out[0]
+			}
+			return out
+		}
+		if a, b := decide("ns:p", "ns:q"), decide("ns:q", "ns:p"); a != b || !a[0] {
+			t.Errorf("p then q: %v; q then p: %v; want the same, granted", a, b)
+		}
+	})
 }

@@ -50,6 +50,12 @@ type depRef struct {
 // 10); beyond it the entries resolved so far count.
 const maxTransitiveDepth = 10
 
+// maxImportGraph bounds the policies one evaluation reaches through
+// transitiveImports (and importDeps tracks), however the imports are
+// wired: each policy costs a decode, and a graph of policies importing
+// each other must not make Apply exponential.
+const maxImportGraph = 64
+
 // importKey is the enforcer content key of a policy with imports and the
 // imported records it was computed from.
 type importKey struct {
@@ -106,8 +112,12 @@ func resourcePath(p ditto.Pointer) ditto.Pointer {
 }
 
 // importDeps returns the policies that policy imports with their current
-// records, sorted by ID, then the ones it reaches through transitiveImports
-// (sorted by ID, each once), whose changes change its entries too.
+// records, sorted by ID, then, when an import has transitiveImports, the
+// policies reachable from those along imports (at most maxImportGraph in
+// all, breadth first, each once, sorted by ID): a superset of what the
+// entries come from, so a change of any of them changes the enforcer key.
+// It depends on the policy's content and the state only, not on its ID:
+// policies of equal content share their memoised key.
 func (s *Service) importDeps(policy map[string]any) []depRef {
 	imps, _ := policy["imports"].(map[string]any)
 	if len(imps) == 0 {
@@ -117,36 +127,38 @@ func (s *Service) importDeps(policy map[string]any) []depRef {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	seen := map[string]bool{}
-	if self, ok := policy["policyId"].(string); ok {
-		seen[self] = true
-	}
+	transitive := false
 	for _, id := range sortedKeys(imps) {
 		deps = append(deps, depRef{id: id, rec: s.state[id]})
 		seen[id] = true
+		im, _ := imps[id].(map[string]any)
+		if ts, _ := im["transitiveImports"].([]any); len(ts) > 0 {
+			transitive = true
+		}
 	}
-	// Breadth first along the transitiveImports of each import.
-	type hop struct {
-		rec   *record
-		imp   any
-		depth int
-	}
-	var queue []hop
-	for _, d := range deps {
-		queue = append(queue, hop{d.rec, imps[d.id], 1})
+	if !transitive {
+		return deps
 	}
 	var more []depRef
-	for len(queue) > 0 {
-		h := queue[0]
-		queue = queue[1:]
-		for _, id := range transitiveOf(h.rec, h.imp, h.depth) {
+	frontier := sortedKeys(imps)
+	for depth := 1; len(frontier) > 0 && depth < maxTransitiveDepth; depth++ {
+		var next []string
+		for _, id := range frontier {
 			rec := s.state[id]
-			if !seen[id] {
-				seen[id] = true
-				more = append(more, depRef{id: id, rec: rec, transitive: true})
+			if !rec.live() {
+				continue
 			}
-			bimps, _ := h.rec.policy()["imports"].(map[string]any)
-			queue = append(queue, hop{rec, bimps[id], h.depth + 1})
+			own, _ := rec.policy()["imports"].(map[string]any)
+			for _, cid := range sortedKeys(own) {
+				if seen[cid] || len(seen) >= maxImportGraph {
+					continue
+				}
+				seen[cid] = true
+				more = append(more, depRef{id: cid, rec: s.state[cid], transitive: true})
+				next = append(next, cid)
+			}
 		}
+		frontier = next
 	}
 	slices.SortFunc(more, func(a, b depRef) int { return strings.Compare(a.id, b.id) })
 	return append(deps, more...)
@@ -184,7 +196,7 @@ func entriesOf(policy map[string]any, deps []depRef) []map[string]any {
 	entries, _ := policy["entries"].(map[string]any)
 	var imported []map[string]any
 	var byLabel map[string]map[string]any
-	eachImported(policy, deps, func(id, label string, em map[string]any) {
+	eachImported(policy, deps, func(id, label string, em map[string]any, _ importOrigin) {
 		imported = append(imported, em)
 		if byLabel == nil {
 			byLabel = map[string]map[string]any{}
@@ -199,59 +211,66 @@ func entriesOf(policy map[string]any, deps []depRef) []map[string]any {
 	return append(out, imported...)
 }
 
+// importOrigin is the policy and label an imported entry comes from.
+type importOrigin struct{ id, label string }
+
 // eachImported calls fn with every entry policy imports from the records
 // deps (see importDeps): per direct import, sorted by label, the entries
-// its importable setting and the import's entries list let through. The
-// entries of an imported policy include, as "imported-<C>-<label>", those
-// it imports from the policies C its import's transitiveImports name, and
-// have their references resolved in that policy (and dropped).
-func eachImported(policy map[string]any, deps []depRef, fn func(id, label string, em map[string]any)) {
+// its importable setting and the import's entries list let through, with
+// the policy and label each comes from. The entries of an imported policy
+// include, as "imported-<C>-<label>", those it imports from the policies C
+// its import's transitiveImports name, and have their references resolved
+// in that policy (and dropped). Following transitiveImports visits at most
+// maxImportGraph policies per call, in a fixed order, so it is bounded and
+// deterministic.
+func eachImported(policy map[string]any, deps []depRef, fn func(id, label string, em map[string]any, from importOrigin)) {
 	imps, _ := policy["imports"].(map[string]any)
 	recs := make(map[string]*record, len(deps))
 	for _, d := range deps {
 		recs[d.id] = d.rec
 	}
-	visited := map[string]bool{}
-	if self, ok := policy["policyId"].(string); ok {
-		visited[self] = true
-	}
+	budget := maxImportGraph
 	for _, d := range deps {
 		if d.transitive || !d.rec.live() {
 			continue
 		}
-		labels, entries := importedEntries(d.rec, imps[d.id], recs, 1, visited)
+		labels, entries, origins := importedEntries(d.rec, imps[d.id], recs, 1, map[string]bool{}, &budget)
 		for _, label := range labels {
-			fn(d.id, label, entries[label])
+			fn(d.id, label, entries[label], origins[label])
 		}
 	}
 }
 
 // importedEntries returns the entries rec gives an importer whose import
-// object is imp, by label (sorted): rec's own entries, and those it
-// imports from the policies imp's transitiveImports name, as
-// "imported-<C>-<label>", with rec's references resolved among them and
-// dropped, filtered by importable and imp's entries list.
-func importedEntries(rec *record, imp any, recs map[string]*record, depth int, visited map[string]bool) ([]string, map[string]map[string]any) {
+// object is imp, by label (sorted), and where each comes from: rec's own
+// entries, and those it imports from the policies imp's transitiveImports
+// name, as "imported-<C>-<label>", with rec's references resolved among
+// them and dropped, filtered by importable and imp's entries list. visited
+// holds the policies of the chain that led here; budget counts the
+// policies expanded so far for the whole evaluation.
+func importedEntries(rec *record, imp any, recs map[string]*record, depth int, visited map[string]bool, budget *int) ([]string, map[string]map[string]any, map[string]importOrigin) {
 	tree := rec.policy()
 	raw, _ := tree["entries"].(map[string]any)
 	working := make(map[string]map[string]any, len(raw))
+	origins := make(map[string]importOrigin, len(raw))
 	var byLabel map[string]map[string]any
 	if ids := transitiveOf(rec, imp, depth); len(ids) > 0 {
 		own, _ := tree["imports"].(map[string]any)
 		for _, cid := range ids {
 			crec := recs[cid]
-			if visited[cid] || !crec.live() {
+			if visited[cid] || !crec.live() || *budget <= 0 {
 				continue
 			}
+			*budget--
 			visited[cid] = true
-			cl, ce := importedEntries(crec, own[cid], recs, depth+1, visited)
+			cl, ce, co := importedEntries(crec, own[cid], recs, depth+1, visited, budget)
 			delete(visited, cid)
 			for _, l := range cl {
 				if byLabel == nil {
 					byLabel = map[string]map[string]any{}
 				}
-				byLabel["imported-"+cid+"-"+l] = ce[l]
-				working["imported-"+cid+"-"+l] = ce[l]
+				key := "imported-" + cid + "-" + l
+				byLabel[key], working[key], origins[key] = ce[l], ce[l], co[l]
 			}
 		}
 	}
@@ -266,7 +285,7 @@ func importedEntries(rec *record, imp any, recs map[string]*record, depth int, v
 				}
 			}
 		}
-		working[l] = em
+		working[l], origins[l] = em, importOrigin{rec.ID, l}
 	}
 	takes := importTakes(imp)
 	labels := make([]string, 0, len(working))
@@ -276,7 +295,7 @@ func importedEntries(rec *record, imp any, recs map[string]*record, depth int, v
 		}
 	}
 	slices.Sort(labels)
-	return labels, working
+	return labels, working, origins
 }
 
 // importTakes returns whether an import (its object imp) takes the entry
@@ -305,8 +324,8 @@ func importTakes(imp any) func(label string, em map[string]any) bool {
 
 // resolvedPolicy is policy as it is evaluated (policy-view=resolved): its
 // own entries and, under "imported-<policy ID>-<label>", the entries it
-// imports now that keep lets through; without imports, which the merge
-// stands for.
+// imports now that keep lets through (asked with the policy and label the
+// entry comes from); without imports, which the merge stands for.
 func resolvedPolicy(policy map[string]any, deps []depRef, keep func(id, label string) bool) map[string]any {
 	out := make(map[string]any, len(policy))
 	for k, v := range policy {
@@ -316,9 +335,9 @@ func resolvedPolicy(policy map[string]any, deps []depRef, keep func(id, label st
 	}
 	byLabel := map[string]map[string]any{}
 	visible := map[string]bool{}
-	eachImported(policy, deps, func(id, label string, em map[string]any) {
+	eachImported(policy, deps, func(id, label string, em map[string]any, from importOrigin) {
 		l := "imported-" + id + "-" + label
-		byLabel[l], visible[l] = em, keep(id, label)
+		byLabel[l], visible[l] = em, keep(from.id, from.label)
 	})
 	// Own entries with their references resolved, as evaluated.
 	entries := resolvedOwnEntries(policy, byLabel)
