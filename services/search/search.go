@@ -29,10 +29,10 @@ type Query struct {
 	RawItems bool
 	// After starts the results after this thing in the sort order, at its
 	// current sort values as the requester sees them, whether or not it
-	// still matches (an SSE stream resumed with Last-Event-ID). Sorted by
-	// thingId only, a thing that is gone is passed by its ID; otherwise a
-	// thing that is gone or unreadable starts from the beginning. A cursor
-	// wins.
+	// still matches (an SSE stream resumed with Last-Event-ID). A thing
+	// that is gone or that the requester may not read is passed by its ID
+	// when sorted by thingId only, else the results start from the
+	// beginning; the two cases look alike. A cursor wins.
 	After string
 }
 
@@ -336,8 +336,7 @@ func timeoutErr(err error) error {
 func (r *runner) startAfter(id string) {
 	r.s.mu.RLock()
 	defer r.s.mu.RUnlock()
-	d := r.s.idx.byID(id)
-	if d == nil {
+	byIDOnly := func() {
 		if r.p.idKeysOnly() {
 			// Sorted by thingId only: its ID is all the position needs.
 			keys := make([]any, len(r.p.sort))
@@ -346,11 +345,16 @@ func (r *runner) startAfter(id string) {
 			}
 			r.p.after, r.p.afterID, r.p.hasAfter = keys, id, true
 		}
+	}
+	d := r.s.idx.byID(id)
+	if d == nil {
+		byIDOnly()
 		return
 	}
 	enf, c := r.access(d)
 	v, ok := r.view(d, enf, c)
 	if !ok {
+		byIDOnly() // an unreadable thing is treated as a missing one
 		return
 	}
 	keys := make([]any, len(r.p.sort))

@@ -114,7 +114,9 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.Enti
 		}
 		res := ditto.Result{Status: 200, Raw: rec.JSON, ETag: etag, Revision: rec.Revision, Entity: tid}
 		if mq.wantGet() {
-			res.Metadata = s.metaHeader(mq, rec, r, nil, enf, subjects)
+			if res.Metadata, err = s.metaHeader(mq, rec, r, nil, enf, subjects); err != nil {
+				return ditto.Result{}, err
+			}
 		}
 		return res, nil
 	}
@@ -142,7 +144,9 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.Enti
 	var metaHdr []byte
 	if mq.wantGet() {
 		// Before the views below: they may share values with doc.
-		metaHdr = s.metaHeader(mq, rec, r, doc, enf, subjects)
+		if metaHdr, err = s.metaHeader(mq, rec, r, doc, enf, subjects); err != nil {
+			return ditto.Result{}, err
+		}
 	}
 	if r.kind == kindThing {
 		v, _ := s.thingView(ctx, cmd, rec, val.(map[string]any), enf, unrestricted, fs)
@@ -169,20 +173,38 @@ func (s *Service) retrieve(ctx context.Context, cmd ditto.Command, id ditto.Enti
 func (q metaReq) wantGet() bool { return q.getAll || len(q.get) > 0 }
 
 // metaHeader is the ditto-metadata answer to get-metadata on resource r:
-// the selected metadata relative to the resource, as JSON. A requester
-// who may not read all of _metadata at the resource gets the part the
-// policy lets it read (Ditto treats _metadata as a field of the thing).
-func (s *Service) metaHeader(q metaReq, rec *Record, r resource, thing any, enf ditto.Enforcer, subjects []string) []byte {
-	out := getMeta(q, rec, r, thing)
-	at := append(ditto.Pointer{keyMetadata}, r.path...)
-	if len(out) > 0 && !enf.Unrestricted(ditto.ResourceThing, at, subjects, ditto.PermRead) {
-		v, ok := enf.View(ditto.ResourceThing, at, out, subjects)
-		out, _ = v.(map[string]any)
-		if !ok || out == nil {
-			out = map[string]any{}
-		}
+// the selected metadata relative to the resource, as JSON, as much of it
+// as the requester may read (metaView).
+func (s *Service) metaHeader(q metaReq, rec *Record, r resource, thing any, enf ditto.Enforcer, subjects []string) ([]byte, error) {
+	out, err := getMeta(q, rec, r, thing)
+	if err != nil {
+		return nil, err
 	}
-	return ditto.EncodeJSON(out)
+	v, ok := metaView(enf, r.path, out, subjects)
+	if !ok {
+		v = map[string]any{}
+	}
+	return ditto.EncodeJSON(v), nil
+}
+
+// metaView is the part of metadata m (at resource path p) that subjects
+// may read: metadata about a value needs READ on the value (metadata at
+// p/x/k describes the data at p/x) and READ on _metadata/p/x/k, since
+// Ditto treats _metadata as a field of the thing. It reports false when
+// nothing is left.
+func metaView(enf ditto.Enforcer, p ditto.Pointer, m any, subjects []string) (any, bool) {
+	if !enf.Unrestricted(ditto.ResourceThing, p, subjects, ditto.PermRead) {
+		v, ok := enf.View(ditto.ResourceThing, p, m, subjects)
+		if !ok {
+			return nil, false
+		}
+		m = v
+	}
+	at := append(ditto.Pointer{keyMetadata}, p...)
+	if !enf.Unrestricted(ditto.ResourceThing, at, subjects, ditto.PermRead) {
+		return enf.View(ditto.ResourceThing, at, m, subjects)
+	}
+	return m, true
 }
 
 // thingView is the requester's view of a whole thing: the JSON view for
@@ -204,8 +226,7 @@ func (s *Service) thingView(ctx context.Context, cmd ditto.Command, rec *Record,
 	addSpecial(thing, rec)
 	if meta, ok := thing[keyMetadata]; ok && !unrestricted {
 		// A partial reader sees the metadata its policy lets it read.
-		at := ditto.Pointer{keyMetadata}
-		if v, ok := enf.View(ditto.ResourceThing, at, meta, cmd.Auth.Subjects); ok {
+		if v, ok := metaView(enf, rootPointer, meta, cmd.Auth.Subjects); ok {
 			thing[keyMetadata] = v
 		} else {
 			delete(thing, keyMetadata)

@@ -344,6 +344,24 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
+// writesMetadata reports a put-metadata with items or a delete-metadata.
+func writesMetadata(h ditto.Headers) bool {
+	if h[ditto.HeaderDeleteMetadata] != "" {
+		return true
+	}
+	items, _ := parsePutMetadata(h[ditto.HeaderPutMetadata])
+	return len(items) > 0
+}
+
+// maxMetaPaths bounds the paths the wildcards of one get- or
+// delete-metadata header expand to (a thing of 100 kB has fewer leaves).
+const maxMetaPaths = 100_000
+
+func tooManyMetaPaths(h string) *ditto.Error {
+	return ditto.ErrHeaderInvalid.New("The header '%s' selects more than %d metadata paths.", h, maxMetaPaths).
+		WithDescription("Select fewer paths or use fewer wildcards.")
+}
+
 // decodeMeta decodes a record's Meta ("" for none) into a fresh object.
 func decodeMeta(s string) map[string]any {
 	if s == "" {
@@ -491,8 +509,13 @@ func nextMeta(old string, before []byte, e *entry, r resource, val any, max int)
 				cur, _ = ditto.GetAt(thing, r.path)
 			}
 		}
+		n := 0
 		for _, mp := range q.del {
-			for _, p := range mp.expand(cur) {
+			ps := mp.expand(cur)
+			if n += len(ps); n > maxMetaPaths {
+				return "", tooManyMetaPaths(ditto.HeaderDeleteMetadata)
+			}
+			for _, p := range ps {
 				m = deleteMeta(m, r.path.Append(p...))
 			}
 		}
@@ -503,20 +526,21 @@ func nextMeta(old string, before []byte, e *entry, r resource, val any, max int)
 // getMeta answers get-metadata on resource r of rec: the metadata the
 // paths select, relative to the resource, as a JSON object ({} for none).
 // thing is the decoded thing, or nil to decode it when needed.
-func getMeta(q metaReq, rec *Record, r resource, thing any) map[string]any {
+func getMeta(q metaReq, rec *Record, r resource, thing any) (map[string]any, error) {
 	m := decodeMeta(rec.Meta)
 	at, _ := ditto.GetAt(m, r.path)
 	out := map[string]any{}
 	if q.getAll {
 		if o, ok := at.(map[string]any); ok {
-			return o
+			return o, nil
 		}
-		return out
+		return out, nil
 	}
 	if at == nil {
-		return out
+		return out, nil
 	}
 	var cur any
+	n := 0
 	for _, mp := range q.get {
 		if mp.wild > 0 && thing == nil {
 			thing, _ = ditto.DecodeJSON(rec.JSON)
@@ -524,13 +548,17 @@ func getMeta(q metaReq, rec *Record, r resource, thing any) map[string]any {
 		if mp.wild > 0 && cur == nil {
 			cur, _ = ditto.GetAt(thing, r.path)
 		}
-		for _, p := range mp.expand(cur) {
+		ps := mp.expand(cur)
+		if n += len(ps); n > maxMetaPaths {
+			return nil, tooManyMetaPaths(ditto.HeaderGetMetadata)
+		}
+		for _, p := range ps {
 			if v, ok := ditto.GetAt(at, p); ok {
 				out = ditto.SetAt(out, p, v).(map[string]any)
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // inlineMetaPut turns the _metadata of a created thing's body into

@@ -303,3 +303,50 @@ func TestMetadataDittoCases(t *testing.T) {
 		})
 	}
 }
+
+// TestMetadataPermissions: metadata headers need WRITE on all of the
+// resource, and readers see no metadata of data they may not read.
+func TestMetadataPermissions(t *testing.T) {
+	env := newEnv(t, DefaultConfig())
+	env.policies.put("ns:p", map[string]any{"entries": map[string]any{
+		"owner": map[string]any{"subjects": map[string]any{owner: map[string]any{"type": "t"}},
+			"resources": map[string]any{"thing:/": map[string]any{"grant": []any{"READ", "WRITE"}, "revoke": []any{}}}},
+		"partial": map[string]any{"subjects": map[string]any{stranger: map[string]any{"type": "t"}},
+			"resources": map[string]any{
+				"thing:/":                map[string]any{"grant": []any{"READ"}, "revoke": []any{}},
+				"thing:/attributes/a":    map[string]any{"grant": []any{"WRITE"}, "revoke": []any{}},
+				"thing:/features/secret": map[string]any{"grant": []any{}, "revoke": []any{"READ"}},
+			}},
+	}})
+	body := `{"policyId":"ns:p","attributes":{"a":1},"features":{"secret":{"properties":{"pin":1}},"open":{"properties":{"x":1}}}}`
+	mustOK(t)(env.do(ditto.ActionModify, tid, "/", mustJSON(t, body), owner,
+		"put-metadata", `[{"key":"features/*/properties/*/hint","value":"h"}]`))
+	before := metaOf(t, env, tid)
+	for name, h := range map[string][]string{
+		"put on another part": {"put-metadata", `[{"key":"features/open/properties/x/hint","value":"EVIL"}]`},
+		"delete everything":   {"delete-metadata", "*"},
+	} {
+		_, err := env.do(ditto.ActionMerge, tid, "/", mustJSON(t, `{"attributes":{"a":2}}`), stranger, h...)
+		if errCode(err) != "things:thing.notmodifiable" {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Without metadata headers the same partial write passes.
+	mustOK(t)(env.do(ditto.ActionMerge, tid, "/", mustJSON(t, `{"attributes":{"a":2}}`), stranger))
+	if got := metaOf(t, env, tid); got != before {
+		t.Fatalf("metadata changed: %s", got)
+	}
+	res := mustOK(t)(env.do(ditto.ActionRetrieve, tid, "/", nil, stranger, "get-metadata", "*"))
+	if got, want := string(res.Metadata), canon(t, `{"features":{"open":{"properties":{"x":{"hint":"h"}}}}}`); got != want {
+		t.Errorf("get-metadata of a reader without /features/secret: %s, want %s", got, want)
+	}
+	res = mustOK(t)(env.do(ditto.ActionRetrieve, tid, "/", nil, stranger, "fields", "_metadata"))
+	if got := resultJSON(res); strings.Contains(got, "secret") {
+		t.Errorf("_metadata of a reader without /features/secret: %s", got)
+	}
+	// Too many paths for one header: refused, not expanded.
+	many := strings.Repeat("features/*/properties/*/k,", 60_000)
+	if _, err := env.do(ditto.ActionRetrieve, tid, "/", nil, owner, "get-metadata", strings.TrimSuffix(many, ",")); errCode(err) != "header.invalid" {
+		t.Errorf("60,000 wildcard paths: %v", err)
+	}
+}

@@ -194,6 +194,14 @@ func readRecords(r io.Reader) (map[string]*Record, error) {
 	}
 }
 
+// isJSONObject reports whether s is a JSON object, as a record's Meta
+// must be.
+func isJSONObject(s string) bool {
+	v, err := ditto.DecodeJSON([]byte(s))
+	_, ok := v.(map[string]any)
+	return err == nil && ok
+}
+
 func parseRecord(b []byte) (*Record, error) {
 	rd := &reader{b: b}
 	rec := &Record{ID: rd.string()}
@@ -218,7 +226,7 @@ func parseRecord(b []byte) (*Record, error) {
 	case 1, 2:
 		rd.b = rd.b[1:]
 		if state == 2 {
-			if rec.Meta = rd.string(); rd.err != nil || rec.Meta == "" {
+			if rec.Meta = rd.string(); rd.err != nil || !isJSONObject(rec.Meta) {
 				return nil, errors.New("corrupt snapshot record")
 			}
 		}

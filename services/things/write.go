@@ -189,6 +189,11 @@ func (s *Service) write(ctx context.Context, cmd ditto.Command, id ditto.EntityI
 		enf, ok = s.enforcer(rec, id.Namespace)
 		allowed = permitted(enf, ok)
 	}
+	if allowed && cmd.Action != ditto.ActionDelete && writesMetadata(cmd.Headers) {
+		// put-metadata and delete-metadata reach anywhere below the
+		// resource, whatever the value touches: they need WRITE on all of it.
+		allowed = enf.Unrestricted(ditto.ResourceThing, r.path, subjects, ditto.PermWrite)
+	}
 	if !allowed {
 		if cmd.Action == ditto.ActionMerge {
 			// Ditto reports every denied merge, at any path, as the thing's.
