@@ -350,3 +350,41 @@ func TestMetadataPermissions(t *testing.T) {
 		t.Errorf("60,000 wildcard paths: %v", err)
 	}
 }
+
+// FuzzMetadataHeaders: metadata headers from clients never panic, and what
+// Handle accepts Apply computes within the size limit.
+func FuzzMetadataHeaders(f *testing.F) {
+	f.Add(`[{"key":"*/k","value":1}]`, "", "/attributes")
+	f.Add(`[{"key":"features/*/properties/*/unit","value":"u"},{"key":"x","value":{"a":[1]}}]`, "", "/")
+	f.Add("", "features/*/properties/*/unit,attributes(a,b)", "/")
+	f.Add("", "*", "/features/f/properties")
+	f.Add(`[{"key":"","value":1}]`, "a//b", "/features")
+	thing := mustJSON(f, `{"thingId":"ns:t","policyId":"ns:t","attributes":{"a":1,"b":{"c":[1,2]}},"features":{"f":{"properties":{"p":1,"q":{"r":null}}}}}`)
+	f.Fuzz(func(t *testing.T, put, del, path string) {
+		p, err := ditto.ParsePointer(path)
+		if err != nil {
+			return
+		}
+		r, err := classify(p)
+		if err != nil {
+			return
+		}
+		h := ditto.Headers{}
+		if put != "" {
+			h[ditto.HeaderPutMetadata] = put
+		}
+		if del != "" {
+			h[ditto.HeaderDeleteMetadata] = del
+		}
+		if _, err := parseMetaHeaders(h, r, false); err != nil {
+			return
+		}
+		val, _ := ditto.GetAt(thing, p)
+		e := &entry{op: opModify, id: "ns:t", path: p, putMeta: put, delMeta: del}
+		before := ditto.EncodeJSON(thing)
+		meta, err := nextMeta(`{"attributes":{"a":{"k":1}}}`, before, e, r, val, DefaultConfig().MaxThingBytes)
+		if err == nil && meta != "" && !isJSONObject(meta) {
+			t.Fatalf("metadata %q is no JSON object", meta)
+		}
+	})
+}
