@@ -63,7 +63,7 @@ var (
 	ErrMediaTypeUnsup    = ErrorDef{"mediatype.unsupported", 415, "Send the request with a supported Content-Type."}
 	ErrEntityIDInvalid   = ErrorDef{"entity.id.invalid", 400, "IDs must have the form 'namespace:name' and be at most 256 characters long."}
 	ErrTooManyRequests   = ErrorDef{"too.many.requests", 429, "Slow down and try again later."}
-	ErrHeadersTooLarge   = ErrorDef{"headers.toolarge", 431, "Reduce the size of the request headers to at most 5 kB."}
+	ErrHeadersTooLarge   = ErrorDef{"headers.too.large", 431, "Reduce the size of the request headers to at most 5 kB."}
 	ErrSubjectsTooLarge  = ErrorDef{"gateway:authorization.subjects.toolarge", 431, "A request may carry at most 100 authorization subjects."}
 	ErrUnavailable       = ErrorDef{"gateway:service.unavailable", 503, "The service is currently unavailable. Try again later."}
 	ErrInternal          = ErrorDef{"gateway:internal.error", 500, "An unexpected error occurred; the correlation-id identifies it in the node's log."}
@@ -126,6 +126,7 @@ var (
 	ErrFieldSelectionInvalid     = ErrorDef{"things:field.selection.invalid", 400, "Check the field selector: allowed roots are thingId, policyId, definition, _namespace, _revision, _created, _modified, _metadata, _policy, _context, attributes and features."}
 	ErrThingTooManyModifying     = ErrorDef{"things:thing.toomanymodifyingrequests", 429, "Slow down the modifications of this Thing."}
 	ErrThingUnavailable          = ErrorDef{"things:thing.unavailable", 503, "The Thing is currently not available. Try again later."}
+	ErrFeatureDefinitionEmpty    = ErrorDef{"things:feature.definition.empty", 400, "Provide at least one definition identifier in the Feature definition."}
 	ErrThingIDsMissing           = ErrorDef{"things:things.ids.missing", 400, "Please provide at least one thing id and try again."}
 	ErrThingMetadataConflict     = ErrorDef{"things:metadata.headersconflict", 400, "Multiple metadata headers were specified. Use only one of the following metadata headers: 'put-metadata', 'get-metadata' or 'delete-metadata'."}
 	ErrThingMetadataNotMod       = ErrorDef{"things:metadata.notmodifiable", 400, "Multiple occurrences of metadata per request is not allowed. Either specify metadata in the header 'put-metadata' or in the Thing '_metadata'."}
@@ -233,7 +234,7 @@ var Catalogue = []ErrorDef{
 	ErrThingHistoryNotFound, ErrFeaturePropNotMod, ErrFeatureDesPropsNotFound, ErrFeatureDesPropsNotMod, ErrFeatureDesPropNotFound,
 	ErrFeatureDesPropNotMod, ErrThingPreconditionFailed, ErrThingPreconditionNotMod, ErrThingConditionFailed,
 	ErrThingConditionInvalid, ErrThingMergeInvalid, ErrFieldSelectionInvalid, ErrThingTooManyModifying,
-	ErrThingUnavailable, ErrThingIDsMissing, ErrThingMetadataConflict, ErrThingMetadataNotMod, ErrLiveConditionNotAllowed,
+	ErrThingUnavailable, ErrFeatureDefinitionEmpty, ErrThingIDsMissing, ErrThingMetadataConflict, ErrThingMetadataNotMod, ErrLiveConditionNotAllowed,
 	ErrPolicyIDInvalid, ErrPolicyIDNotSettable, ErrPolicyNotFound, ErrPolicyHistoryNotFound, ErrPolicyConflict, ErrPolicyNotCreatable,
 	ErrPolicyNotModifiable, ErrPolicyNotDeletable, ErrPolicyModInvalid, ErrPolicyTooLarge, ErrPolicyInvalid,
 	ErrPolicyPreconditionFailed, ErrPolicyPreconditionNotMod, ErrPolicyEntriesNotFound, ErrPolicyEntriesNotMod,

@@ -21,7 +21,7 @@ var unprefixedCodes = map[string]bool{
 	"json.pointer.invalid": true, "header.invalid": true, "rql.expression.invalid": true,
 	"timeout.invalid": true, "command.timeout": true, "namespace.blocked": true,
 	"mediatype.unsupported": true, "entity.id.invalid": true, "too.many.requests": true,
-	"headers.toolarge": true,
+	"headers.too.large": true,
 }
 
 var codeRE = regexp.MustCompile(`^[a-zA-Z.\-]+$`)

@@ -13,7 +13,7 @@ import (
 const (
 	DefaultAddr                  = "127.0.0.1:8080"
 	DefaultNamespace             = "org.eclipse.ditto"
-	DefaultMaxBodyBytes          = 100 * 1024
+	DefaultMaxBodyBytes          = 256 * 1024
 	DefaultMaxHeaderBytes        = 5 * 1024
 	DefaultMaxConcurrentRequests = 4096
 	DefaultReadHeaderTimeout     = 10 * time.Second
@@ -48,7 +48,10 @@ type Config struct {
 	// DefaultNamespace is the namespace of things created by POST /things
 	// without ?namespace=.
 	DefaultNamespace string `json:"defaultNamespace" yaml:"defaultNamespace"`
-	// MaxBodyBytes limits thing and policy bodies (413).
+	// MaxBodyBytes limits request bodies on the wire (413). The size limits
+	// of things and policies (100 kB) apply to their compact JSON in the
+	// services, as in Ditto, so a body may be larger in whitespace or
+	// escapes.
 	MaxBodyBytes int `json:"maxBodyBytes" yaml:"maxBodyBytes"`
 	// MaxHeaderBytes limits the total size of the request headers (431).
 	MaxHeaderBytes int `json:"maxHeaderBytes" yaml:"maxHeaderBytes"`

@@ -34,7 +34,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, q url.Val
 		Path:    rt.path,
 		Headers: commandHeaders(r.Header, q),
 		Auth:    auth,
-		Fields:  q.Get("fields"),
+		Fields:  strings.Join(q["fields"], ","), // repeated parameters add up, as in Ditto
 	}
 	cmd.Headers[ditto.HeaderCorrelationID] = cid
 
@@ -56,6 +56,12 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, q url.Val
 			return
 		}
 	case rt.collection && bit == mPost:
+		if cmd.Headers[ditto.HeaderChannel] == ditto.ChannelLive {
+			e := ditto.ErrThingNotCreatable.New("Thing could not be created via channel <live>.").WithDescription("Create a thing on the twin channel.")
+			e.Status = http.StatusMethodNotAllowed // as Ditto's forLiveChannel
+			writeDittoError(w, e)
+			return
+		}
 		ns := q.Get("namespace")
 		if ns == "" {
 			ns = s.cfg.DefaultNamespace
@@ -162,10 +168,13 @@ func thingIDs(q url.Values) ([]string, *ditto.Error) {
 	if !ok || len(raw) == 0 {
 		return nil, nil
 	}
-	if raw[0] == "" {
+	// Repeated parameters add up, and a trailing comma adds nothing, as
+	// in Ditto.
+	joined := strings.TrimSuffix(strings.Join(raw, ","), ",")
+	if joined == "" {
 		return nil, ditto.ErrThingIDInvalid.New("The query parameter 'ids' must not be empty: give a comma-separated list of Thing IDs.")
 	}
-	ids := strings.Split(raw[0], ",")
+	ids := strings.Split(joined, ",")
 	for _, id := range ids {
 		if _, err := ditto.ParseThingID(id); err != nil {
 			return nil, err.(*ditto.Error)
@@ -216,15 +225,19 @@ func (s *Server) readValue(r *http.Request, rt route, bit methods) (any, *ditto.
 	}
 	buf := getBuf()
 	defer putBuf(buf)
-	tooLarge, err := readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, buf)
+	// MaxBodyBytes bounds the transport (Ditto's max-content-length); the
+	// services check the thing's or policy's compact JSON against its own
+	// limit, so whitespace and escapes do not count, as in Ditto.
+	limit := s.cfg.MaxBodyBytes
+	tooLarge, err := readBody(r.Body, r.ContentLength, limit, buf)
 	if err != nil {
 		return nil, ditto.ErrJSONInvalid.New("The request body could not be read completely.")
 	}
 	if tooLarge {
 		if rt.res == resPolicies {
-			return nil, ditto.ErrPolicyTooLarge.New("The Policy in the request body is larger than the allowed %d bytes.", s.cfg.MaxBodyBytes)
+			return nil, ditto.ErrPolicyTooLarge.New("The request body is larger than the allowed %d bytes.", limit)
 		}
-		return nil, ditto.ErrThingTooLarge.New("The Thing in the request body is larger than the allowed %d bytes.", s.cfg.MaxBodyBytes)
+		return nil, ditto.ErrThingTooLarge.New("The request body is larger than the allowed %d bytes.", limit)
 	}
 	if buf.Len() == 0 {
 		if rt.collection {

@@ -150,8 +150,13 @@ func checkHeaders(h ditto.Headers) *ditto.Error {
 			return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is not a list of entity tags.", truncateString(v, 100), name)
 		}
 	}
-	if v, ok := h[ditto.HeaderChannel]; ok && v != ditto.ChannelTwin && v != ditto.ChannelLive {
-		return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is invalid: use twin or live.", truncateString(v, 100), ditto.HeaderChannel)
+	if v, ok := h[ditto.HeaderChannel]; ok {
+		// Normalized as Ditto's channel validator does: trimmed, any case.
+		n := strings.ToLower(strings.TrimSpace(v))
+		if n != ditto.ChannelTwin && n != ditto.ChannelLive {
+			return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is invalid: use twin or live.", truncateString(v, 100), ditto.HeaderChannel)
+		}
+		h[ditto.HeaderChannel] = n
 	}
 	if v, ok := h[ditto.HeaderPolicyView]; ok && v != "original" && v != "resolved" {
 		return ditto.ErrHeaderInvalid.New("The value '%s' of the header '%s' is invalid: use original or resolved.", truncateString(v, 100), ditto.HeaderPolicyView)
@@ -227,7 +232,9 @@ func (s *Server) checkMediaType(method, ct string) *ditto.Error {
 		}
 		return ditto.ErrMediaTypeUnsup.New("The Media-Type <%s> is not supported for PATCH; use <%s>.", ct, mediaMergePatch)
 	}
-	if mt == mediaJSON {
+	if mt == mediaJSON || ct == "" {
+		// A body without a content-type is octet-stream to Ditto, which it
+		// accepts for PUT and POST by default.
 		return nil
 	}
 	for _, extra := range s.cfg.AdditionalMediaTypes {

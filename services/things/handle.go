@@ -50,7 +50,15 @@ func (s *Service) barrier(ctx context.Context, h ditto.Headers) error {
 }
 
 // fieldSelector parses cmd.Fields relative to the addressed resource.
+// Ditto's routes take fields on the thing, attributes, features, a
+// feature and its (desired) properties only; elsewhere (a single value,
+// a definition, the policyId) it is ignored.
 func fieldSelector(fields string, r resource) (ditto.FieldSelector, error) {
+	switch r.kind {
+	case kindThing, kindAttributes, kindFeatures, kindFeature, kindProperties, kindDesiredProperties:
+	default:
+		return ditto.FieldSelector{}, nil
+	}
 	if len(r.path) == 0 || strings.TrimSpace(fields) == "" {
 		return ditto.ParseFieldSelector(fields)
 	}

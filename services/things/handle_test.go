@@ -238,7 +238,7 @@ func TestHandleValidation(t *testing.T) {
 		{"invalid nested key", ditto.ActionModify, tid, "/features/f/properties/p", `{"ok":{"b\u0002":1}}`, "json.key.invalid"},
 		{"star feature", ditto.ActionModify, tid, "/features/*", `{}`, "json.key.invalid"},
 		{"bad definition", ditto.ActionModify, tid, "/definition", `"nope"`, "things:definition.identifier.invalid"},
-		{"empty feature definition", ditto.ActionModify, tid, "/features/f/definition", `[]`, "json.format.invalid"},
+		{"empty feature definition", ditto.ActionModify, tid, "/features/f/definition", `[]`, "things:feature.definition.empty"},
 		{"duplicate feature definition", ditto.ActionModify, tid, "/features/f/definition", `["a:b:c","a:b:c"]`, "json.format.invalid"},
 		{"bad policyId", ditto.ActionModify, tid, "/policyId", `"nope"`, "policies:id.invalid"},
 		{"policyId not deletable", ditto.ActionDelete, tid, "/policyId", ``, "things:policyId.notdeletable"},

@@ -156,14 +156,17 @@ func (v validator) feature(f any) (map[string]any, *ditto.Error) {
 
 func (v validator) featureDefinition(d any) *ditto.Error {
 	a, ok := d.([]any)
-	if !ok || len(a) == 0 {
+	if !ok {
 		return v.typeErr("A Feature definition must be a non-empty JSON array of definition identifiers.")
+	}
+	if len(a) == 0 {
+		return ditto.ErrFeatureDefinitionEmpty.New("Feature Definition must not be empty!")
 	}
 	seen := make(map[string]bool, len(a))
 	for _, e := range a {
 		s, ok := e.(string)
 		if !ok {
-			return v.typeErr("A Feature definition must be a non-empty JSON array of definition identifiers.")
+			return ditto.ErrThingDefinitionInvalid.New("Definition identifier <%s> is invalid!", ditto.EncodeJSON(e))
 		}
 		if !ditto.ValidDefinition(s) {
 			return ditto.ErrThingDefinitionInvalid.New("Definition identifier <%s> is invalid!", s)

@@ -235,6 +235,17 @@ func checkPatch(tid string, r resource, patch any) error {
 		if t, ok := m[keyThingID]; ok && t != tid {
 			return ditto.ErrThingIDNotSettable.New("The Thing ID in the request body is not equal to the Thing ID '%s' in the request URL.", tid)
 		}
+		// An inline policy is no part of the thing: its resource keys
+		// ("thing:/") are checked as a policy's when it is created.
+		if m[keyInlinePolicy] != nil || m[keyCopyPolicyFrom] != nil {
+			rest := make(map[string]any, len(m))
+			for k, v := range m {
+				if k != keyInlinePolicy && k != keyCopyPolicyFrom {
+					rest[k] = v
+				}
+			}
+			patch = rest
+		}
 	}
 	return checkPatchKeys(patch)
 }
@@ -251,12 +262,6 @@ func checkPatchKeys(v any) error {
 				return err
 			}
 			if err := checkPatchKeys(e); err != nil {
-				return err
-			}
-		}
-	case []any:
-		for _, e := range t {
-			if err := ditto.CheckKeys(e); err != nil {
 				return err
 			}
 		}
