@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -93,10 +94,22 @@ func TestSearchOverHTTP(t *testing.T) {
 	expectStatus(t, ditto.do("GET", "/api/2/search/things?filter="+url.QueryEscape("eq(attributes/serial"), ""), 400)
 	expectStatus(t, ditto.do("GET", "/api/2/search/things?option=size(500)", ""), 400)
 
-	// GET /things without ids lists the readable things page by page.
-	r = bob.do("GET", "/api/2/things", "")
+	// GET /things without ids lists the readable things page by page, as
+	// Ditto does: a bare array, the next page in a Link header, no filter.
+	r = bob.do("GET", "/api/2/things?option=size(2)&filter="+url.QueryEscape(`eq(thingId,"org.bob:b-2")`), "")
 	expectStatus(t, r, 200)
-	if got := ids(r.json(t)); len(got) != 3 {
-		t.Errorf("bob's listing: %v", got)
+	var listing []map[string]any
+	if err := json.Unmarshal(r.body, &listing); err != nil || len(listing) != 2 || listing[0]["thingId"] != "org.bob:b-0" {
+		t.Fatalf("bob's first page: %s (%v)", r.body, err)
+	}
+	links := r.header.Values("Link")
+	if len(links) != 2 || !strings.HasSuffix(links[0], `rel="canonical"`) || !strings.HasPrefix(links[1], "</api/2/things?option=cursor(") || !strings.HasSuffix(links[1], `rel="next"`) {
+		t.Fatalf("Link headers %q", links)
+	}
+	next := strings.TrimSuffix(strings.TrimPrefix(links[1], "<"), `>; rel="next"`)
+	r = bob.do("GET", next, "")
+	expectStatus(t, r, 200)
+	if err := json.Unmarshal(r.body, &listing); err != nil || len(listing) != 1 || listing[0]["thingId"] != "org.bob:b-2" || len(r.header.Values("Link")) != 1 {
+		t.Fatalf("bob's second page: %s %q (%v)", r.body, r.header.Values("Link"), err)
 	}
 }

@@ -59,7 +59,7 @@ func (s *Server) serveSearch(w http.ResponseWriter, r *http.Request, q url.Value
 		s.serveSearchSSE(w, r, params)
 		return true
 	}
-	s.runSearch(w, r, params, p != searchPrefix)
+	s.runSearch(w, r, params, p != searchPrefix, false)
 	return true
 }
 
@@ -72,10 +72,13 @@ func (s *Server) serveThingsListing(w http.ResponseWriter, r *http.Request, q ur
 		return
 	}
 	params.Auth = auth
-	s.runSearch(w, r, params, false)
+	// As Ditto's GET /things: no filter here (only on /search/things), the
+	// page as a bare array, and the next page in a Link header.
+	params.Filter = ""
+	s.runSearch(w, r, params, false, true)
 }
 
-func (s *Server) runSearch(w http.ResponseWriter, r *http.Request, params SearchQuery, count bool) {
+func (s *Server) runSearch(w http.ResponseWriter, r *http.Request, params SearchQuery, count, listing bool) {
 	cid := w.Header().Get(correlationKey)
 	if s.deps.Search == nil {
 		writeDittoError(w, ditto.ErrUnavailable.New("Search is not available on this node."))
@@ -104,10 +107,20 @@ func (s *Server) runSearch(w http.ResponseWriter, r *http.Request, params Search
 		return
 	}
 	// {"items":[...],"cursor":"...","nextPageOffset":n} into a pooled
-	// buffer; pre-encoded items are copied as they are.
+	// buffer; pre-encoded items are copied as they are. A listing is the
+	// bare array.
 	buf := getBuf()
 	defer putBuf(buf)
-	buf.WriteString(`{"items":[`)
+	if listing {
+		links := []string{"<" + r.URL.RequestURI() + `>; rel="canonical"`}
+		if cursor != "" {
+			links = append(links, "<"+r.URL.EscapedPath()+"?option=cursor("+cursor+`)>; rel="next"`)
+		}
+		w.Header()["Link"] = links
+		buf.WriteByte('[')
+	} else {
+		buf.WriteString(`{"items":[`)
+	}
 	for i, it := range items {
 		if i > 0 {
 			buf.WriteByte(',')
@@ -118,6 +131,10 @@ func (s *Server) runSearch(w http.ResponseWriter, r *http.Request, params Search
 		}
 	}
 	buf.WriteByte(']')
+	if listing {
+		writeJSON(w, http.StatusOK, buf.Bytes())
+		return
+	}
 	if cursor != "" {
 		buf.WriteString(`,"cursor":`)
 		if plainToken(cursor) {
