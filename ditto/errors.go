@@ -44,7 +44,14 @@ func (d ErrorDef) New(format string, args ...any) *Error {
 	if len(args) > 0 {
 		msg = fmt.Sprintf(format, args...)
 	}
-	return &Error{Status: d.Status, Code: d.Code, Message: msg, Description: d.Description}
+	return &Error{Status: d.Status, Code: d.Code, Message: msg, Description: d.Description, Href: hrefs[d.Code]}
+}
+
+// hrefs are the links Ditto's errors of these codes carry.
+var hrefs = map[string]string{
+	"things:id.invalid":    "https://www.eclipse.dev/ditto/basic-namespaces-and-names.html#namespaced-id",
+	"policies:id.invalid":  "https://www.eclipse.dev/ditto/basic-namespaces-and-names.html#namespaced-id",
+	"things:merge.invalid": "https://tools.ietf.org/html/rfc7396",
 }
 
 // The error catalogue. Codes, statuses and descriptions follow Ditto. Every

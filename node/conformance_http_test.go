@@ -34,6 +34,12 @@ func TestConformanceHTTPEdges(t *testing.T) {
 		{name: "a creating merge with an inline policy", method: "PATCH", path: "/things/org.acme:e3", body: `{"_policy":` + policy + `,"attributes":{"a":1}}`,
 			hdr: []string{"Content-Type", "application/merge-patch+json"}, status: 201},
 		{name: "no create on the live channel", method: "POST", path: "/things?channel=live", body: `{}`, status: 405, code: "things:thing.notcreatable"},
+		{name: "an invalid ID links to the naming rules", method: "GET", path: "/things/bad", status: 400, code: "things:id.invalid",
+			check: func(t *testing.T, r response) {
+				if href, _ := r.json(t)["href"].(string); href != "https://www.eclipse.dev/ditto/basic-namespaces-and-names.html#namespaced-id" {
+					t.Errorf("href %q", href)
+				}
+			}},
 		{name: "an empty feature definition", method: "PUT", path: "/things/org.acme:e1/features/f", body: `{"definition":[]}`, status: 400, code: "things:feature.definition.empty"},
 	})
 }

@@ -230,7 +230,9 @@ func (s *Server) checkMediaType(method, ct string) *ditto.Error {
 		if mt == mediaMergePatch {
 			return nil
 		}
-		return ditto.ErrMediaTypeUnsup.New("The Media-Type <%s> is not supported for PATCH; use <%s>.", ct, mediaMergePatch)
+		e := ditto.ErrMediaTypeUnsup.New("The Media-Type <%s> is not supported for PATCH; use <%s>.", ct, mediaMergePatch)
+		e.Href = "https://tools.ietf.org/html/rfc7396" // as Ditto's merge media type error
+		return e
 	}
 	if mt == mediaJSON || ct == "" {
 		// A body without a content-type is octet-stream to Ditto, which it
