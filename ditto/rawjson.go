@@ -1,12 +1,15 @@
 package ditto
 
+import "unicode/utf8"
+
 // RawValueAt locates the value at p inside the JSON document doc without
 // decoding it: doc[start:end] is the value's encoding. doc must be
 // well-formed JSON, such as EncodeJSON's output: the scan checks the
 // structure but not every string escape, so on malformed input the result
 // means nothing (it never panics). ok is false when the path does not lead
 // to a value, and in the cases it leaves to a full decode: an object key on
-// the path that holds escapes, or a key that occurs twice in one object.
+// the path that holds escapes or invalid UTF-8, or a key that occurs twice
+// in one object.
 //
 // Splicing a value encoded by EncodeJSON into EncodeJSON's encoding of a
 // document, doc[:start]+EncodeJSON(v)+doc[end:], gives exactly
@@ -70,6 +73,11 @@ func (d *rawScanner) find(p Pointer, depth int) (int, int, bool) {
 			return 0, 0, false // escaped keys are left to a full decode
 		}
 		match := string(d.b[ks:d.i-1]) == p[0]
+		if match && !utf8.ValidString(p[0]) {
+			// A decoder reads invalid UTF-8 in a key as U+FFFD: such keys
+			// are left to a full decode too.
+			return 0, 0, false
+		}
 		d.skipSpace()
 		if d.i >= len(d.b) || d.b[d.i] != ':' {
 			return 0, 0, false
