@@ -17,7 +17,7 @@ type countFSM struct {
 
 func (f *countFSM) Apply(index uint64, cmd []byte) any { return f.n.Add(1) }
 
-func (f *countFSM) ApplyBatch(first uint64, cmds [][]byte) []any {
+func (f *countFSM) ApplyBatch(cmds []Command) []any {
 	out := make([]any, len(cmds))
 	for i := range cmds {
 		out[i] = f.n.Add(1)
@@ -68,9 +68,10 @@ func BenchmarkProposeParallel(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 			st := g.Stats().Sub(before)
-			b.ReportMetric(st.EntriesPerLogWrite(), "cmds/fsync")
+			b.ReportMetric(st.CommandsPerLogWrite(), "cmds/fsync")
+			b.ReportMetric(st.CommandsPerPack(), "cmds/entry")
 			b.ReportMetric(float64(st.LogWriteMean().Microseconds()), "µs/fsync")
-			b.ReportMetric(st.EntriesPerApply(), "cmds/apply")
+			b.ReportMetric(st.EntriesPerApply(), "entries/apply")
 		})
 	}
 }

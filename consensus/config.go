@@ -41,17 +41,23 @@ type Config struct {
 	// commit index when the leader has nothing else to send.
 	CommitTimeout time.Duration `json:"commitTimeout" yaml:"commitTimeout"`
 
-	// SnapshotThreshold is the number of new log entries that triggers a
-	// snapshot, checked every SnapshotInterval.
+	// SnapshotThreshold is the number of new commands that triggers a
+	// snapshot, checked every SnapshotInterval. Raft counts entries; the
+	// group converts (logscale.go).
 	SnapshotThreshold uint64 `json:"snapshotThreshold" yaml:"snapshotThreshold"`
 	// SnapshotInterval is how often the snapshot threshold is checked.
 	SnapshotInterval time.Duration `json:"snapshotInterval" yaml:"snapshotInterval"`
-	// TrailingLogs is how many entries are kept after a snapshot so slow
-	// followers catch up from the log instead of a snapshot.
+	// TrailingLogs is how many commands' entries are kept after a snapshot
+	// so slow followers catch up from the log instead of a snapshot.
 	TrailingLogs uint64 `json:"trailingLogs" yaml:"trailingLogs"`
 	// MaxAppendEntries is the largest batch of entries written, replicated
 	// and applied at once; 1 to 1024.
 	MaxAppendEntries int `json:"maxAppendEntries" yaml:"maxAppendEntries"`
+
+	// PackDepth is how many entries of packed proposals the leader keeps
+	// appended but not yet applied before it holds further proposals
+	// back, to append them together (pack.go); 1 to 64.
+	PackDepth int `json:"packDepth" yaml:"packDepth"`
 
 	// NoSync skips fsync in the log store. Tests only: a crash loses
 	// acknowledged writes.
@@ -74,6 +80,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       10240,
 		MaxAppendEntries:   256,
+		PackDepth:          1,
 	}
 }
 
@@ -103,6 +110,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAppendEntries == 0 {
 		c.MaxAppendEntries = d.MaxAppendEntries
+	}
+	if c.PackDepth == 0 {
+		c.PackDepth = d.PackDepth
 	}
 	return c
 }
@@ -167,6 +177,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024 {
 		errs = append(errs, fmt.Errorf("max append entries %d is outside 1..1024", c.MaxAppendEntries))
+	}
+	if c.PackDepth < 1 || c.PackDepth > 64 {
+		errs = append(errs, fmt.Errorf("pack depth %d is outside 1..64", c.PackDepth))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("consensus config: %w", err)

@@ -170,7 +170,7 @@ func TestAdapterDedup(t *testing.T) {
 				fwdLog(7, "me", 2, "mine-too-old"),
 				{Index: 8, Type: raft.LogCommand, Data: []byte("foreign ext"), Extensions: []byte{9, 9}},
 			})
-			want := []entry{{1, "a"}, {3, "plain"}, {4, "mine"}, {6, "mine-later"}, {8, "foreign ext"}}
+			want := []entry{{1, "a", 0}, {3, "plain", 0}, {4, "mine", 0}, {6, "mine-later", 0}, {8, "foreign ext", 0}}
 			if diff := diffSlices(want, fsm.snapshotEntries()); diff != "" {
 				t.Fatalf("applied: %s", diff)
 			}

@@ -63,24 +63,17 @@ func (g *Group) appendLocal(ctx context.Context, r *raft.Raft, hdr, cmd []byte) 
 	if r.State() != raft.Leader {
 		return Committed{}, notLeader(r)
 	}
-	timeout, err := timeoutOf(ctx)
+	it, err := g.packPropose(ctx, hdr, cmd)
 	if err != nil {
-		return Committed{}, fmt.Errorf("%w: %w", ErrNotApplied, err)
+		return Committed{}, err
 	}
-	// A leader appends in its own term; the term did not change from
-	// before the append until after its commit, so the entry has it.
-	term := r.CurrentTerm()
-	f := r.ApplyLog(raft.Log{Data: cmd, Extensions: hdr}, timeout)
-	err = g.await(ctx, f)
+	err = it.err
 	switch {
 	case err == nil:
-		if r.CurrentTerm() != term {
-			return Committed{}, nil
-		}
-		return Committed{Index: f.Index(), Term: term}, nil
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return it.committed, nil
+	case it.notLeader != nil:
 		// Raft refuses these before the entry reaches the log.
-		return Committed{}, notLeader(r)
+		return Committed{}, it.notLeader
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return Committed{}, fmt.Errorf("%w: %w", ErrNotApplied, ErrTimeout)
 	case errors.Is(err, ErrClosed), errors.Is(err, raft.ErrRaftShutdown):

@@ -155,7 +155,7 @@ func counts(nd *clusterNode) map[string]int {
 func byIndex(nd *clusterNode) map[uint64]string {
 	m := make(map[uint64]string)
 	for _, e := range nd.fsm.snapshotEntries() {
-		m[e.Index] = e.Cmd
+		m[fsmIndex(e.Index, int(e.Pos))] = e.Cmd
 	}
 	return m
 }
@@ -202,7 +202,7 @@ func TestForward(t *testing.T) {
 				cmd := fmt.Sprintf("%s-%d", nd.id, i)
 				r := mustPropose(t, nd.g, cmd)
 				// Propose returns once this node applied the entry.
-				if got := byIndex(nd)[r.Index]; got != cmd {
+				if got := byIndex(nd)[r.at()]; got != cmd {
 					t.Fatalf("%s: entry %d is %q right after Propose, want %q", nd.id, r.Index, got, cmd)
 				}
 			}
@@ -236,8 +236,8 @@ func TestForward(t *testing.T) {
 		settle(t, nodes)
 		applied := byIndex(nodes[0])
 		for cmd, r := range results {
-			if applied[r.Index] != cmd {
-				t.Errorf("%s acknowledged at %d, which holds %q", cmd, r.Index, applied[r.Index])
+			if applied[r.at()] != cmd {
+				t.Errorf("%s acknowledged at %d, which holds %q", cmd, r.Index, applied[r.at()])
 			}
 		}
 		for cmd, n := range counts(nodes[0]) {
@@ -412,8 +412,8 @@ func TestForwardFailover(t *testing.T) {
 		for cmd, o := range outcomes {
 			switch {
 			case o.err == nil:
-				if at[o.res.Index] != cmd {
-					t.Errorf("%s: acknowledged %s at %d, which holds %q", nd.id, cmd, o.res.Index, at[o.res.Index])
+				if at[o.res.at()] != cmd {
+					t.Errorf("%s: acknowledged %s at %d, which holds %q", nd.id, cmd, o.res.Index, at[o.res.at()])
 				}
 			case errors.Is(o.err, ErrNotApplied):
 				if applied[cmd] != 0 {
@@ -510,7 +510,7 @@ func TestForwardRestart(t *testing.T) {
 	}
 	// The restarted node's new proposals carry fresh sequence numbers.
 	r := mustPropose(t, f.g, "b-0")
-	if got := byIndex(f)[r.Index]; got != "b-0" {
+	if got := byIndex(f)[r.at()]; got != "b-0" {
 		t.Fatalf("after restart: entry %d is %q, want b-0", r.Index, got)
 	}
 	settle(t, nodes)

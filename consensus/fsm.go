@@ -7,7 +7,9 @@ import "io"
 // deterministic: no clock, randomness, I/O, goroutines or map-order output.
 type FSM interface {
 	// Apply applies the command committed at index and returns its result,
-	// which the proposer receives from Propose.
+	// which the proposer receives from Propose. index is unique and grows
+	// with every command: the raft index of its entry times 1024 plus the
+	// command's place in the entry (entries may pack several commands).
 	Apply(index uint64, cmd []byte) any
 	// Snapshot captures the current state cheaply; the capture is written
 	// out later, concurrently with further Applies.
@@ -21,7 +23,13 @@ type FSM interface {
 // entry per command.
 type BatchFSM interface {
 	FSM
-	ApplyBatch(first uint64, cmds [][]byte) []any
+	ApplyBatch(cmds []Command) []any
+}
+
+// Command is one committed command and its index (see FSM.Apply).
+type Command struct {
+	Index uint64
+	Data  []byte
 }
 
 // Snapshot is a point-in-time capture of an FSM.

@@ -28,12 +28,15 @@ type fsmAdapter struct {
 	stats   *statCounters // nil in tests that build an adapter alone
 
 	// scratch buffers reused across ApplyBatch calls.
-	cmds  [][]byte
+	cmds  []Command
 	marks []entryMark
 }
 
-// entryMark is what ApplyBatch decided for one log entry.
+// entryMark is what ApplyBatch decided for one command: its entry (log)
+// and place there (pos, -1 for an unpacked entry).
 type entryMark struct {
+	log   int
+	pos   int
 	apply bool   // hand it to the FSM
 	mine  uint64 // sequence number of this node's proposal, or 0
 	stale bool   // dropped as too old to deduplicate
@@ -53,10 +56,9 @@ func (a *fsmAdapter) Apply(l *raft.Log) any {
 	return a.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies the command entries of logs, in order, and skips the
-// rest (configuration changes, duplicate forwarded entries) with a nil
-// result. Runs of consecutive applied indexes go to BatchFSM.ApplyBatch in
-// one call.
+// ApplyBatch applies the commands of logs, in order, and skips the rest
+// (configuration changes, duplicate forwarded commands) with a nil result.
+// A packed entry's result is a packResult with one result per command.
 func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	if len(logs) == 0 {
@@ -66,77 +68,104 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 		start := time.Now()
 		defer func() { a.stats.applied(len(logs), time.Since(start)) }()
 	}
-	marks := a.mark(logs)
-	for i := 0; i < len(logs); {
-		if !marks[i].apply {
-			i++
-			continue
+	marks, cmds := a.mark(logs, out)
+	var res []any
+	switch {
+	case len(cmds) == 0:
+	case a.batch != nil:
+		res = a.batch.ApplyBatch(cmds)
+		if len(res) != len(cmds) {
+			panic(fmt.Sprintf("consensus: ApplyBatch returned %d results for %d commands", len(res), len(cmds)))
 		}
-		if a.batch == nil {
-			out[i] = a.fsm.Apply(logs[i].Index, logs[i].Data)
-			i++
-			continue
-		}
-		j := i + 1
-		for j < len(logs) && marks[j].apply && logs[j].Index == logs[j-1].Index+1 {
-			j++
-		}
-		a.cmds = a.cmds[:0]
-		for _, l := range logs[i:j] {
-			a.cmds = append(a.cmds, l.Data)
-		}
-		res := a.batch.ApplyBatch(logs[i].Index, a.cmds)
-		if len(res) != j-i {
-			panic(fmt.Sprintf("consensus: ApplyBatch returned %d results for %d commands", len(res), j-i))
-		}
-		copy(out[i:j], res)
-		clear(a.cmds)
-		i = j
-	}
-	if a.pending != nil {
-		for i, m := range marks {
-			switch {
-			case m.mine == 0:
-			case m.stale:
-				a.pending.resolve(m.mine, nil, fmt.Errorf("%w: dropped as too old to deduplicate", ErrNotApplied))
-			case m.apply:
-				a.pending.resolve(m.mine, out[i], nil)
-			}
+	default:
+		res = make([]any, len(cmds))
+		for i, c := range cmds {
+			res[i] = a.fsm.Apply(c.Index, c.Data)
 		}
 	}
+	k := 0
+	for _, m := range marks {
+		var r any
+		if m.apply {
+			r = res[k]
+			k++
+		}
+		if m.pos < 0 {
+			out[m.log] = r
+		} else {
+			out[m.log].(packResult)[m.pos] = r
+		}
+		if a.pending == nil || m.mine == 0 {
+			continue
+		}
+		switch {
+		case m.stale:
+			a.pending.resolve(m.mine, nil, fmt.Errorf("%w: dropped as too old to deduplicate", ErrNotApplied))
+		case m.apply:
+			a.pending.resolve(m.mine, r, nil)
+		}
+	}
+	clear(a.cmds)
 	clear(marks)
 	a.applied.advance(logs[len(logs)-1].Index)
 	return out
 }
 
-// mark decides, in log order, which entries reach the FSM.
-func (a *fsmAdapter) mark(logs []*raft.Log) []entryMark {
-	if cap(a.marks) < len(logs) {
-		a.marks = make([]entryMark, len(logs))
-	}
-	marks := a.marks[:len(logs)]
+// mark decides, in log order, which commands reach the FSM; it returns a
+// mark per command and the commands to apply. Packed entries get their
+// packResult in out.
+func (a *fsmAdapter) mark(logs []*raft.Log, out []any) ([]entryMark, []Command) {
+	marks, cmds := a.marks[:0], a.cmds[:0]
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		if len(l.Extensions) == 0 {
-			marks[i].apply = true
+		if !isPacked(l.Extensions) {
+			m := a.markOne(l.Extensions, l.Index)
+			m.log, m.pos = i, -1
+			marks = append(marks, m)
+			if m.apply {
+				cmds = append(cmds, Command{Index: fsmIndex(l.Index, 0), Data: l.Data})
+			}
 			continue
 		}
-		origin, seq, _, ok := parseHeader(l.Extensions)
+		pr := make(packResult, packedCount(l.Data))
+		out[i] = pr
+		ok := packedCommands(l.Data, func(pos int, hdr, cmd []byte) {
+			m := a.markOne(hdr, l.Index)
+			m.log, m.pos = i, pos
+			marks = append(marks, m)
+			if m.apply {
+				cmds = append(cmds, Command{Index: fsmIndex(l.Index, pos), Data: cmd})
+			}
+		})
 		if !ok {
-			// Not ours: apply as a plain command.
-			marks[i].apply = true
-			continue
-		}
-		v := a.dedup.admit(origin, seq, l.Index)
-		marks[i].apply = v == admitted
-		marks[i].stale = v == stale
-		if string(origin) == a.self {
-			marks[i].mine = seq
+			// Only a leader's packer writes these; every node reads the
+			// same bytes, so all stop here alike.
+			panic(fmt.Sprintf("consensus: malformed packed entry at index %d", l.Index))
 		}
 	}
-	return marks
+	a.marks, a.cmds = marks, cmds
+	return marks, cmds
+}
+
+// markOne decides for one command with forwarding header hdr (or none) in
+// the entry at index.
+func (a *fsmAdapter) markOne(hdr []byte, index uint64) entryMark {
+	if len(hdr) == 0 {
+		return entryMark{apply: true}
+	}
+	origin, seq, _, ok := parseHeader(hdr)
+	if !ok {
+		// Not ours: apply as a plain command.
+		return entryMark{apply: true}
+	}
+	v := a.dedup.admit(origin, seq, index)
+	m := entryMark{apply: v == admitted, stale: v == stale}
+	if string(origin) == a.self {
+		m.mine = seq
+	}
+	return m
 }
 
 // Snapshot captures the FSM together with the applied index it reflects.

@@ -23,6 +23,15 @@ func TestAdapterApplyBatch(t *testing.T) {
 		return &raft.Log{Index: i, Type: raft.LogCommand, Data: []byte{byte('a' + i)}}
 	}
 	conf := func(i uint64) *raft.Log { return &raft.Log{Index: i, Type: raft.LogConfiguration} }
+	packed := func(i uint64, cmds ...string) *raft.Log {
+		data := binary.AppendUvarint(nil, uint64(len(cmds)))
+		for _, c := range cmds {
+			data = binary.AppendUvarint(data, 0)
+			data = binary.AppendUvarint(data, uint64(len(c)))
+			data = append(data, c...)
+		}
+		return &raft.Log{Index: i, Type: raft.LogCommand, Data: data, Extensions: packExtensions}
+	}
 	tests := []struct {
 		name        string
 		logs        []*raft.Log
@@ -30,9 +39,10 @@ func TestAdapterApplyBatch(t *testing.T) {
 		wantBatches int
 		wantNil     []int // positions with a nil result
 	}{
-		{"commands", []*raft.Log{cmd(1), cmd(2), cmd(3)}, []entry{{1, "b"}, {2, "c"}, {3, "d"}}, 1, nil},
-		{"configuration in between", []*raft.Log{cmd(1), conf(2), cmd(3)}, []entry{{1, "b"}, {3, "d"}}, 2, []int{1}},
-		{"gap from a barrier", []*raft.Log{cmd(1), cmd(3)}, []entry{{1, "b"}, {3, "d"}}, 2, nil},
+		{"commands", []*raft.Log{cmd(1), cmd(2), cmd(3)}, []entry{{1, "b", 0}, {2, "c", 0}, {3, "d", 0}}, 1, nil},
+		{"configuration in between", []*raft.Log{cmd(1), conf(2), cmd(3)}, []entry{{1, "b", 0}, {3, "d", 0}}, 1, []int{1}},
+		{"gap from a barrier", []*raft.Log{cmd(1), cmd(3)}, []entry{{1, "b", 0}, {3, "d", 0}}, 1, nil},
+		{"packed", []*raft.Log{cmd(1), packed(2, "x", "y", "z"), cmd(3)}, []entry{{1, "b", 0}, {2, "x", 0}, {2, "y", 1}, {2, "z", 2}, {3, "d", 0}}, 1, nil},
 		{"configuration only", []*raft.Log{conf(7)}, nil, 0, []int{0}},
 	}
 	for _, tt := range tests {

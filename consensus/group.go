@@ -86,6 +86,9 @@ type Group struct {
 	seqCeil atomic.Uint64
 	seqMu   sync.Mutex
 	pending proposals
+
+	// pack is the leader's proposal packer (pack.go).
+	pack packer
 }
 
 // New allocates a Group for fsm; Start begins work.
@@ -110,6 +113,7 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 		catchUpKick: make(chan struct{}, 1),
 	}
 	g.pending.init(maxPendingForwards)
+	g.pack.init(cfg.PackDepth)
 	g.fsm = newFSMAdapter(fsm, &g.applied)
 	g.fsm.stats = &g.stats
 	g.fsm.self = cfg.NodeID
@@ -121,6 +125,9 @@ func New(cfg Config, fsm FSM, deps Deps) (*Group, error) {
 	g.leaderSeen.init()
 	return g, nil
 }
+
+// logCacheEntries is the most entries the log cache keeps.
+const logCacheEntries = 64
 
 const (
 	logKeyGroup = "group"
@@ -181,13 +188,15 @@ func (g *Group) start(ctx context.Context) error {
 		return err
 	}
 	// The cache serves recent entries to replication and to the apply
-	// loop of followers without a bolt read.
-	cache, err := raft.NewLogCache(2*cfg.MaxAppendEntries, store)
+	// loop of followers without a bolt read. Under load an entry packs
+	// tens of commands (pack.go), so a few dozen entries cover a round of
+	// replication; more would only hold memory.
+	cache, err := raft.NewLogCache(min(logCacheEntries, 2*cfg.MaxAppendEntries), store)
 	if err != nil {
 		return err
 	}
 	g.reads.dur = cfg.HeartbeatTimeout / 2
-	logs := countingLogs{LogStore: cache, c: &g.stats, delay: cfg.storeDelay, lease: &g.reads}
+	logs := countingLogs{LogStore: cache, c: &g.stats, delay: cfg.storeDelay, lease: &g.reads, writes: &g.pack.writes}
 	g.logs = logs
 	hcl := newHCLog(g.log, "raft")
 	if g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hcl.Named("snapshot")); err != nil {
@@ -266,7 +275,9 @@ func (g *Group) start(ctx context.Context) error {
 	}
 	g.r.Store(r)
 
-	g.wg.Add(5)
+	g.wg.Add(7)
+	go g.packLoop(r)
+	go g.scaleLoop(r)
 	go g.catchUpLoop(r)
 	go g.hintLoop(r)
 	go g.leaderReads.loop(g, func(ctx context.Context) (Committed, error) { return g.confirmLeader(ctx, r) })
@@ -406,18 +417,23 @@ func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 	return g.proposeForwarded(ctx, cmd)
 }
 
-// proposeLocal is the leader's path: no header, the raft future carries
-// the FSM's result.
+// proposeLocal is the leader's path: no header, the packer's entry
+// carries the FSM's result.
 func (g *Group) proposeLocal(ctx context.Context, r *raft.Raft, cmd []byte) (any, error) {
-	timeout, err := timeoutOf(ctx)
+	if r.State() != raft.Leader {
+		return nil, notLeader(r)
+	}
+	it, err := g.packPropose(ctx, nil, cmd)
 	if err != nil {
 		return nil, err
 	}
-	f := r.Apply(cmd, timeout)
-	if err := g.await(ctx, f); err != nil {
-		return nil, raftError(r, err)
+	if it.notLeader != nil {
+		return nil, it.notLeader
 	}
-	return f.Response(), nil
+	if it.err != nil {
+		return nil, raftError(r, it.err)
+	}
+	return it.res, nil
 }
 
 // AppliedIndex is the index through which this node's FSM state is

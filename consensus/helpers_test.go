@@ -17,16 +17,21 @@ import (
 
 // entry is one applied command as the test FSM records it.
 type entry struct {
-	Index uint64
+	Index uint64 // raft index of the entry
 	Cmd   string
+	Pos   uint64 // place in a packed entry
 }
 
 // result is what the test FSM returns for a command: it depends on the
 // state, so a replay with a different history would give other results.
 type result struct {
-	Index uint64
-	Seq   int // number of commands applied before this one
+	Index uint64 // raft index of the entry
+	Pos   uint64 // place in a packed entry
+	Seq   int    // number of commands applied before this one
 }
+
+// at is where a command sits: its FSM index.
+func (r result) at() uint64 { return fsmIndex(r.Index, int(r.Pos)) }
 
 // testFSM records applied commands. It is deterministic and its snapshot
 // is an O(1) capture of the append-only slice.
@@ -37,11 +42,14 @@ type testFSM struct {
 	restores int
 }
 
+// Apply records the raft index of the command's entry (the FSM index
+// without the command's place in a packed entry).
 func (f *testFSM) Apply(index uint64, cmd []byte) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r := result{Index: index, Seq: len(f.entries)}
-	f.entries = append(f.entries, entry{Index: index, Cmd: string(cmd)})
+	idx, pos := index>>packShift, index&(packSlots-1)
+	r := result{Index: idx, Pos: pos, Seq: len(f.entries)}
+	f.entries = append(f.entries, entry{Index: idx, Pos: pos, Cmd: string(cmd)})
 	f.results = append(f.results, r)
 	return r
 }
@@ -68,7 +76,8 @@ func (f *testFSM) Restore(r io.Reader) error {
 		if _, err := io.ReadFull(br, cmd); err != nil {
 			return err
 		}
-		entries = append(entries, entry{Index: binary.BigEndian.Uint64(hdr[:8]), Cmd: string(cmd)})
+		at := binary.BigEndian.Uint64(hdr[:8])
+		entries = append(entries, entry{Index: at >> packShift, Pos: at & (packSlots - 1), Cmd: string(cmd)})
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -99,7 +108,7 @@ func (s testSnapshot) Persist(w io.Writer) error {
 	}
 	for _, e := range s {
 		var hdr [12]byte
-		binary.BigEndian.PutUint64(hdr[:8], e.Index)
+		binary.BigEndian.PutUint64(hdr[:8], fsmIndex(e.Index, int(e.Pos)))
 		binary.BigEndian.PutUint32(hdr[8:], uint32(len(e.Cmd)))
 		bw.Write(hdr[:])
 		bw.WriteString(e.Cmd)
@@ -115,10 +124,10 @@ type batchTestFSM struct {
 	batches int
 }
 
-func (f *batchTestFSM) ApplyBatch(first uint64, cmds [][]byte) []any {
+func (f *batchTestFSM) ApplyBatch(cmds []Command) []any {
 	out := make([]any, len(cmds))
 	for i, c := range cmds {
-		out[i] = f.Apply(first+uint64(i), c)
+		out[i] = f.Apply(c.Index, c.Data)
 	}
 	f.mu.Lock()
 	f.batches++

@@ -15,8 +15,10 @@ type Stats struct {
 	// LogWrites is the number of batches written to the log store, each
 	// one bolt transaction made durable with fsyncs (unless NoSync).
 	LogWrites uint64 `json:"logWrites"`
-	// LogEntries is the number of entries those writes stored.
-	LogEntries uint64 `json:"logEntries"`
+	// LogEntries is the number of entries those writes stored, and
+	// LogCommands the commands in them (an entry may pack several).
+	LogEntries  uint64 `json:"logEntries"`
+	LogCommands uint64 `json:"logCommands"`
 	// LogWriteTime is the time spent in those writes.
 	LogWriteTime time.Duration `json:"logWriteTime"`
 	// ApplyBatches is the number of batches handed to the FSM.
@@ -38,6 +40,10 @@ type Stats struct {
 	EarlyAppends uint64 `json:"earlyAppends"`
 	EarlyEntries uint64 `json:"earlyEntries"`
 	EarlyRefused uint64 `json:"earlyRefused"`
+	// Packs is the number of entries this node, as leader, appended for
+	// proposals, and PackedCommands the proposals they held (pack.go).
+	Packs          uint64 `json:"packs"`
+	PackedCommands uint64 `json:"packedCommands"`
 }
 
 // Sub returns the difference s - o, counter by counter.
@@ -45,6 +51,7 @@ func (s Stats) Sub(o Stats) Stats {
 	return Stats{
 		LogWrites:    s.LogWrites - o.LogWrites,
 		LogEntries:   s.LogEntries - o.LogEntries,
+		LogCommands:  s.LogCommands - o.LogCommands,
 		LogWriteTime: s.LogWriteTime - o.LogWriteTime,
 		ApplyBatches: s.ApplyBatches - o.ApplyBatches,
 		ApplyEntries: s.ApplyEntries - o.ApplyEntries,
@@ -53,11 +60,24 @@ func (s Stats) Sub(o Stats) Stats {
 		EarlyAppends: s.EarlyAppends - o.EarlyAppends,
 		EarlyEntries: s.EarlyEntries - o.EarlyEntries,
 		EarlyRefused: s.EarlyRefused - o.EarlyRefused,
+
+		Packs:          s.Packs - o.Packs,
+		PackedCommands: s.PackedCommands - o.PackedCommands,
 	}
 }
 
 // EntriesPerLogWrite is the mean number of entries per durable log write.
 func (s Stats) EntriesPerLogWrite() float64 { return ratio(float64(s.LogEntries), s.LogWrites) }
+
+// CommandsPerLogWrite is the mean number of commands per durable log
+// write.
+func (s Stats) CommandsPerLogWrite() float64 {
+	return ratio(float64(s.LogCommands), s.LogWrites)
+}
+
+// CommandsPerPack is the mean number of proposals per entry the leader
+// appended.
+func (s Stats) CommandsPerPack() float64 { return ratio(float64(s.PackedCommands), s.Packs) }
 
 // EntriesPerApply is the mean number of entries per FSM batch.
 func (s Stats) EntriesPerApply() float64 { return ratio(float64(s.ApplyEntries), s.ApplyBatches) }
@@ -82,6 +102,7 @@ func ratio(a float64, b uint64) float64 {
 // statCounters are the live counters behind Stats.
 type statCounters struct {
 	logWrites, logEntries, logNanos     atomic.Uint64
+	logCommands, packs, packedCommands  atomic.Uint64
 	applyBatches, applyEntries, applyNs atomic.Uint64
 	commitHints                         atomic.Uint64
 	earlyAppends, earlyEntries          atomic.Uint64
@@ -92,6 +113,7 @@ func (c *statCounters) load() Stats {
 	return Stats{
 		LogWrites:    c.logWrites.Load(),
 		LogEntries:   c.logEntries.Load(),
+		LogCommands:  c.logCommands.Load(),
 		LogWriteTime: time.Duration(c.logNanos.Load()),
 		ApplyBatches: c.applyBatches.Load(),
 		ApplyEntries: c.applyEntries.Load(),
@@ -100,7 +122,15 @@ func (c *statCounters) load() Stats {
 		EarlyAppends: c.earlyAppends.Load(),
 		EarlyEntries: c.earlyEntries.Load(),
 		EarlyRefused: c.earlyRefused.Load(),
+
+		Packs:          c.packs.Load(),
+		PackedCommands: c.packedCommands.Load(),
 	}
+}
+
+func (c *statCounters) packed(commands int) {
+	c.packs.Add(1)
+	c.packedCommands.Add(uint64(commands))
 }
 
 func (c *statCounters) applied(entries int, d time.Duration) {
@@ -120,6 +150,8 @@ type countingLogs struct {
 	delay time.Duration
 	// lease, when set, ends on a configuration entry (read.go).
 	lease *readLease
+	// writes, when set, counts the writes for the packer (pack.go).
+	writes *writeCount
 }
 
 // IsMonotonic passes raft's question on: a store that refuses gaps makes
@@ -148,11 +180,26 @@ func (l countingLogs) StoreLogs(logs []*raft.Log) error {
 	if l.early != nil {
 		l.early.offer(logs)
 	}
+	if l.writes != nil {
+		l.writes.started.Add(1)
+		defer l.writes.finish()
+	}
 	start := time.Now()
 	if l.delay > 0 {
 		time.Sleep(l.delay)
 	}
 	err := l.LogStore.StoreLogs(logs)
+	cmds := 0
+	for _, e := range logs {
+		switch {
+		case e.Type != raft.LogCommand:
+		case isPacked(e.Extensions):
+			cmds += packedCount(e.Data)
+		default:
+			cmds++
+		}
+	}
+	l.c.logCommands.Add(uint64(cmds))
 	l.c.logWrites.Add(1)
 	l.c.logEntries.Add(uint64(len(logs)))
 	l.c.logNanos.Add(uint64(time.Since(start)))

@@ -85,9 +85,10 @@ func BenchmarkHTTP(b *testing.B) {
 			return doExpect(c, req, http.StatusNoContent)
 		})
 		st := g.Stats().Sub(before)
-		b.ReportMetric(st.EntriesPerLogWrite(), "cmds/fsync")
+		b.ReportMetric(st.CommandsPerLogWrite(), "cmds/fsync")
+		b.ReportMetric(st.CommandsPerPack(), "cmds/entry")
 		b.ReportMetric(float64(st.LogWriteMean().Microseconds()), "µs/fsync")
-		b.ReportMetric(st.EntriesPerApply(), "cmds/apply")
+		b.ReportMetric(st.EntriesPerApply(), "entries/apply")
 		b.ReportMetric(float64(st.ApplyMean().Microseconds()), "µs/apply")
 	})
 	b.Run("get-thing", func(b *testing.B) {

@@ -65,11 +65,11 @@ const DefaultMemoryLimit = 0
 
 // RaftConfig tunes the Raft groups of all stateful services.
 type RaftConfig struct {
-	// SnapshotThreshold is how many log entries trigger a snapshot.
+	// SnapshotThreshold is how many new commands trigger a snapshot.
 	SnapshotThreshold uint64
 	// SnapshotInterval is how often the threshold is checked.
 	SnapshotInterval time.Duration
-	// TrailingLogs is how many entries stay in the log after a snapshot.
+	// TrailingLogs is how many commands stay in the log after a snapshot.
 	TrailingLogs uint64
 	// NoSync turns off fsync of the Raft log. Only for tests: with it an
 	// acknowledged write can be lost on power failure.

@@ -11,7 +11,7 @@ DURATION=${2:-20s}
 CLIENTS=${CLIENTS:-64}
 PORT=${PORT:-18080}
 HELLO_PORT=${HELLO_PORT:-19090}
-BIN=bin
+BIN=${BIN:-bin}
 DATA=$(mktemp -d /tmp/dittonode-bench.XXXXXX)
 trap 'kill $NODE $HELLO 2>/dev/null || true; rm -rf "$DATA"' EXIT
 NODE=""; HELLO=""

@@ -152,7 +152,8 @@ bench() {
 }
 # pipeline NAME: each node's write pipeline of the things group during the
 # run NAME (its prepare included), from /cluster before and after: durable
-# log writes and entries per write, mean write time, FSM batches, early
+# log writes, commands and entries per write, commands per entry the
+# leader packed, mean write time, FSM batches, early
 # appends to followers, forwarded commands per forward request.
 pipeline_snap() { for i in 1 2 3; do cluster "$i" >"$OUT/cluster-$1-$i.json"; done; }
 pipeline() {
@@ -163,7 +164,7 @@ pipeline() {
 			($b.pipeline | to_entries | map({key, value: (.value - $a.pipeline[.key])}) | from_entries) as $p |
 			($b.forwards | to_entries | map({key, value: (.value - $a.forwards[.key])}) | from_entries) as $f |
 			def per(x; y): if y > 0 then x / y else 0 end;
-			"   node \($n) \($b.state): \($p.logWrites) log writes, \(per($p.logEntries; $p.logWrites) * 10 | floor / 10) entries/write, \(per($p.logWriteTime; $p.logWrites) / 1e4 | floor / 100) ms/write; FSM \(per($p.applyEntries; $p.applyBatches) * 10 | floor / 10) entries/batch; early appends \($p.earlyAppends) (refused \($p.earlyRefused)); forwards \($f.batches), \(per($f.commands; $f.batches) * 10 | floor / 10) commands each, \(per($f.roundTripTime; $f.batches) / 1e4 | floor / 100) ms round trip"' \
+			"   node \($n) \($b.state): \($p.logWrites) log writes, \(per($p.logCommands; $p.logWrites) * 10 | floor / 10) commands in \(per($p.logEntries; $p.logWrites) * 10 | floor / 10) entries/write, \(per($p.packedCommands; $p.packs) * 10 | floor / 10) commands/packed entry, \(per($p.logWriteTime; $p.logWrites) / 1e4 | floor / 100) ms/write; FSM \(per($p.applyEntries; $p.applyBatches) * 10 | floor / 10) entries/batch; early appends \($p.earlyAppends) (refused \($p.earlyRefused)); forwards \($f.batches), \(per($f.commands; $f.batches) * 10 | floor / 10) commands each, \(per($f.roundTripTime; $f.batches) / 1e4 | floor / 100) ms round trip"' \
 			"$OUT/cluster-$1-before-$i.json" "$OUT/cluster-$1-after-$i.json" 2>/dev/null ||
 			echo "   node $i: no pipeline counters in /cluster (an older dittonode)"
 	done

@@ -237,10 +237,10 @@ func (f fsm) Apply(index uint64, cmd []byte) any {
 }
 
 // ApplyBatch applies several committed commands in order.
-func (f fsm) ApplyBatch(first uint64, cmds [][]byte) []any {
+func (f fsm) ApplyBatch(cmds []consensus.Command) []any {
 	out := make([]any, len(cmds))
 	for i, c := range cmds {
-		out[i] = f.s.apply(first+uint64(i), c)
+		out[i] = f.s.apply(c.Index, c.Data)
 	}
 	return out
 }

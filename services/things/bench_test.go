@@ -25,7 +25,7 @@ func loadBrewers(tb testing.TB, s *Service, n int) {
 	for i := 0; i < n; i++ {
 		cmds = append(cmds, coffeeBrewer(i))
 		if len(cmds) == batch || i == n-1 {
-			for _, out := range f.ApplyBatch(idx, cmds) {
+			for _, out := range f.ApplyBatch(commands(idx, cmds)) {
 				if _, ok := out.(ditto.Result); !ok {
 					tb.Fatalf("load: %v", out)
 				}

@@ -38,12 +38,12 @@ func (f fsm) Apply(index uint64, cmd []byte) any {
 
 // ApplyBatch applies consecutive entries under one lock and publishes their
 // events afterwards, in order.
-func (f fsm) ApplyBatch(first uint64, cmds [][]byte) []any {
+func (f fsm) ApplyBatch(cmds []consensus.Command) []any {
 	entries := make([]*entry, len(cmds))
 	for i, c := range cmds {
-		e, err := decodeEntry(c)
+		e, err := decodeEntry(c.Data)
 		if err != nil && !errors.Is(err, errIgnored) {
-			panic(fmt.Sprintf("things: undecodable log entry at index %d: %v", first+uint64(i), err))
+			panic(fmt.Sprintf("things: undecodable log entry at index %d: %v", c.Index, err))
 		}
 		entries[i] = e
 	}
@@ -56,7 +56,7 @@ func (f fsm) ApplyBatch(first uint64, cmds [][]byte) []any {
 			continue
 		}
 		var sig *ditto.Signal
-		out[i], sig = s.applyLocked(first+uint64(i), e)
+		out[i], sig = s.applyLocked(cmds[i].Index, e)
 		if sig != nil {
 			sigs = append(sigs, sig)
 		}

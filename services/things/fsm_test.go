@@ -181,9 +181,7 @@ func applyAll(t *testing.T, s *Service, first uint64, cmds [][]byte, batch bool)
 	t.Helper()
 	var outs []any
 	if batch {
-		outs = s.FSM().(interface {
-			ApplyBatch(uint64, [][]byte) []any
-		}).ApplyBatch(first, cmds)
+		outs = s.FSM().(fsm).ApplyBatch(commands(first, cmds))
 	} else {
 		for i, c := range cmds {
 			outs = append(outs, s.FSM().Apply(first+uint64(i), c))
@@ -265,7 +263,7 @@ func TestApplyBatchEvents(t *testing.T) {
 		(&entry{op: opModify, id: "ns:a", path: p, value: []byte(`1`), time: t0 + 2, ifEqual: ifEqualSkip}).encode(),
 		(&entry{op: opModify, id: "ns:a", path: p, value: []byte(`2`), time: t0 + 3}).encode(),
 	}
-	outs := s.FSM().(fsm).ApplyBatch(10, cmds)
+	outs := s.FSM().(fsm).ApplyBatch(commands(10, cmds))
 	if outs[1] != nil {
 		t.Fatalf("ignored entry result %v", outs[1])
 	}

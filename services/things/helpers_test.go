@@ -358,3 +358,12 @@ func mustOK(t testing.TB) func(ditto.Result, error) ditto.Result {
 		return res
 	}
 }
+
+// commands numbers cmds from first on, as consecutive log entries.
+func commands(first uint64, cmds [][]byte) []consensus.Command {
+	out := make([]consensus.Command, len(cmds))
+	for i, c := range cmds {
+		out[i] = consensus.Command{Index: first + uint64(i), Data: c}
+	}
+	return out
+}
