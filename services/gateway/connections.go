@@ -99,7 +99,7 @@ func (s *Server) serveConnections(w http.ResponseWriter, r *http.Request, q url.
 				s.writeValue(w, http.StatusOK, out, cid)
 				return true
 			}
-			w.Header()[locationKey] = []string{apiPrefix + connectionsPath + "/" + url.PathEscape(newID)}
+			w.Header()[locationKey] = []string{absoluteURL(r, apiPrefix+connectionsPath+"/"+url.PathEscape(newID))}
 			s.writeValue(w, http.StatusCreated, out, cid)
 		default:
 			methodNotAllowed(w, r, mGet|mPost)

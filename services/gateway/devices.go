@@ -100,7 +100,7 @@ func (s *Server) serveDevices(w http.ResponseWriter, r *http.Request, auth ditto
 			return true
 		}
 		if created {
-			w.Header().Set("Location", apiPrefix+devicesPath+"/"+url.PathEscape(username))
+			w.Header().Set("Location", absoluteURL(r, apiPrefix+devicesPath+"/"+url.PathEscape(username)))
 			s.writeValue(w, http.StatusCreated, d, cid)
 			return true
 		}

@@ -324,7 +324,22 @@ func location(r *http.Request, rt route, cmd ditto.Command, res ditto.Result) st
 		if id == "" {
 			id = cmd.Entity
 		}
-		return apiPrefix + "/things/" + url.PathEscape(id)
+		return absoluteURL(r, apiPrefix+"/things/"+url.PathEscape(id))
 	}
-	return r.URL.EscapedPath()
+	return absoluteURL(r, r.URL.EscapedPath())
+}
+
+// absoluteURL makes path, a path on this server, an absolute URL as the
+// client addressed the server (its Host header; https when the request
+// came over TLS), as Ditto's Location headers are. Without a Host it stays
+// a path.
+func absoluteURL(r *http.Request, path string) string {
+	if r.Host == "" {
+		return path
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + path
 }

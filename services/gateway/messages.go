@@ -381,7 +381,7 @@ func (s *Server) serveLiveCommand(w http.ResponseWriter, r *http.Request, rt rou
 	default:
 		w.Header()[channelKey] = hdrLive
 		if resp.Status == http.StatusCreated {
-			w.Header()[locationKey] = []string{r.URL.EscapedPath()}
+			w.Header()[locationKey] = []string{absoluteURL(r, r.URL.EscapedPath())}
 		}
 		s.writeLiveResponse(w, resp, cid, false)
 	}
