@@ -282,7 +282,7 @@ func isMultiRetrieve(t Topic, path Pointer, v any) bool {
 // (null when Result.Value is nil); 204 never does; other statuses (201)
 // carry Result.Value when it is not nil.
 func ResponseEnvelope(cmd Command, topic Topic, res Result) Envelope {
-	h := Headers{}
+	h := echoedHeaders(cmd.Headers)
 	if cid := cmd.Headers.Get(HeaderCorrelationID); cid != "" {
 		h[HeaderCorrelationID] = cid
 	}
@@ -310,7 +310,8 @@ func ResponseEnvelope(cmd Command, topic Topic, res Result) Envelope {
 // ErrorEnvelope builds the error message for a failed signal with topic
 // topic: "<ns>/<name>/things/<channel>/errors" (channel twin when unknown)
 // or "<ns>/<name>/policies/errors", path "/", the error's status and its
-// JSON as value. Only the correlation-id of headers is kept. An unknown
+// JSON as value. Of headers, the correlation-id and the client's own
+// headers (echoedHeaders) are kept. An unknown
 // entity (a topic that did not parse, or an invalid ID) is Ditto's
 // "unknown:unknown", which its clients can decode.
 func ErrorEnvelope(topic Topic, headers Headers, err *Error) Envelope {
@@ -323,12 +324,45 @@ func ErrorEnvelope(topic Topic, headers Headers, err *Error) Envelope {
 	} else if et.Channel != ChannelLive {
 		et.Channel = ChannelTwin
 	}
-	h := Headers{HeaderContentType: ContentTypeJSON}
+	h := echoedHeaders(headers)
+	h[HeaderContentType] = ContentTypeJSON
 	if cid := headers.Get(HeaderCorrelationID); cid != "" {
 		h[HeaderCorrelationID] = cid
 	}
 	return Envelope{Topic: et.String(), Headers: h, Path: "/", Status: err.Status, Value: err.JSON()}
 }
+
+// echoedHeaders returns the headers of a signal that go back in its
+// response: those Ditto does not define, i.e. the client's own, which
+// Ditto passes through to the response. Of the headers Ditto defines, the
+// response builders set the ones that belong in a response themselves;
+// internal headers never leave.
+func echoedHeaders(headers Headers) Headers {
+	h := Headers{}
+	for k, v := range headers {
+		if !definedHeaders[k] && !strings.HasPrefix(k, "ditto-") {
+			h[k] = v
+		}
+	}
+	return h
+}
+
+// definedHeaders are the headers Ditto defines (its DittoHeaderDefinition)
+// and the gateway-internal ones.
+var definedHeaders = func() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range strings.Fields(`correlation-id response-required dry-run content-type accept
+		authorization reply-to channel live-channel-timeout-strategy etag if-match if-none-match
+		if-equal divert-response-to-connection divert-expected-response-types
+		diverted-response-from-connection requested-acks declared-acks timeout www-authenticate
+		location put-metadata get-metadata delete-metadata allow-policy-lockout condition
+		live-channel-condition live-channel-condition-matched at-historical-revision
+		at-historical-timestamp historical-headers entity-revision merge-thing-patch-conditions
+		policy-view version read-subjects subject raw-request-url timeout-access`) {
+		m[k] = true
+	}
+	return m
+}()
 
 // unknownEntity is the namespace and name of an error whose entity is
 // not known (Ditto's fallback ID "unknown:unknown").

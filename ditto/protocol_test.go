@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -293,10 +294,20 @@ func TestCommandFromEnvelope(t *testing.T) {
 
 func TestResponseAndErrorEnvelopes(t *testing.T) {
 	tp, _ := ParseTopic("ns/t/things/live/commands/retrieve")
-	cmd := Command{Path: MustPointer("/attributes/a"), Headers: Headers{"correlation-id": "c", "x": "y"}}
+	cmd := Command{Path: MustPointer("/attributes/a"), Headers: Headers{"correlation-id": "c", "x": "y",
+		"authorization": "Basic x", "condition": "eq(a,1)", "ditto-origin": "n1", "read-subjects": "[]", "if-match": "*"}}
 	r := ResponseEnvelope(cmd, tp, Result{Status: 200})
-	if string(r.Value) != "null" || r.Status != 200 || r.Headers.Get("x") != "" {
+	if string(r.Value) != "null" || r.Status != 200 {
 		t.Fatalf("200 response %+v", r)
+	}
+	// The client's own headers come back, as in Ditto; the ones Ditto
+	// defines only where a response sets them, internal ones never.
+	want := Headers{"correlation-id": "c", "x": "y", HeaderContentType: ContentTypeJSON}
+	if !maps.Equal(r.Headers, want) {
+		t.Fatalf("response headers %v, want %v", r.Headers, want)
+	}
+	if e := ErrorEnvelope(tp, cmd.Headers, ErrAttributeNotFound.New("x")); !maps.Equal(e.Headers, want) {
+		t.Fatalf("error headers %v, want %v", e.Headers, want)
 	}
 	r = ResponseEnvelope(cmd, tp, Result{Status: 200, Value: 1, Metadata: []byte(`{"a":{"unit":"m"}}`)})
 	if r.Headers.Get(HeaderDittoMetadata) != `{"a":{"unit":"m"}}` {

@@ -145,8 +145,10 @@ func TestWSCommands(t *testing.T) {
 	if diff := cmp.Diff(want, env); diff != "" {
 		t.Errorf("modify response (-want +got):\n%s", diff)
 	}
-	ws.sendText(`{"topic":"ns/t1/things/twin/commands/retrieve","headers":{"correlation-id":"c-2"},"path":"/attributes/new/a"}`)
-	if env = ws.envelope(); env.Status != 200 || env.Headers["correlation-id"] != "c-2" || string(env.Value) != "1" {
+	ws.sendText(`{"topic":"ns/t1/things/twin/commands/retrieve","headers":{"correlation-id":"c-2","x-client":"k","condition":"exists(thingId)"},"path":"/attributes/new/a"}`)
+	// The client's own header comes back, as in Ditto; a Ditto one does not.
+	if env = ws.envelope(); env.Status != 200 || env.Headers["correlation-id"] != "c-2" || string(env.Value) != "1" ||
+		env.Headers["x-client"] != "k" || env.Headers["condition"] != "" {
 		t.Errorf("retrieve response %+v", env)
 	}
 	ws.sendText(`{"topic":"_/_/things/twin/commands/retrieve","headers":{"correlation-id":"c-3"},"path":"/","value":{"thingIds":["ns:t1","ns:missing"]},"fields":"thingId"}`)
