@@ -104,7 +104,7 @@ func (w *writeCount) finish() {
 	}
 }
 
-// propose appends cmd (with forwarding header hdr, or none) through this
+// packPropose appends cmd (with forwarding header hdr, or none) through this
 // node's raft and waits until the entry is applied here. The error is
 // raft's own (unmapped) or a context / ErrClosed error.
 func (g *Group) packPropose(ctx context.Context, hdr, cmd []byte) (*packItem, error) {
