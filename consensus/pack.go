@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -39,9 +40,11 @@ const (
 	packShift      = 10
 	packSlots      = 1 << packShift
 	// maxPackCommands and maxPackBytes bound one packed entry (a
-	// single command may be larger).
+	// single command may be larger). Raft bounds its append requests by
+	// entries (MaxAppendEntries), not bytes, so the bytes of an entry
+	// multiply into every request a lagging follower needs.
 	maxPackCommands = 256
-	maxPackBytes    = 1 << 20
+	maxPackBytes    = 64 << 10
 	// packQueue is how many proposals may wait for the packer before
 	// proposers block (bounded by their context).
 	packQueue = 4096
@@ -205,9 +208,10 @@ func (g *Group) appendPack(r *raft.Raft, pending []*packItem) ([]*packItem, bool
 		}
 		live = append(live, it)
 	}
+	clear(pending[len(live):])
 	pending = live
 	if len(pending) == 0 {
-		return pending, false
+		return nil, false
 	}
 	n, size := 0, 0
 	for n < len(pending) && n < maxPackCommands {
@@ -218,7 +222,10 @@ func (g *Group) appendPack(r *raft.Raft, pending []*packItem) ([]*packItem, bool
 		size += s
 		n++
 	}
-	items := pending[:n:n]
+	// The waiter gets its own slice: the rest of pending keeps the
+	// backing array, which must not keep answered proposals alive.
+	items := slices.Clone(pending[:n])
+	clear(pending[:n])
 	var l raft.Log
 	if n == 1 {
 		l = raft.Log{Data: items[0].cmd, Extensions: items[0].hdr}
@@ -240,6 +247,9 @@ func (g *Group) appendPack(r *raft.Raft, pending []*packItem) ([]*packItem, bool
 	f := r.ApplyLog(l, packEnqueueTimeout)
 	g.wg.Add(1)
 	go g.awaitPack(r, f, term, items)
+	if n == len(pending) {
+		return nil, true
+	}
 	return pending[n:], true
 }
 

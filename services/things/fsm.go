@@ -36,9 +36,23 @@ func (f fsm) Apply(index uint64, cmd []byte) any {
 	return out
 }
 
-// ApplyBatch applies consecutive entries under one lock and publishes their
-// events afterwards, in order.
+// ApplyBatch applies committed commands in chunks of applyChunk, each
+// under one lock, and publishes each chunk's events after it, in order. A
+// follower catching up gets thousands of commands at once (entries pack
+// many); chunks keep readers from waiting for all of them.
 func (f fsm) ApplyBatch(cmds []consensus.Command) []any {
+	out := make([]any, len(cmds))
+	for i := 0; i < len(cmds); i += applyChunk {
+		j := min(i+applyChunk, len(cmds))
+		f.applyChunk(cmds[i:j], out[i:j])
+	}
+	return out
+}
+
+// applyChunk is the most commands applied under one lock.
+const applyChunk = 256
+
+func (f fsm) applyChunk(cmds []consensus.Command, out []any) {
 	entries := make([]*entry, len(cmds))
 	for i, c := range cmds {
 		e, err := decodeEntry(c.Data)
@@ -47,7 +61,6 @@ func (f fsm) ApplyBatch(cmds []consensus.Command) []any {
 		}
 		entries[i] = e
 	}
-	out := make([]any, len(cmds))
 	sigs := make([]*ditto.Signal, 0, len(cmds))
 	s := f.s
 	s.mu.Lock()
@@ -65,7 +78,6 @@ func (f fsm) ApplyBatch(cmds []consensus.Command) []any {
 	for _, sig := range sigs {
 		s.publish(sig)
 	}
-	return out
 }
 
 // Snapshot captures the current records: a copy of the map of pointers to

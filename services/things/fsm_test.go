@@ -354,3 +354,32 @@ func TestModifyLeafMatchesFullRewrite(t *testing.T) {
 		t.Fatalf("too large: %v", err)
 	}
 }
+
+// TestApplyBatchChunks: a batch larger than one chunk applies every
+// command and publishes the events in log order.
+func TestApplyBatchChunks(t *testing.T) {
+	bus := ditto.NewBus()
+	var got []uint64
+	bus.Observe(func(s ditto.Signal) { got = append(got, s.Index) })
+	s := New(DefaultConfig(), Deps{Bus: bus})
+	const n = 2*applyChunk + 37
+	cmds := make([][]byte, n)
+	for i := range cmds {
+		id := fmt.Sprintf("ns:c%d", i)
+		cmds[i] = createEntry(id, fmt.Sprintf(`{"thingId":%q,"policyId":%q}`, id, id)).encode()
+	}
+	outs := s.FSM().(fsm).ApplyBatch(commands(100, cmds))
+	for i, o := range outs {
+		if _, ok := o.(ditto.Result); !ok {
+			t.Fatalf("command %d: %v", i, o)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d events for %d commands", len(got), n)
+	}
+	for i, idx := range got {
+		if idx != 100+uint64(i) {
+			t.Fatalf("event %d has index %d, want %d", i, idx, 100+i)
+		}
+	}
+}
