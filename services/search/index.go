@@ -151,6 +151,21 @@ type field struct {
 	path string
 	vals *btree.BTreeG[*entry]
 	seen uint64 // keyWalker.gen of the last walk that found the path
+	// hot is 1 + the index in doc.hot of the entry a document keeps for
+	// this field's value (_revision, _modified: they change with every
+	// write), 0 for the other fields.
+	hot uint8
+}
+
+// hotField returns the field.hot of path.
+func hotField(path string) uint8 {
+	switch path {
+	case "_revision":
+		return 1
+	case "_modified":
+		return 2
+	}
+	return 0
 }
 
 func (f *field) get(k vkey) *entry {
@@ -190,6 +205,11 @@ type doc struct {
 	// document, so exact plans verify it and items are not copied from
 	// raw.
 	odd bool
+	// hot holds the entries of the document's _revision and _modified
+	// values (field.hot), which the next update of the thing leaves: its
+	// indexer then needs no B-tree descent to find them. An entry stays in
+	// its tree while a document holds its key, so these are never stale.
+	hot [2]*entry
 }
 
 // ns returns the thing's namespace.
@@ -238,6 +258,9 @@ type index struct {
 	pivot entry
 	w     keyWalker
 	old   []dkey
+	// prev and cur are the documents a writer moves keys from and to
+	// (del, add), for their hot entries; nil when there is none.
+	prev, cur *doc
 }
 
 func newIndex() *index {
@@ -289,6 +312,8 @@ func (x *index) replace(t thing, old *doc) error {
 		return err
 	}
 	d.odd = x.w.odd
+	x.prev, x.cur = old, d
+	defer func() { x.prev, x.cur = nil, nil }()
 	if old != nil {
 		// The old keys are recomputed from the old JSON rather than stored:
 		// updates are rarer than the memory a stored key list costs.
@@ -328,9 +353,11 @@ func (x *index) remove(id string) {
 	if err != nil {
 		panic("search: indexed JSON no longer scans: " + err.Error())
 	}
+	x.prev = d
 	for _, k := range keys {
 		x.del(k, d.slot)
 	}
+	x.prev = nil
 	x.docs[d.slot] = nil
 	x.odd = removeSlot(x.odd, d.slot)
 	x.free = append(x.free, d.slot)
@@ -370,6 +397,9 @@ func (x *index) diff(slot uint32, old, cur []dkey) {
 				x.add(cur[j], slot)
 				j++
 			default:
+				if h := cur[j].f.hot; h != 0 && cur[j].k.t != tPresent {
+					x.cur.hot[h-1] = x.prev.hot[h-1]
+				}
 				i++
 				j++
 			}
@@ -387,21 +417,30 @@ func (x *index) lookup(f *field, t uint8, s string) *entry {
 	return e
 }
 
+// add puts slot in k's posting, the slot of the document x.cur.
 func (x *index) add(k dkey, slot uint32) {
 	s := keyStr(k.k)
 	e := x.lookup(k.f, k.k.t, s)
 	if e == nil {
-		k.f.vals.ReplaceOrInsert(&entry{t: k.k.t, s: s, one: slot})
+		e = &entry{t: k.k.t, s: s, one: slot}
+		k.f.vals.ReplaceOrInsert(e)
 		x.entries++
-		return
+	} else if e.addSlot(slot, len(x.docs)) {
+		x.entries++
 	}
-	if e.addSlot(slot, len(x.docs)) {
-		x.entries++
+	if h := k.f.hot; h != 0 && k.k.t != tPresent && x.cur != nil {
+		x.cur.hot[h-1] = e
 	}
 }
 
+// del takes slot, the slot of the document x.prev, out of k's posting.
 func (x *index) del(k dkey, slot uint32) {
-	e := x.lookup(k.f, k.k.t, keyStr(k.k))
+	var e *entry
+	if h := k.f.hot; h != 0 && k.k.t != tPresent && x.prev != nil && x.prev.hot[h-1] != nil {
+		e = x.prev.hot[h-1]
+	} else {
+		e = x.lookup(k.f, k.k.t, keyStr(k.k))
+	}
 	if e == nil {
 		return
 	}

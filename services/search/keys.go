@@ -265,7 +265,7 @@ func (w *keyWalker) value(elem, via bool, depth int) {
 
 // newField creates and registers the field of path.
 func newField(x *index, path string) *field {
-	f := &field{id: x.nextID, path: path, vals: newValTree()}
+	f := &field{id: x.nextID, path: path, vals: newValTree(), hot: hotField(path)}
 	x.nextID++
 	x.fields[path] = f
 	return f
