@@ -5,11 +5,34 @@ import (
 	"strings"
 )
 
-// MaxIDLength is the longest entity ID Ditto accepts.
+// MaxIDLength is the longest entity ID Ditto accepts, in UTF-16 code units
+// as Ditto (Java) counts a string's length: a character outside the Basic
+// Multilingual Plane counts twice, any other once, whatever its UTF-8 size.
 const MaxIDLength = 256
 
-// MaxKeyLength is the longest JSON key, feature ID or policy label.
+// MaxKeyLength is the longest JSON key, feature ID or policy label, counted
+// as MaxIDLength.
 const MaxKeyLength = 256
+
+// longerThan reports whether s has more than n UTF-16 code units. A UTF-8
+// string has at most as many code units as bytes, so short strings need no
+// count.
+func longerThan(s string, n int) bool {
+	if len(s) <= n {
+		return false
+	}
+	units := 0
+	for _, r := range s {
+		units++
+		if r > 0xFFFF {
+			units++
+		}
+		if units > n {
+			return true
+		}
+	}
+	return false
+}
 
 var namespaceRE = regexp.MustCompile(`^(?:[a-zA-Z]\w*)(?:[.-][a-zA-Z]\w*)*$`)
 
@@ -48,7 +71,7 @@ func validName(n string) bool {
 // ParseEntityID parses "namespace:name" with Ditto's rules. It reports false
 // when s is not a valid ID.
 func ParseEntityID(s string) (EntityID, bool) {
-	if len(s) > MaxIDLength {
+	if longerThan(s, MaxIDLength) {
 		return EntityID{}, false
 	}
 	i := strings.IndexByte(s, ':')
@@ -84,7 +107,7 @@ func ParsePolicyID(s string) (EntityID, error) {
 // desired properties, a feature ID or a policy label: non-empty, at most 256
 // characters, no '/' and no control characters.
 func ValidKey(k string) bool {
-	if k == "" || len(k) > MaxKeyLength {
+	if k == "" || longerThan(k, MaxKeyLength) {
 		return false
 	}
 	for _, r := range k {

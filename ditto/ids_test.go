@@ -21,6 +21,12 @@ func TestParseEntityID(t *testing.T) {
 		{"name with high unicode", "ns:日本", true, "ns", "日本"},
 		{"max length", long, true, "ns", long[3:]},
 		{"too long", long + "a", false, "", ""},
+		// Ditto counts UTF-16 code units: 日 is 3 bytes but one unit, 𝄞
+		// (outside the BMP) 4 bytes and two units.
+		{"max length in 3-byte characters", "ns:" + strings.Repeat("日", MaxIDLength-3), true, "ns", strings.Repeat("日", MaxIDLength-3)},
+		{"too long in 3-byte characters", "ns:" + strings.Repeat("日", MaxIDLength-2), false, "", ""},
+		{"max length in surrogate pairs", "ns:a" + strings.Repeat("𝄞", (MaxIDLength-4)/2), true, "ns", "a" + strings.Repeat("𝄞", (MaxIDLength-4)/2)},
+		{"too long in surrogate pairs", "ns:" + strings.Repeat("𝄞", (MaxIDLength-2)/2), false, "", ""},
 		{"no colon", "nscolon", false, "", ""},
 		{"empty name", "ns:", false, "", ""},
 		{"slash in name", "ns:a/b", false, "", ""},
@@ -80,6 +86,9 @@ func TestValidKey(t *testing.T) {
 		{"star", "*", true},
 		{"max", strings.Repeat("k", MaxKeyLength), true},
 		{"too long", strings.Repeat("k", MaxKeyLength+1), false},
+		{"max in 2-byte characters", strings.Repeat("ü", MaxKeyLength), true},
+		{"too long in 2-byte characters", strings.Repeat("ü", MaxKeyLength+1), false},
+		{"too long in surrogate pairs", strings.Repeat("𝄞", MaxKeyLength/2) + "k", false},
 		{"empty", "", false},
 		{"slash", "a/b", false},
 		{"newline", "a\nb", false},
@@ -143,7 +152,7 @@ func FuzzParseEntityID(f *testing.F) {
 		if id.String() != s {
 			t.Fatalf("round trip %q -> %q", s, id.String())
 		}
-		if len(s) > MaxIDLength || !ValidNamespace(id.Namespace) || strings.ContainsAny(id.Name, "/\x00") {
+		if longerThan(s, MaxIDLength) || !ValidNamespace(id.Namespace) || strings.ContainsAny(id.Name, "/\x00") {
 			t.Fatalf("accepted invalid ID %q", s)
 		}
 		again, ok := ParseEntityID(id.String())
