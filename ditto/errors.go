@@ -180,6 +180,8 @@ var (
 	ErrPolicyUnavailable        = ErrorDef{"policies:policy.unavailable", 503, "The Policy is currently not available. Try again later."}
 	ErrPolicyEntryNamespacesBad = ErrorDef{"policies:entry.namespaces.invalid", 400, "Namespaces are namespace names, optionally ending in '.*'."}
 	ErrPolicyImportableInvalid  = ErrorDef{"policies:entry.importable.invalid", 400, "'importable' is one of implicit, explicit, never."}
+	ErrPolicyEntryRefConflict   = ErrorDef{"policies:entry.referenceconflict", 409, "Remove the local entry references first before deleting the referenced entry."}
+	ErrPolicyImportRefConflict  = ErrorDef{"policies:import.referenceconflict", 409, "Remove the entry references first before deleting the import."}
 	ErrPolicyActionNotAllowed   = ErrorDef{"policies:action.notallowed", 403, "Check if you have EXECUTE permission on the action."}
 	ErrPolicyAnnouncementBad    = ErrorDef{"policies:subjectannouncement.invalid", 400, "Durations are a positive integer followed by 'ms', 's', 'm' or 'h'; whenDeleted is a boolean; requestedAcks is {labels, timeout}."}
 
@@ -251,6 +253,7 @@ var Catalogue = []ErrorDef{
 	ErrPolicyResourceNotFound, ErrPolicyResourceNotMod, ErrPolicyResourceInvalid, ErrPolicyImportsNotFound,
 	ErrPolicyImportsNotMod, ErrPolicyImportNotFound, ErrPolicyImportNotMod, ErrPolicyImportInvalid,
 	ErrPolicyImportsTooLarge, ErrPolicyUnavailable, ErrPolicyEntryNamespacesBad, ErrPolicyImportableInvalid,
+	ErrPolicyEntryRefConflict, ErrPolicyImportRefConflict,
 	ErrPolicyActionNotAllowed, ErrPolicyAnnouncementBad,
 	ErrSearchOptionInvalid, ErrSearchCursorInvalid, ErrSearchTimeout, ErrSearchProtocol, ErrSearchSubNotFound, ErrSearchSubTimeout, ErrMessageSendDenied,
 	ErrMessageTooLarge, ErrMessageSubjectBad, ErrMessageTimeout, ErrAckTimeout, ErrAckLabelNotUnique, ErrAckLabelInvalid,

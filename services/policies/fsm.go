@@ -47,8 +47,10 @@ type policyCmd struct {
 // write, subject expiries in the past refused (1); an import needs READ on
 // every entry it takes from the imported policy, checked on every write of
 // the imports (2); entry references are validated, count for lockout
-// prevention, and a policy may not list itself in transitiveImports (3).
-const policyRules = 3
+// prevention, and a policy may not list itself in transitiveImports (3);
+// a write on one part of a policy that would leave a reference without its
+// target is refused with 409 (4, referenceConflict).
+const policyRules = 4
 
 // compensateCmd deletes policy ID if it is still at Revision.
 type compensateCmd struct {
@@ -477,6 +479,11 @@ func (s *Service) applyDelete(index uint64, c *policyCmd, rec *record, tree map[
 	if _, found := ditto.GetAt(tree, p); !found {
 		return notFound(k, c.ID, p)
 	}
+	if c.Rules >= 4 {
+		if err := referenceConflict(c.ID, tree, p, k, true, nil); err != nil {
+			return err
+		}
+	}
 	next := ditto.DeepCopy(tree).(map[string]any)
 	ditto.DeleteAt(next, p)
 	if err := s.checkLockout(c, next, k); err != nil {
@@ -528,6 +535,11 @@ func (s *Service) applyModify(index uint64, c *policyCmd, rec *record, tree map[
 	}
 	if c.Rules >= 1 {
 		if err := expiredSubject(tree, next, now); err != nil {
+			return err
+		}
+	}
+	if c.Rules >= 4 && exists {
+		if err := referenceConflict(c.ID, tree, p, k, false, frag); err != nil {
 			return err
 		}
 	}

@@ -212,6 +212,120 @@ func checkReferences(policy map[string]any) error {
 	return nil
 }
 
+// referenceConflict returns Ditto's 409 for a write (rules 4) on one part
+// of a policy that would leave an entry reference without its target
+// (Ditto's PolicyEntryReferenceConflictException and
+// PolicyImportReferenceConflictException): deleting an entry another entry
+// references locally or marking it importable "never"; deleting an import,
+// or all imports, that entries reference; or replacing an import, the
+// imports or an import's entries so that a referenced label is no longer
+// imported. A write of the whole policy or of all its entries is validated
+// as a whole instead (checkReferences: 400). tree is the policy before the
+// write, value the written value (nil for a delete).
+func referenceConflict(id string, tree map[string]any, p ditto.Pointer, k kind, del bool, value any) error {
+	entries, _ := tree["entries"].(map[string]any)
+	imps, _ := tree["imports"].(map[string]any)
+	// refs calls f with each reference of each entry, labels in order,
+	// until f returns true; it returns the label of that entry.
+	refs := func(f func(label, imp, target string) bool) (string, bool) {
+		for _, label := range sortedKeys(entries) {
+			em, _ := entries[label].(map[string]any)
+			rs, _ := em["references"].([]any)
+			for _, r := range rs {
+				rm, _ := r.(map[string]any)
+				imp, _ := rm["import"].(string)
+				target, _ := rm["entry"].(string)
+				if f(label, imp, target) {
+					return label, true
+				}
+			}
+		}
+		return "", false
+	}
+	localRefTo := func(target string) (string, bool) {
+		return refs(func(label, imp, t string) bool { return imp == "" && t == target && label != target })
+	}
+	// narrowed: the import imp is replaced by next; a label its entries no
+	// longer list must not be the target of a reference through it.
+	narrowed := func(imp string, next any) error {
+		old, ok := imps[imp]
+		if !ok {
+			return nil
+		}
+		keep := map[string]bool{}
+		for _, l := range importLabels(next) {
+			keep[l] = true
+		}
+		dropped := map[string]bool{}
+		for _, l := range importLabels(old) {
+			if !keep[l] {
+				dropped[l] = true
+			}
+		}
+		var target string
+		if label, found := refs(func(_, i, t string) bool { target = t; return i == imp && dropped[t] }); found {
+			return ditto.ErrPolicyImportRefConflict.New("The import '%s' of Policy '%s' cannot be removed because entry references still point to it.", imp, id).
+				WithDescription("Removing label '" + target + "' from this import's filter would orphan the reference from entry '" + label + "'.")
+		}
+		return nil
+	}
+	importGone := func(imp string) error {
+		if _, found := refs(func(_, i, _ string) bool { return i == imp }); found {
+			return ditto.ErrPolicyImportRefConflict.New("The import '%s' of Policy '%s' cannot be removed because entry references still point to it.", imp, id)
+		}
+		return nil
+	}
+	switch {
+	case del && k == kEntry:
+		if from, found := localRefTo(p[1]); found {
+			return ditto.ErrPolicyEntryRefConflict.New("The entry '%s' of Policy '%s' cannot be removed because a local reference from entry '%s' still points to it.", p[1], id, from)
+		}
+	case !del && k == kEntryField && p[2] == "importable" && value == importableNever:
+		if from, found := localRefTo(p[1]); found {
+			return ditto.ErrPolicyEntryRefConflict.New("The entry '%s' of Policy '%s' cannot be marked importable=never because a local reference from entry '%s' still points to it.", p[1], id, from).
+				WithDescription("Remove the local reference first before marking the entry importable=never.")
+		}
+	case del && k == kImport:
+		return importGone(p[1])
+	case del && k == kImports:
+		if _, found := refs(func(_, i, _ string) bool { return i != "" }); found {
+			return ditto.ErrPolicyImportRefConflict.New("The imports of Policy '%s' cannot be removed because entry references still point to them.", id)
+		}
+	case !del && k == kImports:
+		next, _ := value.(map[string]any)
+		for _, imp := range sortedKeys(imps) {
+			nv, kept := next[imp]
+			if !kept {
+				if err := importGone(imp); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := narrowed(imp, nv); err != nil {
+				return err
+			}
+		}
+	case !del && k == kImport:
+		return narrowed(p[1], value)
+	case !del && k == kImportField && p[2] == "entries":
+		return narrowed(p[1], map[string]any{"entries": value})
+	}
+	return nil
+}
+
+// importLabels returns the labels an import lists in its "entries".
+func importLabels(imp any) []string {
+	m, _ := imp.(map[string]any)
+	es, _ := m["entries"].([]any)
+	out := make([]string, 0, len(es))
+	for _, e := range es {
+		if s, ok := e.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // applyEnforcer is the enforcer Apply decides a command of rules with.
 // Before rules 3 entry references and transitiveImports were stored but not
 // evaluated; a command of those rules is decided as it was then, so a log

@@ -205,3 +205,58 @@ func TestTransitiveBoundsAndOrigins(t *testing.T) {
 		}
 	})
 }
+
+// TestReferenceConflicts: a write on one part of a policy that would leave
+// an entry reference without its target is refused with Ditto's 409s
+// (policies:entry.referenceconflict, policies:import.referenceconflict);
+// once the reference is gone the same writes pass.
+func TestReferenceConflicts(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.create(t, "ns:tpl", `{"entries":{"owner":`+ownerEntry+`,
+		"driver":{"subjects":{},"resources":{"thing:/":{"grant":["READ"],"revoke":[]}},"importable":"explicit"},
+		"other":{"subjects":{},"resources":{"thing:/":{"grant":["READ"],"revoke":[]}},"importable":"explicit"}}}`)
+	h.create(t, "ns:car", `{"imports":{"ns:tpl":{"entries":["driver","other"]}},"entries":{"owner":`+ownerEntry+`,
+		"tmpl":{"subjects":{},"resources":{"thing:/features":{"grant":["READ"],"revoke":[]}}},
+		"user":{"subjects":{"x:dave":{"type":"t"}},"resources":{},"references":[{"entry":"tmpl"},{"import":"ns:tpl","entry":"driver"}]}}}`)
+	const entryConflict, importConflict = "policies:entry.referenceconflict", "policies:import.referenceconflict"
+	runSteps(t, h, []step{
+		{name: "delete a locally referenced entry", r: req{action: del, id: "ns:car", path: ptr("entries", "tmpl")}, code: entryConflict, errStatus: 409},
+		{name: "mark it importable never", r: req{action: mod, id: "ns:car", path: ptr("entries", "tmpl", "importable"), value: `"never"`}, code: entryConflict, errStatus: 409},
+		{name: "mark it importable explicit", r: req{action: mod, id: "ns:car", path: ptr("entries", "tmpl", "importable"), value: `"explicit"`}, status: 204},
+		{name: "delete a referenced import", r: req{action: del, id: "ns:car", path: ptr("imports", "ns:tpl")}, code: importConflict, errStatus: 409},
+		{name: "delete all imports", r: req{action: del, id: "ns:car", path: ptr("imports")}, code: importConflict, errStatus: 409},
+		{name: "replace the imports without it", r: req{action: mod, id: "ns:car", path: ptr("imports"), value: `{}`}, code: importConflict, errStatus: 409},
+		{name: "narrow the import", r: req{action: mod, id: "ns:car", path: ptr("imports", "ns:tpl"), value: `{"entries":["other"]}`}, code: importConflict, errStatus: 409},
+		{name: "narrow the import's entries", r: req{action: mod, id: "ns:car", path: ptr("imports", "ns:tpl", "entries"), value: `["other"]`}, code: importConflict, errStatus: 409},
+		{name: "narrow it by an unreferenced label", r: req{action: mod, id: "ns:car", path: ptr("imports", "ns:tpl", "entries"), value: `["driver"]`}, status: 204},
+		{name: "the whole policy is validated as a whole", r: req{action: mod, id: "ns:car", path: ptr("entries"), value: `{"owner":` + ownerEntry + `,"user":{"subjects":{},"resources":{},"references":[{"entry":"tmpl"}]}}`}, code: "policies:entry.invalid", errStatus: 400},
+		{name: "drop the references", r: req{action: mod, id: "ns:car", path: ptr("entries", "user", "references"), value: `[]`}, status: 204},
+		{name: "then the entry goes", r: req{action: del, id: "ns:car", path: ptr("entries", "tmpl")}, status: 204},
+		{name: "then the import goes", r: req{action: del, id: "ns:car", path: ptr("imports", "ns:tpl")}, status: 204},
+	})
+}
+
+// TestRulesReplayReferenceConflicts: commands proposed before rules 4
+// deleted a referenced entry (the reference then added nothing), and
+// replay so.
+func TestRulesReplayReferenceConflicts(t *testing.T) {
+	policy := mustJSON(t, `{"entries":{"owner":`+ownerEntry+`,
+		"tmpl":{"subjects":{},"resources":{}},
+		"user":{"subjects":{},"resources":{},"references":[{"entry":"tmpl"}]}}}`)
+	for rules, want := range map[uint8]string{3: "204", policyRules: "policies:entry.referenceconflict"} {
+		s := newFSMService()
+		f := s.FSM()
+		f.Apply(1, policyCommand(t, policyCmd{Action: ditto.ActionCreate, ID: testPolicyID, Value: policy, Subjects: a, Rules: policyRules}))
+		res := f.Apply(2, policyCommand(t, policyCmd{Action: ditto.ActionDelete, ID: testPolicyID,
+			Path: []string{"entries", "tmpl"}, Subjects: a, Rules: rules}))
+		got := ""
+		if e, ok := res.(*ditto.Error); ok {
+			got = e.Code
+		} else {
+			got = fmt.Sprint(res.(ditto.Result).Status)
+		}
+		if got != want {
+			t.Errorf("rules %d: deleting the referenced entry = %s, want %s", rules, got, want)
+		}
+	}
+}
