@@ -276,6 +276,15 @@ func TestDeterminism(t *testing.T) {
 	}
 }
 
+// applyOutcome renders what the FSM's Apply returned: the error code, or
+// the status of the result.
+func applyOutcome(res any) string {
+	if e, ok := res.(*ditto.Error); ok {
+		return e.Code
+	}
+	return fmt.Sprint(res.(ditto.Result).Status)
+}
+
 // TestRulesReplay: a command replays under the rules it was proposed with.
 // Commands of earlier releases (Rules 0) let allow-policy-lockout lift
 // lockout prevention and accepted subject expiries in the past; new ones
@@ -290,17 +299,11 @@ func TestRulesReplay(t *testing.T) {
 			Path: []string{"entries", "owner", "subjects", "nginx:z"}, Value: mustJSON(t, past), Subjects: a, Rules: rules}))
 		lockout := f.Apply(3, policyCommand(t, policyCmd{Action: ditto.ActionModify, ID: testPolicyID,
 			Path: []string{"entries"}, Value: map[string]any{}, Subjects: a, AllowLockout: true, Rules: rules}))
-		codeOf := func(res any) string {
-			if e, ok := res.(*ditto.Error); ok {
-				return e.Code
-			}
-			return fmt.Sprint(res.(ditto.Result).Status)
-		}
 		want := [2]string{"201", "204"}
 		if rules > 0 {
 			want = [2]string{"policies:subjectexpiry.invalid", "policies:policy.modificationinvalid"}
 		}
-		if got := [2]string{codeOf(expire), codeOf(lockout)}; got != want {
+		if got := [2]string{applyOutcome(expire), applyOutcome(lockout)}; got != want {
 			t.Errorf("rules %d: past expiry, lockout with the header = %v, want %v", rules, got, want)
 		}
 	}
@@ -320,13 +323,7 @@ func TestRulesReplayReferences(t *testing.T) {
 		f.Apply(1, policyCommand(t, policyCmd{Action: ditto.ActionCreate, ID: testPolicyID, Value: policy, Subjects: a, Rules: policyRules}))
 		res := f.Apply(2, policyCommand(t, policyCmd{Action: ditto.ActionModify, ID: testPolicyID,
 			Path: []string{"entries", "new"}, Value: mustJSON(t, `{"subjects":{"nginx:e":{"type":"t"}},"resources":{}}`), Subjects: dave, Rules: rules}))
-		got := ""
-		if e, ok := res.(*ditto.Error); ok {
-			got = e.Code
-		} else {
-			got = fmt.Sprint(res.(ditto.Result).Status)
-		}
-		if got != want {
+		if got := applyOutcome(res); got != want {
 			t.Errorf("rules %d: dave's write through the reference = %s, want %s", rules, got, want)
 		}
 	}

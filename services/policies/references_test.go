@@ -249,13 +249,7 @@ func TestRulesReplayReferenceConflicts(t *testing.T) {
 		f.Apply(1, policyCommand(t, policyCmd{Action: ditto.ActionCreate, ID: testPolicyID, Value: policy, Subjects: a, Rules: policyRules}))
 		res := f.Apply(2, policyCommand(t, policyCmd{Action: ditto.ActionDelete, ID: testPolicyID,
 			Path: []string{"entries", "tmpl"}, Subjects: a, Rules: rules}))
-		got := ""
-		if e, ok := res.(*ditto.Error); ok {
-			got = e.Code
-		} else {
-			got = fmt.Sprint(res.(ditto.Result).Status)
-		}
-		if got != want {
+		if got := applyOutcome(res); got != want {
 			t.Errorf("rules %d: deleting the referenced entry = %s, want %s", rules, got, want)
 		}
 	}
