@@ -242,8 +242,11 @@ func referenceConflict(id string, tree map[string]any, p ditto.Pointer, k kind, 
 		}
 		return "", false
 	}
-	localRefTo := func(target string) (string, bool) {
-		return refs(func(label, imp, t string) bool { return imp == "" && t == target && label != target })
+	// localRefTo finds an entry referencing target locally; with others,
+	// target's own reference to itself (possible in policies written
+	// before rules 3) does not count, as in Ditto's importable check.
+	localRefTo := func(target string, others bool) (string, bool) {
+		return refs(func(label, imp, t string) bool { return imp == "" && t == target && !(others && label == target) })
 	}
 	// narrowed: the import imp is replaced by next; a label its entries no
 	// longer list must not be the target of a reference through it.
@@ -277,11 +280,11 @@ func referenceConflict(id string, tree map[string]any, p ditto.Pointer, k kind, 
 	}
 	switch {
 	case del && k == kEntry:
-		if from, found := localRefTo(p[1]); found {
+		if from, found := localRefTo(p[1], false); found {
 			return ditto.ErrPolicyEntryRefConflict.New("The entry '%s' of Policy '%s' cannot be removed because a local reference from entry '%s' still points to it.", p[1], id, from)
 		}
 	case !del && k == kEntryField && p[2] == "importable" && value == importableNever:
-		if from, found := localRefTo(p[1]); found {
+		if from, found := localRefTo(p[1], true); found {
 			return ditto.ErrPolicyEntryRefConflict.New("The entry '%s' of Policy '%s' cannot be marked importable=never because a local reference from entry '%s' still points to it.", p[1], id, from).
 				WithDescription("Remove the local reference first before marking the entry importable=never.")
 		}

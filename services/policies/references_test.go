@@ -237,20 +237,28 @@ func TestReferenceConflicts(t *testing.T) {
 }
 
 // TestRulesReplayReferenceConflicts: commands proposed before rules 4
-// deleted a referenced entry (the reference then added nothing), and
-// replay so.
+// deleted a referenced entry or import (the reference then added nothing),
+// and replay so.
 func TestRulesReplayReferenceConflicts(t *testing.T) {
-	policy := mustJSON(t, `{"entries":{"owner":`+ownerEntry+`,
+	const other = "ns:other"
+	policy := mustJSON(t, `{"imports":{"`+other+`":{"entries":["e"]}},"entries":{"owner":`+ownerEntry+`,
 		"tmpl":{"subjects":{},"resources":{}},
-		"user":{"subjects":{},"resources":{},"references":[{"entry":"tmpl"}]}}}`)
-	for rules, want := range map[uint8]string{3: "204", policyRules: "policies:entry.referenceconflict"} {
-		s := newFSMService()
-		f := s.FSM()
-		f.Apply(1, policyCommand(t, policyCmd{Action: ditto.ActionCreate, ID: testPolicyID, Value: policy, Subjects: a, Rules: policyRules}))
-		res := f.Apply(2, policyCommand(t, policyCmd{Action: ditto.ActionDelete, ID: testPolicyID,
-			Path: []string{"entries", "tmpl"}, Subjects: a, Rules: rules}))
-		if got := applyOutcome(res); got != want {
-			t.Errorf("rules %d: deleting the referenced entry = %s, want %s", rules, got, want)
+		"user":{"subjects":{},"resources":{},"references":[{"entry":"tmpl"},{"import":"`+other+`","entry":"e"}]}}}`)
+	for _, path := range [][]string{{"entries", "tmpl"}, {"imports", other}} {
+		for rules, want := range map[uint8]string{3: "204", policyRules: "409"} {
+			s := newFSMService()
+			f := s.FSM()
+			f.Apply(1, policyCommand(t, policyCmd{Action: ditto.ActionCreate, ID: other, Value: mustJSON(t, `{"entries":{"owner":`+ownerEntry+`,"e":{"subjects":{},"resources":{}}}}`), Subjects: a, Rules: policyRules}))
+			f.Apply(2, policyCommand(t, policyCmd{Action: ditto.ActionCreate, ID: testPolicyID, Value: policy, Subjects: a, Rules: policyRules}))
+			res := f.Apply(3, policyCommand(t, policyCmd{Action: ditto.ActionDelete, ID: testPolicyID,
+				Path: path, Subjects: a, Rules: rules}))
+			got := applyOutcome(res)
+			if e, ok := res.(*ditto.Error); ok {
+				got = fmt.Sprint(e.Status)
+			}
+			if got != want {
+				t.Errorf("rules %d: deleting the referenced %v = %s (%v), want %s", rules, path, got, res, want)
+			}
 		}
 	}
 }

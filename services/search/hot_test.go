@@ -2,6 +2,7 @@ package search
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -80,5 +81,43 @@ func TestHotEntriesMatchRebuild(t *testing.T) {
 		if d := x.byID(id); d == nil || d.rev != th.rev {
 			t.Fatalf("byID(%s) = %v, want revision %d", id, d, th.rev)
 		}
+	}
+}
+
+// TestEscapedSpecialMembers: a thing's JSON may spell a special member
+// with an escape ("\u005frevision" is "_revision"); it is skipped as the
+// plain one is, so the record's revision and modification time stay the
+// only keys of those fields and updates keep the index exact.
+func TestEscapedSpecialMembers(t *testing.T) {
+	x := newIndex()
+	raw := []byte(`{"\u005frevision":7,"\u005fmodified":"b","\u0074hingId":"ns:other","attributes":{"a":1}}`)
+	for rev := int64(5); rev <= 8; rev++ {
+		th := thing{id: "ns:t", policyID: "ns:p", rev: rev, created: "c", modified: fmt.Sprintf("m%d", rev), raw: raw}
+		if err := x.upsert(th); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := newIndex()
+	if err := fresh.upsert(thing{id: "ns:t", policyID: "ns:p", rev: 8, created: "c", modified: "m8", raw: raw}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(keyDump(fresh), keyDump(x)); diff != "" {
+		t.Fatalf("keys differ (-rebuilt +incremental):\n%s", diff)
+	}
+	for _, k := range []string{`_revision 4 "` + numStr(7) + `"`, `_modified 5 "b"`, `thingId 5 "ns:other"`} {
+		if _, ok := keyDump(x)[k]; ok {
+			t.Errorf("the JSON's own special member is indexed: %s", k)
+		}
+	}
+	m, err := decodeBody(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["_revision"]; ok {
+		t.Errorf("decodeBody kept the escaped special member: %v", m)
+	}
+	x.remove("ns:t")
+	if x.entries != 0 || len(x.fields) != 0 {
+		t.Fatalf("after remove: %d entries, fields %v", x.entries, slices.Collect(maps.Keys(x.fields)))
 	}
 }

@@ -208,7 +208,10 @@ type doc struct {
 	// hot holds the entries of the document's _revision and _modified
 	// values (field.hot), which the next update of the thing leaves: its
 	// indexer then needs no B-tree descent to find them. An entry stays in
-	// its tree while a document holds its key, so these are never stale.
+	// its tree while a document holds its key, so these are never stale,
+	// as a document has exactly one value key in each of the two fields:
+	// the record's (keyWalker.special; the JSON's own special members,
+	// escaped or not, are skipped).
 	hot [2]*entry
 }
 

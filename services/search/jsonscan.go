@@ -345,15 +345,11 @@ func decodeBody(b []byte) (map[string]any, error) {
 		return m, s.end()
 	}
 	for s.err == nil {
-		start := s.i
-		raw, _ := s.rawString()
-		special := isSpecial(raw)
-		s.i = start
 		k := s.str()
 		if !s.expect(':') {
 			break
 		}
-		if special {
+		if isSpecial([]byte(k)) { // the decoded key: "\u005frevision" is "_revision"
 			s.skip(1)
 		} else {
 			m[k] = s.value(1)

@@ -97,14 +97,15 @@ func (w *keyWalker) body(b []byte) error {
 	}
 	for s.err == nil {
 		w.path = w.path[:0]
-		raw, plain := w.key()
+		w.key()
 		if !s.expect(':') {
 			break
 		}
-		switch {
-		case isSpecial(raw), plain && w.fromRecord(raw):
+		// w.path is the decoded key: "\u005frevision" is "_revision".
+		switch k := w.path; {
+		case isSpecial(k), w.fromRecord(k):
 			s.skip(1)
-		case plain && string(raw) == "features" && s.peek() == '{':
+		case string(k) == "features" && s.peek() == '{':
 			start := s.i
 			w.value(false, false, 1)
 			end := s.i
@@ -132,17 +133,17 @@ func (w *keyWalker) fromRecord(k []byte) bool {
 	return string(k) == "thingId" || string(k) == "policyId" && w.polID != ""
 }
 
-// key reads an object key and appends it to the path.
-func (w *keyWalker) key() (raw []byte, plain bool) {
+// key reads an object key and appends it, decoded, to the path.
+func (w *keyWalker) key() {
 	s := &w.s
 	start := s.i
-	raw, plain = s.rawString()
+	raw, plain := s.rawString()
 	if plain {
 		if bytes.IndexByte(raw, '/') >= 0 {
 			w.odd = true
 		}
 		w.path = append(w.path, raw...)
-		return raw, true
+		return
 	}
 	s.i = start
 	k := s.str()
@@ -150,7 +151,6 @@ func (w *keyWalker) key() (raw []byte, plain bool) {
 		w.odd = true
 	}
 	w.path = append(w.path, k...)
-	return raw, false
 }
 
 // features walks the members of the features object (the scanner is just
