@@ -476,7 +476,9 @@ func (s *Service) applyDelete(index uint64, c *policyCmd, rec *record, tree map[
 			return notFound(pk, c.ID, p)
 		}
 	}
-	if _, found := ditto.GetAt(tree, p); !found {
+	if _, found := ditto.GetAt(tree, p); !found && (k != kImports || c.Rules < 4) {
+		// Deleting the imports of a policy that has none succeeds, as
+		// Ditto's DeletePolicyImports does (rules 4).
 		return notFound(k, c.ID, p)
 	}
 	if c.Rules >= 4 {

@@ -233,6 +233,8 @@ func TestReferenceConflicts(t *testing.T) {
 		{name: "drop the references", r: req{action: mod, id: "ns:car", path: ptr("entries", "user", "references"), value: `[]`}, status: 204},
 		{name: "then the entry goes", r: req{action: del, id: "ns:car", path: ptr("entries", "tmpl")}, status: 204},
 		{name: "then the import goes", r: req{action: del, id: "ns:car", path: ptr("imports", "ns:tpl")}, status: 204},
+		{name: "deleting no imports succeeds, as in Ditto", r: req{action: del, id: "ns:car", path: ptr("imports")}, status: 204},
+		{name: "and again", r: req{action: del, id: "ns:car", path: ptr("imports")}, status: 204},
 	})
 }
 
