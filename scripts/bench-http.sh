@@ -56,7 +56,7 @@ until curl -sf "http://127.0.0.1:$HELLO_PORT/" -o /dev/null; do sleep 0.05; done
 echo "== hello-world net/http baseline, $CLIENTS clients"
 $BIN/dittoload get -url http://127.0.0.1:$HELLO_PORT/ -clients $CLIENTS -duration "$DURATION"
 kill $HELLO; wait $HELLO 2>/dev/null || true; HELLO=""
-echo "== RSS with $THINGS things: $(rss_mb $NODE) MB"
+echo "== RSS with $THINGS things after the GET load (the node idle since): $(rss_mb $NODE) MB"
 SD=${SEARCH_DURATION:-10s}
 search() { # name filter [option]
 	echo "== search $1: $2 ${3:-}"
