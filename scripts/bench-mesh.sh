@@ -12,6 +12,11 @@
 # BIN (bin: the directory of dittonode and dittoload),
 # OUT (a directory to keep every run's JSON summary and the logs),
 # PPROF_BASE (unset: off; else node i serves pprof on 127.0.0.1:PPROF_BASE+i),
+# PROCS (the CPU count: each dittonode member's GOMAXPROCS, as every etcd
+# member runs with Go's default, one P per CPU; a node alone on a gateway
+# runs two per CPU, cmd/dittonode/procs.go, which for three members on the
+# same cores means 12 Ps spinning on 2 CPUs; PROCS=node keeps the node's own
+# choice),
 # ONLY (unset: every run; else a space-separated list of run names, e.g.
 # "dn-put dn-put-1-follower", and etcd is not started when no etcd run is
 # listed).
@@ -99,12 +104,15 @@ join_addr() { # port peer-id
 	*) echo "/ip4/127.0.0.1/tcp/$1/p2p/$2" ;;
 	esac
 }
+PROCS=${PROCS:-$(nproc)}
+procs_env() { [ "$PROCS" = node ] || echo "GOMAXPROCS=$PROCS"; }
 start_node() { # index [join-multiaddr]
 	local i=$1 flags
 	flags=$(p2p_flags $((BASE + 10 + i)))
 	NODE_HTTP[i - 1]="http://127.0.0.1:$((BASE + i))"
 	# shellcheck disable=SC2086 # flags are words
-	DITTONODE_PPROF=${PPROF_BASE:+127.0.0.1:$((PPROF_BASE + i))} \
+	# shellcheck disable=SC2046 # no word or one assignment
+	env DITTONODE_PPROF=${PPROF_BASE:+127.0.0.1:$((PPROF_BASE + i))} $(procs_env) \
 		$BIN/dittonode run --data "$WORK/node$i" --http "127.0.0.1:$((BASE + i))" $flags --no-mdns --mqtt off \
 		--node-name "n$i" --user "$USER_PW" --log-level warn ${2:+--join "$2"} >"$OUT/node$i.log" 2>&1 &
 	PIDS+=($!)
@@ -137,7 +145,7 @@ etcd_status() { curl -sf -X POST "${ETCD_CLIENT[$1 - 1]}/v3/maintenance/status" 
 ET_L=1
 for i in 1 2 3; do [ $RUN_ETCD = 1 ] && [ "$(etcd_status "$i" | jq -r '.header.member_id == .leader')" = true ] && ET_L=$i; done
 DN_F=$((DN_L % 3 + 1)) ET_F=$((ET_L % 3 + 1))
-echo "== dittonode things leader: node $DN_L, etcd leader: member $ET_L; $CLIENTS clients, $THINGS things/keys, $DURATION per run, libp2p over $TRANSPORT"
+echo "== dittonode things leader: node $DN_L, etcd leader: member $ET_L; $CLIENTS clients, $THINGS things/keys, $DURATION per run, libp2p over $TRANSPORT, GOMAXPROCS per dittonode member: $PROCS"
 
 DN_URLS=$(IFS=,; echo "${NODE_HTTP[*]}")
 ET_URLS=$(IFS=,; echo "${ETCD_CLIENT[*]}")
