@@ -57,6 +57,12 @@ type Config struct {
 	// a 200 MiB limit halved PUT, GET and search throughput, so there is
 	// none by default; set one on gateways short of memory.
 	MemoryLimit int64
+
+	// IdleRelease is how often the process checks whether it has gone
+	// quiet, to give the heap pages a load left behind back to the OS
+	// once per quiet spell (0: never). Process-wide as MemoryLimit:
+	// cmd/dittonode applies it.
+	IdleRelease time.Duration
 }
 
 // DefaultMemoryLimit is the default soft memory limit (Config.MemoryLimit):
@@ -105,6 +111,7 @@ func DefaultConfig() Config {
 		},
 		StartTimeout: 10 * time.Second,
 		MemoryLimit:  DefaultMemoryLimit,
+		IdleRelease:  5 * time.Second,
 		Mesh: MeshConfig{
 			Listen:          []string{"/ip4/0.0.0.0/udp/4001/quic-v1", "/ip4/0.0.0.0/tcp/4001"},
 			BootstrapExpect: 1,

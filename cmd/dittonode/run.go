@@ -38,6 +38,7 @@ type fileConfig struct {
 	RemoveAfter       string     `yaml:"remove-after"`
 	ConnectionAdmins  []string   `yaml:"connection-admins"`
 	MemoryLimit       string     `yaml:"memory-limit"`
+	IdleRelease       string     `yaml:"idle-release"`
 	MQTT              *string    `yaml:"mqtt"`
 	MQTTWS            string     `yaml:"mqtt-ws"`
 	MQTTTLS           string     `yaml:"mqtt-tls"`
@@ -87,6 +88,8 @@ func runNode(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	stopIdle := startIdleRelease(ctx, cfg.IdleRelease, logger)
+	defer stopIdle()
 	if err := n.Run(ctx); err != nil {
 		return err
 	}
@@ -118,6 +121,7 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 		noMDNS     = fs.Bool("no-mdns", false, "turn mDNS discovery off")
 		removeAft  = fs.Duration("remove-after", 0, "remove a member unreachable this long (0: never)")
 		memLimit   = fs.String("memory-limit", "", "soft memory limit of the Go runtime, e.g. 250MiB or 1GiB; 0 turns it off (default 0: none; GOMEMLIMIT wins)")
+		idleRel    = fs.Duration("idle-release", 0, "check this often whether the node went quiet, and then give the heap a load left behind back to the OS, once per quiet spell; 0s turns it off (default 5s)")
 		mqttAddr   = fs.String("mqtt", "127.0.0.1:1883", `embedded MQTT broker TCP listener ("" or off: no TCP listener)`)
 		mqttWS     = fs.String("mqtt-ws", "", "MQTT over WebSocket listener HOST:PORT (off by default)")
 		mqttTLS    = fs.String("mqtt-tls", "", "MQTT over TLS listener HOST:PORT (needs --mqtt-tls-cert and --mqtt-tls-key)")
@@ -173,6 +177,19 @@ func parseRun(args []string, getenv func(string) string, stderr io.Writer) (node
 			return cfg, 0, fmt.Errorf("memory-limit: %w", err)
 		}
 		cfg.MemoryLimit = n
+	}
+	switch {
+	case set["idle-release"]:
+		cfg.IdleRelease = *idleRel
+	case fc.IdleRelease != "":
+		d, err := time.ParseDuration(fc.IdleRelease)
+		if err != nil {
+			return cfg, 0, fmt.Errorf("idle-release: %w", err)
+		}
+		cfg.IdleRelease = d
+	}
+	if cfg.IdleRelease < 0 {
+		return cfg, 0, fmt.Errorf("idle-release: %v is negative", cfg.IdleRelease)
 	}
 	if err := meshFlags(&cfg.Mesh, set, fc, getenv, meshArgs{p2p: p2p, join: join, expect: *expect, secret: *secret,
 		mdns: *mdns && !*noMDNS, removeAfter: *removeAft}); err != nil {
