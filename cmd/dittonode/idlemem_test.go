@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"strings"
 	"testing"
 	"time"
 )
@@ -101,17 +99,8 @@ func TestParseRunIdleRelease(t *testing.T) {
 		{"negative", []string{"--dev", "--idle-release", "-1s"}, 0, "idle-release"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, _, err := parseRun(tc.args, env(nil), &bytes.Buffer{})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.IdleRelease != tc.want {
+			cfg, ok := parseRunCase(t, tc.args, tc.wantErr)
+			if ok && cfg.IdleRelease != tc.want {
 				t.Errorf("IdleRelease = %v, want %v", cfg.IdleRelease, tc.want)
 			}
 		})

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/dittonode/dittonode/node"
@@ -57,17 +55,8 @@ func TestParseRunMemoryLimit(t *testing.T) {
 		{"bad", []string{"--dev", "--memory-limit", "much"}, 0, "memory-limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, _, err := parseRun(tc.args, env(nil), &bytes.Buffer{})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.MemoryLimit != tc.want {
+			cfg, ok := parseRunCase(t, tc.args, tc.wantErr)
+			if ok && cfg.MemoryLimit != tc.want {
 				t.Errorf("MemoryLimit = %d, want %d", cfg.MemoryLimit, tc.want)
 			}
 		})
